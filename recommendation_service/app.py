@@ -1,0 +1,53 @@
+"""The Flask application factory of the recommendation server."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from .api import bp
+from .config import ServerConfig
+from .model_store import ModelStore
+from .model_watcher import ModelWatcher
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(config: ServerConfig, watcher: ModelWatcher | None = None) -> Flask:
+    """Build the WSGI app serving models from ``config.model_dir``.
+
+    Parameters
+    ----------
+    config
+        Server settings.
+    watcher
+        The model holder to use; by default one is created and its polling thread started.
+    """
+    app = Flask(__name__)
+    app.config["RECSVC"] = config
+    if watcher is None:
+        watcher = ModelWatcher(ModelStore(config.model_dir), config.reload_interval).start()
+    app.extensions["recsvc_watcher"] = watcher
+    app.json.sort_keys = False
+    app.register_blueprint(bp)
+
+    @app.errorhandler(HTTPException)
+    def json_http_error(exc: HTTPException):
+        response = jsonify(error=exc.name, message=exc.description, status=exc.code)
+        response.status_code = exc.code or 500
+        # Keep protocol headers such as Allow (405) that the exception carries.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
+
+    @app.errorhandler(Exception)
+    def json_internal_error(exc: Exception):
+        logger.exception("unhandled error")
+        response = jsonify(error="Internal Server Error", message="internal error", status=500)
+        response.status_code = 500
+        return response
+
+    return app

@@ -1,0 +1,265 @@
+"""The model builder: the worker loop that turns the interactions topic into published models.
+
+One loop iteration is a few named steps: poll a batch, parse each message, apply valid events
+to the window (malformed ones are counted and optionally dead-lettered), store the batch's
+offsets (only after its events are applied), and request a refit every N events. Fitting and
+publishing happen on :class:`TrainingWorker`'s thread, so consuming never stops for training.
+
+Run exactly one builder per consumer group and model directory: it is the single owner of the
+window and of what gets published.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from .config import BuilderConfig
+from .errors import MalformedEvent
+from .events import MalformedCounter, parse_event
+from .model_store import ModelStore
+from .trainer import ALSTrainer
+from .training_worker import TrainingWorker
+from .window import SlidingWindow, WindowSnapshot
+from .window_rebuild import ReplayRange, replay
+
+logger = logging.getLogger(__name__)
+
+
+class ModelBuilder:
+    """Consumes interactions, keeps the sliding window, and drives training.
+
+    Parameters
+    ----------
+    config
+        The validated builder configuration.
+    """
+
+    def __init__(self, config: BuilderConfig) -> None:
+        self.config = config
+        self.window = SlidingWindow(config.window)
+        self.malformed = MalformedCounter()
+        self.events_consumed = 0
+        self.events_since_refit = 0
+        self.store = ModelStore(config.model_dir, keep=config.keep_versions)
+        self.trainer = TrainingWorker(ALSTrainer(config.als), self.store, self.snapshot)
+        # (topic, partition) -> offset of the next event to apply; the window holds all before.
+        self.positions: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._consumer: Consumer | None = None
+        self._dead_letters: Producer | None = None
+        self._last_stats = time.monotonic()
+        self._stats_events = 0
+
+    # -- shared with the training thread -----------------------------------------------
+    def snapshot(self) -> tuple[WindowSnapshot, Mapping[str, Mapping[int, int]]]:
+        """The window now, and the offsets it covers (called on the training thread)."""
+        with self._lock:
+            snap = self.window.snapshot()
+            self.events_since_refit = 0
+            offsets: dict[str, dict[int, int]] = {}
+            for (topic, partition), offset in self.positions.items():
+                offsets.setdefault(topic, {})[partition] = offset
+        return snap, offsets
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to finish its batch, commit and exit (safe from signal handlers)."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Consume until :meth:`stop` is called."""
+        cfg = self.config
+        self.trainer.start()
+        self._consumer = Consumer(cfg.kafka.consumer_config())
+        if cfg.kafka.dead_letter_topic:
+            self._dead_letters = Producer(cfg.kafka.client_config())
+        self._consumer.subscribe(
+            [cfg.kafka.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        logger.info(
+            "builder consuming %s from %s (group %s), window %d, refit every %d events",
+            cfg.kafka.topic,
+            cfg.kafka.bootstrap_servers,
+            cfg.kafka.group_id,
+            cfg.window,
+            cfg.retrain_every,
+        )
+        try:
+            while not self._stop.is_set():
+                self._step()
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            try:
+                consumer.commit(asynchronous=False)
+            except KafkaException as exc:
+                # NO_OFFSET just means nothing new was stored since the last commit.
+                if exc.args[0].code() != KafkaError._NO_OFFSET:
+                    logger.warning("final offset commit failed: %s", exc)
+            consumer.close()
+        if self._dead_letters is not None:
+            self._dead_letters.flush(10)
+        self.trainer.stop()
+        logger.info("builder stopped after %d events", self.events_consumed)
+
+    # -- the loop's steps ----------------------------------------------------------------
+    def _step(self) -> None:
+        messages = self._consumer.consume(num_messages=5000, timeout=0.2)
+        if messages:
+            self._apply_batch(messages)
+        if self._dead_letters is not None:
+            self._dead_letters.poll(0)
+        self._log_stats()
+
+    def _apply_batch(self, messages: list[Message]) -> None:
+        cfg = self.config
+        last: dict[tuple[str, int], Message] = {}
+        applied = 0
+        with self._lock:
+            for msg in messages:
+                if msg.error():
+                    self._on_consume_error(msg)
+                    continue
+                key = (msg.topic(), msg.partition())
+                try:
+                    event = parse_event(
+                        msg.value(),
+                        msg.timestamp()[1] / 1000.0,
+                        max_bytes=cfg.max_event_bytes,
+                        max_id_length=cfg.max_id_length,
+                    )
+                except MalformedEvent as exc:
+                    self._on_malformed(msg, exc)
+                else:
+                    self.window.add(event)
+                    applied += 1
+                self.positions[key] = msg.offset() + 1
+                last[key] = msg
+            self.events_consumed += applied
+            self.events_since_refit += applied
+            due = self.events_since_refit >= cfg.retrain_every
+        self._store_offsets(last.values())
+        if due:
+            self.trainer.request()
+
+    def _store_offsets(self, messages) -> None:
+        # Stored offsets are committed by auto-commit; they mark events already in the window.
+        for msg in messages:
+            try:
+                self._consumer.store_offsets(message=msg)
+            except KafkaException as exc:
+                # The partition may have been revoked meanwhile; the next owner replays it.
+                logger.warning(
+                    "could not store offset %s[%d]@%d: %s",
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    exc,
+                )
+
+    def _on_malformed(self, msg: Message, exc: MalformedEvent) -> None:
+        where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+        self.malformed.record(exc, where)
+        if self._dead_letters is None:
+            return
+        headers = {
+            "recsvc-error": exc.reason,
+            "recsvc-source": where,
+        }
+        try:
+            self._dead_letters.produce(
+                self.config.kafka.dead_letter_topic,
+                value=msg.value(),
+                key=msg.key(),
+                headers=headers,
+            )
+        except (BufferError, KafkaException) as err:
+            logger.warning("dead-letter produce failed for %s: %s", where, err)
+
+    def _on_consume_error(self, msg: Message) -> None:
+        error = msg.error()
+        logger.warning(
+            "consume error on %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(), error
+        )
+        if error.fatal():
+            raise KafkaException(error)
+
+    def _log_stats(self) -> None:
+        now = time.monotonic()
+        if now - self._last_stats < 10:
+            return
+        rate = (self.events_consumed - self._stats_events) / (now - self._last_stats)
+        logger.info(
+            "consumed %d events (%.0f/s), window %d, %d users, %d items, %d malformed",
+            self.events_consumed,
+            rate,
+            len(self.window),
+            len(self.window.users),
+            len(self.window.items),
+            self.malformed.total,
+        )
+        self._last_stats, self._stats_events = now, self.events_consumed
+
+    # -- rebalance callbacks -------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        cfg = self.config
+        committed = consumer.committed(partitions, timeout=30)
+        reset_latest = str(cfg.kafka.consumer_config()["auto.offset.reset"]) in ("latest", "end")
+        ranges = []
+        for tp in committed:
+            key = (tp.topic, tp.partition)
+            if key in self.positions:
+                # Our window already holds this partition up to our own position.
+                tp.offset = self.positions[key]
+                continue
+            low, high = consumer.get_watermark_offsets(tp, timeout=30)
+            if tp.offset >= 0:
+                end = max(tp.offset, low)
+            else:  # no committed offset yet: start where auto.offset.reset says
+                end = high if reset_latest else low
+            ranges.append(ReplayRange(tp.topic, tp.partition, low, end))
+        result = replay(
+            cfg.kafka,
+            ranges,
+            cfg.window,
+            max_bytes=cfg.max_event_bytes,
+            max_id_length=cfg.max_id_length,
+        )
+        with self._lock:
+            for event in result.events:
+                self.window.add(event)
+            self.positions.update(result.resume)
+        for tp in committed:
+            tp.offset = self.positions[(tp.topic, tp.partition)]
+        consumer.assign(committed)
+        logger.info(
+            "assigned %s; window rebuilt with %d events",
+            [f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in committed],
+            len(result.events),
+        )
+        if result.events:
+            self.trainer.request()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                logger.warning("offset commit on revoke failed: %s", exc)
+        logger.info("revoked %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])

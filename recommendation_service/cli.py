@@ -1,0 +1,345 @@
+"""The ``recsvc`` command: broker, builder, serve and demo.
+
+Every option can also be set by an environment variable named ``RECSVC_<OPTION>`` (shown in
+``--help``). Options are parsed and validated here, once, into frozen config objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import ALSParams, BuilderConfig, KafkaSettings, ServerConfig, parse_kafka_options
+from .errors import BrokerError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def _opt(*names, env: str, **kwargs):
+    """A click option that also reads ``RECSVC_<env>`` and shows it in ``--help``."""
+    return click.option(
+        *names, envvar=f"RECSVC_{env}", show_envvar=True, show_default=True, **kwargs
+    )
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
+    )
+
+
+def _config_or_exit(factory):
+    try:
+        return factory()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="recsvc")
+@_opt(
+    "--log-level",
+    env="LOG_LEVEL",
+    default="info",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
+def main(log_level: str) -> None:
+    """Real-time recommendations from a Kafka stream of user-item interactions."""
+    _setup_logging(log_level)
+
+
+@main.command()
+@_opt("--host", env="BROKER_HOST", default="127.0.0.1", help="Address to listen on.")
+@_opt(
+    "--port",
+    env="BROKER_PORT",
+    default=9092,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.",
+)
+def broker(host: str, port: int) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu, in-memory) until stopped."""
+    from .broker import EmbeddedBroker
+
+    try:
+        b = EmbeddedBroker(host, port).start()
+    except BrokerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"broker ready on {b.bootstrap_servers} (in-memory: data is lost on stop)")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        if b.process.poll() is not None:
+            raise click.ClickException(f"broker exited with code {b.process.returncode}")
+    b.stop()
+
+
+_kafka_options = [
+    _opt(
+        "--bootstrap-servers",
+        env="BOOTSTRAP_SERVERS",
+        default="127.0.0.1:9092",
+        help="Kafka bootstrap servers (host:port[,host:port...]).",
+    ),
+    _opt("--topic", env="TOPIC", default="interactions", help="Interactions topic."),
+    _opt(
+        "--kafka-option",
+        "kafka_options",
+        env="KAFKA_OPTIONS",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Extra librdkafka property, repeatable (env: whitespace-separated).",
+    ),
+]
+
+
+@main.command()
+@_kafka_options[0]
+@_kafka_options[1]
+@_opt("--group-id", env="GROUP_ID", default="recsvc-builder", help="Consumer group.")
+@_opt(
+    "--dead-letter-topic",
+    env="DEAD_LETTER_TOPIC",
+    default=None,
+    help="Copy malformed messages to this topic (off when unset).",
+)
+@_kafka_options[2]
+@_opt(
+    "--model-dir",
+    env="MODEL_DIR",
+    default="models",
+    type=click.Path(path_type=Path),
+    help="Directory models are published to.",
+)
+@_opt(
+    "--window",
+    env="WINDOW",
+    default=BuilderConfig.window,
+    type=int,
+    help="Number of most recent events kept (W).",
+)
+@_opt(
+    "--retrain-every",
+    env="RETRAIN_EVERY",
+    default=BuilderConfig.retrain_every,
+    type=int,
+    help="Refit ALS after this many new events (N).",
+)
+@_opt(
+    "--keep-versions",
+    env="KEEP_VERSIONS",
+    default=BuilderConfig.keep_versions,
+    type=int,
+    help="Model versions kept on disk.",
+)
+@_opt("--factors", env="FACTORS", default=ALSParams.factors, type=int, help="ALS latent factors.")
+@_opt(
+    "--regularization",
+    env="REGULARIZATION",
+    default=ALSParams.regularization,
+    type=float,
+    help="ALS L2 regularization.",
+)
+@_opt(
+    "--alpha",
+    env="ALPHA",
+    default=ALSParams.alpha,
+    type=float,
+    help="ALS confidence scale for interaction weights.",
+)
+@_opt(
+    "--iterations",
+    env="ITERATIONS",
+    default=ALSParams.iterations,
+    type=int,
+    help="ALS sweeps per refit.",
+)
+@_opt(
+    "--num-threads",
+    env="NUM_THREADS",
+    default=ALSParams.num_threads,
+    type=int,
+    help="Threads for ALS (0 = all cores).",
+)
+@_opt(
+    "--max-event-bytes",
+    env="MAX_EVENT_BYTES",
+    default=BuilderConfig.max_event_bytes,
+    type=int,
+    help="Larger messages are rejected as malformed.",
+)
+def builder(
+    bootstrap_servers,
+    topic,
+    group_id,
+    dead_letter_topic,
+    kafka_options,
+    model_dir,
+    window,
+    retrain_every,
+    keep_versions,
+    factors,
+    regularization,
+    alpha,
+    iterations,
+    num_threads,
+    max_event_bytes,
+) -> None:
+    """Consume interactions, keep the sliding window, retrain ALS and publish models."""
+
+    def make():
+        return BuilderConfig(
+            kafka=KafkaSettings(
+                bootstrap_servers=bootstrap_servers,
+                topic=topic,
+                group_id=group_id,
+                dead_letter_topic=dead_letter_topic or None,
+                options=parse_kafka_options(_split_env_list(kafka_options)),
+            ),
+            model_dir=model_dir,
+            als=ALSParams(
+                factors=factors,
+                regularization=regularization,
+                alpha=alpha,
+                iterations=iterations,
+                num_threads=num_threads,
+            ),
+            window=window,
+            retrain_every=retrain_every,
+            keep_versions=keep_versions,
+            max_event_bytes=max_event_bytes,
+        )
+
+    config = _config_or_exit(make)
+    from .builder import ModelBuilder
+
+    worker = ModelBuilder(config)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: worker.stop())
+    worker.run()
+
+
+def _split_env_list(values: tuple[str, ...]) -> list[str]:
+    # From the environment click passes one string; split it like a shell word list.
+    return [part for value in values for part in value.split()]
+
+
+@main.command()
+@_opt(
+    "--model-dir",
+    env="MODEL_DIR",
+    default="models",
+    type=click.Path(path_type=Path),
+    help="Directory the builder publishes to.",
+)
+@_opt("--host", env="HOST", default="127.0.0.1", help="Address to listen on.")
+@_opt("--port", env="PORT", default=5000, type=int, help="Port to listen on.")
+@_opt("--workers", env="WORKERS", default=1, type=int, help="Server processes.")
+@_opt(
+    "--reload-interval",
+    env="RELOAD_INTERVAL",
+    default=0.5,
+    type=float,
+    help="Seconds between checks for a new model version.",
+)
+@_opt("--max-n", env="MAX_N", default=1000, type=int, help="Largest n a client may ask for.")
+@_opt(
+    "--access-log/--no-access-log",
+    env="ACCESS_LOG",
+    default=True,
+    help="Write one JSON access-log line per request to stdout.",
+)
+def serve(model_dir, host, port, workers, reload_interval, max_n, access_log) -> None:
+    """Serve GET /recommend and GET /health with gunicorn."""
+    config = _config_or_exit(
+        lambda: ServerConfig(
+            model_dir=model_dir,
+            host=host,
+            port=port,
+            workers=workers,
+            reload_interval=reload_interval,
+            max_n=max_n,
+            access_log=access_log,
+        )
+    )
+    from .server import serve as run_server
+
+    run_server(config)
+
+
+@main.command()
+@_opt(
+    "--port",
+    env="DEMO_BROKER_PORT",
+    default=9092,
+    type=click.IntRange(1, 65535),
+    help="Port of the embedded broker.",
+)
+@_opt(
+    "--http-port",
+    env="DEMO_HTTP_PORT",
+    default=5000,
+    type=click.IntRange(1, 65535),
+    help="Port of the recommendation server.",
+)
+@_opt(
+    "--model-dir",
+    env="DEMO_MODEL_DIR",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Model directory (default: a temporary directory).",
+)
+@_opt("--rate", env="DEMO_RATE", default=200.0, type=float, help="Interactions per second.")
+@_opt("--users", env="DEMO_USERS", default=200, type=int, help="Synthetic users.")
+@_opt("--items", "n_items", env="DEMO_ITEMS", default=400, type=int, help="Catalog size.")
+@_opt("--window", env="DEMO_WINDOW", default=20_000, type=int, help="Builder window (W).")
+@_opt(
+    "--retrain-every",
+    env="DEMO_RETRAIN_EVERY",
+    default=1000,
+    type=int,
+    help="Builder refit cadence (N).",
+)
+@_opt(
+    "--duration",
+    env="DEMO_DURATION",
+    default=0.0,
+    type=float,
+    help="Stop after this many seconds (0 = run until Ctrl-C).",
+)
+def demo(port, http_port, model_dir, rate, users, n_items, window, retrain_every, duration):
+    """Run everything: broker, builder, server and both demo producers; Ctrl-C stops it all."""
+    from .demo_runner import DemoSettings, run_demo
+
+    settings = DemoSettings(
+        broker_port=port,
+        http_port=http_port,
+        model_dir=model_dir,
+        rate=rate,
+        users=users,
+        items=n_items,
+        window=window,
+        retrain_every=retrain_every,
+        duration=duration,
+    )
+    try:
+        run_demo(settings)
+    except BrokerError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _add_producers() -> None:
+    from .demo_producers import item_producer, user_interactions_producer
+
+    main.add_command(item_producer)
+    main.add_command(user_interactions_producer)
+
+
+_add_producers()

@@ -1,0 +1,226 @@
+"""Typed, frozen configuration objects, validated once where they are built.
+
+The CLI parses options and ``RECSVC_*`` environment variables into these objects and passes
+them down; nothing deeper in the package reads the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from .errors import ConfigError
+
+#: librdkafka settings that make group joins take seconds instead of ~20 s. Users override any
+#: of them with ``--kafka-option``; they suit production brokers too.
+DEFAULT_CONSUMER_OPTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "session.timeout.ms": "6000",
+        "heartbeat.interval.ms": "500",
+        "fetch.max.bytes": "52428800",
+        "max.partition.fetch.bytes": "10485760",
+    }
+)
+
+# Keys the builder controls itself because its offset guarantees depend on them.
+_RESERVED_CONSUMER_KEYS = frozenset(
+    {"group.id", "bootstrap.servers", "enable.auto.offset.store", "enable.partition.eof"}
+)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def parse_kafka_options(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Parse ``key=value`` librdkafka properties given on the command line.
+
+    Raises
+    ------
+    ConfigError
+        If an entry has no ``=`` or an empty key.
+    """
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"Kafka option {pair!r} must look like key=value")
+        options[key] = value.strip()
+    return options
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Where the interactions live and how to reach them.
+
+    Parameters
+    ----------
+    bootstrap_servers
+        Comma-separated ``host:port`` list.
+    topic
+        The interactions topic.
+    group_id
+        Consumer group of the builder; its committed offsets mark what the window holds.
+    dead_letter_topic
+        Optional topic that receives a copy of every malformed message.
+    options
+        Extra librdkafka properties passed to every client (security, timeouts, fetch sizes).
+    """
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "interactions"
+    group_id: str = "recsvc-builder"
+    dead_letter_topic: str | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require(bool(self.bootstrap_servers.strip()), "bootstrap servers must not be empty")
+        _require(bool(self.topic.strip()), "topic must not be empty")
+        _require(bool(self.group_id.strip()), "group id must not be empty")
+        _require(
+            self.dead_letter_topic is None or self.dead_letter_topic != self.topic,
+            "the dead-letter topic must differ from the interactions topic",
+        )
+        reserved = _RESERVED_CONSUMER_KEYS & set(self.options)
+        _require(not reserved, f"these Kafka options are set by the service: {sorted(reserved)}")
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+
+    def client_config(self) -> dict[str, str]:
+        """Common settings for any client (producer, admin) of this cluster."""
+        return {"bootstrap.servers": self.bootstrap_servers, **self.options}
+
+    def consumer_config(self, group_id: str | None = None) -> dict[str, object]:
+        """Consumer settings: fast-join defaults, then the user's options, then ours."""
+        config: dict[str, object] = {
+            **DEFAULT_CONSUMER_OPTIONS,
+            "auto.offset.reset": "earliest",
+            **self.client_config(),
+        }
+        config.update(
+            {
+                "group.id": group_id or self.group_id,
+                # Offsets are stored only after an event is in the window; auto-commit then
+                # commits exactly what was applied.
+                "enable.auto.offset.store": False,
+                "enable.partition.eof": False,
+            }
+        )
+        return config
+
+
+@dataclass(frozen=True)
+class ALSParams:
+    """Hyper-parameters of implicit's alternating least squares.
+
+    Parameters
+    ----------
+    factors
+        Latent dimensions.
+    regularization
+        L2 penalty on the factors.
+    alpha
+        Confidence scale applied to the interaction weights.
+    iterations
+        ALS sweeps per refit.
+    num_threads
+        Threads implicit may use; 0 means all cores.
+    random_state
+        Seed for reproducible factors.
+    """
+
+    factors: int = 64
+    regularization: float = 0.05
+    alpha: float = 1.0
+    iterations: int = 15
+    num_threads: int = 0
+    random_state: int | None = 42
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.factors <= 1024, "factors must be between 1 and 1024")
+        _require(self.regularization >= 0, "regularization must be >= 0")
+        _require(self.alpha > 0, "alpha must be > 0")
+        _require(1 <= self.iterations <= 1000, "iterations must be between 1 and 1000")
+        _require(self.num_threads >= 0, "num_threads must be >= 0 (0 = all cores)")
+
+
+@dataclass(frozen=True)
+class BuilderConfig:
+    """Everything the model builder needs.
+
+    Parameters
+    ----------
+    kafka
+        Broker, topic and client settings.
+    als
+        Training hyper-parameters.
+    model_dir
+        Directory the model versions are published to.
+    window
+        Number of most recent events kept (W).
+    retrain_every
+        Refit after this many new events (N).
+    keep_versions
+        Published versions kept on disk; older ones are pruned.
+    max_event_bytes
+        Messages larger than this are malformed.
+    max_id_length
+        User or item ids longer than this (in characters) are malformed.
+    """
+
+    kafka: KafkaSettings
+    model_dir: Path
+    als: ALSParams = field(default_factory=ALSParams)
+    window: int = 100_000
+    retrain_every: int = 10_000
+    keep_versions: int = 3
+    max_event_bytes: int = 16_384
+    max_id_length: int = 256
+
+    def __post_init__(self) -> None:
+        _require(self.window >= 1, "window must be >= 1 event")
+        _require(self.retrain_every >= 1, "retrain-every must be >= 1 event")
+        _require(self.keep_versions >= 2, "keep-versions must be >= 2 so readers never race")
+        _require(self.max_event_bytes >= 16, "max-event-bytes must be >= 16")
+        _require(self.max_id_length >= 1, "max-id-length must be >= 1")
+        object.__setattr__(self, "model_dir", Path(self.model_dir))
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings of the HTTP server.
+
+    Parameters
+    ----------
+    model_dir
+        Directory the builder publishes to.
+    host, port
+        Listening address.
+    workers
+        Number of server processes.
+    reload_interval
+        Seconds between checks for a newly published model.
+    max_n
+        Upper bound of the ``n`` query parameter.
+    max_id_length
+        Longest accepted user id.
+    """
+
+    model_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 1
+    reload_interval: float = 0.5
+    max_n: int = 1000
+    max_id_length: int = 256
+    access_log: bool = True
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.port <= 65535, "port must be between 0 and 65535")
+        _require(1 <= self.workers <= 64, "workers must be between 1 and 64")
+        _require(0.01 <= self.reload_interval <= 3600, "reload-interval must be 0.01..3600 s")
+        _require(1 <= self.max_n <= 100_000, "max-n must be between 1 and 100000")
+        object.__setattr__(self, "model_dir", Path(self.model_dir))

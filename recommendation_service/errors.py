@@ -1,0 +1,34 @@
+"""Named errors of the recommendation service, one per failure a caller may handle."""
+
+
+class RecommendationServiceError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(RecommendationServiceError, ValueError):
+    """A configuration value is missing, out of range or inconsistent."""
+
+
+class MalformedEvent(RecommendationServiceError, ValueError):
+    """An interaction message could not be parsed; ``reason`` is a short machine-readable tag."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class ModelFitError(RecommendationServiceError):
+    """Training ALS on a window failed or produced unusable factors."""
+
+
+class ModelLoadError(RecommendationServiceError):
+    """A published model version is missing, incomplete, corrupt or inconsistent."""
+
+
+class NoModelError(RecommendationServiceError):
+    """No model version has been published yet."""
+
+
+class BrokerError(RecommendationServiceError):
+    """The embedded broker could not be found, started or reached."""

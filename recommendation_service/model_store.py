@@ -1,0 +1,278 @@
+"""The model store: versioned model directories published atomically, without pickle.
+
+Layout of a model directory::
+
+    CURRENT                    name of the served version, replaced atomically
+    versions/v00000007/        one complete, immutable version
+        manifest.json          version, times, window size, offsets, parameters, checksums
+        user_factors.npy       float32 (n_users, factors)
+        item_factors.npy       float32 (n_items, factors)
+        user_ids.*.npy         UTF-8 blob + offsets of the user ids, row order
+        item_ids.*.npy         the same for the item ids, column order
+        seen_indptr.npy        CSR rows of each user's items in the window
+        seen_indices.npy
+        popular_items.npy      item columns best first, and their scores
+        popular_scores.npy
+
+A version is written into a temporary directory, every file fsynced, then renamed into
+``versions/``; only then is ``CURRENT`` replaced (temp file, fsync, rename). A reader that
+follows ``CURRENT`` therefore only ever sees a complete version, and checks each file's SHA-256
+and shape against the manifest before using it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelLoadError, NoModelError
+from .trainer import TrainedModel, popularity
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CURRENT_FILE = "CURRENT"
+VERSIONS_DIR = "versions"
+_VERSION_NAME = re.compile(r"^v(\d{8,})$")
+
+
+def version_name(version: int) -> str:
+    return f"v{version:08d}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new content only."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def encode_strings(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Pack strings as one UTF-8 byte blob plus int64 offsets (no pickle, no padding)."""
+    encoded = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
+
+
+def decode_strings(blob: np.ndarray, offsets: np.ndarray) -> list[str]:
+    raw = blob.tobytes()
+    bounds = offsets.tolist()
+    return [raw[a:b].decode("utf-8") for a, b in itertools.pairwise(bounds)]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_arrays(model: TrainedModel) -> dict[str, np.ndarray]:
+    """Every array of a published version, by file stem."""
+    snap = model.snapshot
+    user_blob, user_offsets = encode_strings(snap.user_ids)
+    item_blob, item_offsets = encode_strings(snap.item_ids)
+    popular_items, popular_scores = popularity(snap)
+    return {
+        "user_factors": model.user_factors,
+        "item_factors": model.item_factors,
+        "user_ids.blob": user_blob,
+        "user_ids.offsets": user_offsets,
+        "item_ids.blob": item_blob,
+        "item_ids.offsets": item_offsets,
+        "seen_indptr": snap.matrix.indptr.astype(np.int64),
+        "seen_indices": snap.matrix.indices.astype(np.int32),
+        "popular_items": popular_items,
+        "popular_scores": popular_scores,
+    }
+
+
+class ModelStore:
+    """Publishes, lists, prunes and opens model versions under ``root``.
+
+    Parameters
+    ----------
+    root
+        The model directory shared by the builder (writer) and the servers (readers).
+    keep
+        Number of newest versions kept when pruning.
+    """
+
+    def __init__(self, root: Path | str, keep: int = 3) -> None:
+        self.root = Path(root)
+        self.keep = keep
+        self.versions_dir = self.root / VERSIONS_DIR
+
+    # -- writer side -------------------------------------------------------------------
+    def versions(self) -> list[int]:
+        """Version numbers on disk, ascending."""
+        if not self.versions_dir.is_dir():
+            return []
+        found = (_VERSION_NAME.match(p.name) for p in self.versions_dir.iterdir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def publish(
+        self, model: TrainedModel, offsets: Mapping[str, Mapping[int, int]] | None = None
+    ) -> dict:
+        """Write ``model`` as the next version, make it current, prune old ones.
+
+        Parameters
+        ----------
+        model
+            The trained model and the snapshot it came from.
+        offsets
+            ``{topic: {partition: next offset}}`` of the events the snapshot contains.
+
+        Returns
+        -------
+        dict
+            The manifest that was written.
+        """
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        existing = self.versions()
+        version = (existing[-1] + 1) if existing else 1
+        tmp_dir = self.versions_dir / f".tmp-{uuid.uuid4().hex}"
+        tmp_dir.mkdir()
+        try:
+            files = {}
+            for stem, array in model_arrays(model).items():
+                path = tmp_dir / f"{stem}.npy"
+                with open(path, "wb") as fh:
+                    np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                files[stem] = {
+                    "sha256": _sha256(path),
+                    "shape": list(array.shape),
+                    "dtype": str(array.dtype),
+                }
+            now = time.time()
+            snap = model.snapshot
+            manifest = {
+                "format": FORMAT_VERSION,
+                "version": version,
+                "name": version_name(version),
+                "created_at": datetime.fromtimestamp(now, timezone.utc).isoformat(),
+                "created_ts": now,
+                "window_size": snap.n_events,
+                "n_users": snap.n_users,
+                "n_items": snap.n_items,
+                "nnz": int(snap.matrix.nnz),
+                "last_event_ts": snap.last_ts,
+                "offsets": {
+                    t: {str(p): o for p, o in parts.items()} for t, parts in (offsets or {}).items()
+                },
+                "params": asdict(model.params),
+                "training_seconds": round(model.training_seconds, 4),
+                "files": files,
+            }
+            write_atomic(tmp_dir / "manifest.json", json.dumps(manifest, indent=2).encode())
+            _fsync_dir(tmp_dir)
+            final = self.versions_dir / version_name(version)
+            os.rename(tmp_dir, final)
+            _fsync_dir(self.versions_dir)
+        except BaseException:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            raise
+        write_atomic(self.root / CURRENT_FILE, (version_name(version) + "\n").encode())
+        self.prune()
+        return manifest
+
+    def prune(self) -> None:
+        """Delete all but the ``keep`` newest versions, and leftovers of failed publishes."""
+        current = self.current_name()
+        for version in self.versions()[: -self.keep]:
+            name = version_name(version)
+            if name == current:
+                continue
+            # Rename first so no reader can open a half-deleted version by its name.
+            doomed = self.versions_dir / f".trash-{name}-{uuid.uuid4().hex}"
+            os.rename(self.versions_dir / name, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+        for leftover in self.versions_dir.glob(".t*-*"):
+            if leftover.is_dir() and time.time() - leftover.stat().st_mtime > 3600:
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    # -- reader side -------------------------------------------------------------------
+    def current_name(self) -> str | None:
+        """Name of the current version, or None before the first publish."""
+        try:
+            name = (self.root / CURRENT_FILE).read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelLoadError(f"cannot read {self.root / CURRENT_FILE}: {exc}") from exc
+        if not _VERSION_NAME.match(name):
+            raise ModelLoadError(f"{CURRENT_FILE} names an invalid version {name!r}")
+        return name
+
+    def read_version(self, name: str | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+        """Load and verify one version (the current one by default).
+
+        Returns
+        -------
+        (manifest, arrays)
+            Arrays are memory-mapped read-only, so processes share their pages.
+
+        Raises
+        ------
+        NoModelError
+            If nothing has been published yet.
+        ModelLoadError
+            If the version is missing, corrupt or inconsistent with its manifest.
+        """
+        name = name or self.current_name()
+        if name is None:
+            raise NoModelError(f"no model has been published to {self.root} yet")
+        directory = self.versions_dir / name
+        try:
+            manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot read manifest of {name}: {exc}") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+            raise ModelLoadError(f"{name}: unsupported manifest format")
+        arrays = {}
+        try:
+            for stem, meta in manifest["files"].items():
+                path = directory / f"{stem}.npy"
+                if _sha256(path) != meta["sha256"]:
+                    raise ModelLoadError(f"{name}/{stem}.npy: checksum mismatch")
+                array = np.load(path, mmap_mode="r", allow_pickle=False)
+                if list(array.shape) != meta["shape"] or str(array.dtype) != meta["dtype"]:
+                    raise ModelLoadError(f"{name}/{stem}.npy: shape or dtype differs from manifest")
+                arrays[stem] = array
+        except ModelLoadError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"cannot load {name}: {exc}") from exc
+        return manifest, arrays

@@ -1,0 +1,97 @@
+"""Keeps a server process on the newest published model, without restarting it.
+
+A daemon thread polls the store's ``CURRENT`` pointer; when it names a new version the watcher
+loads and verifies it off the request path, then swaps one reference. A request reads that
+reference once, so every response comes from exactly one version. A version that fails to load
+is logged, remembered, and skipped while the previous model keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from .errors import ModelLoadError, NoModelError
+from .model_store import ModelStore
+from .recommender import ServedModel
+
+logger = logging.getLogger(__name__)
+
+
+class ModelWatcher:
+    """Holds the served model of one process and refreshes it in the background.
+
+    Parameters
+    ----------
+    store
+        The model store to follow.
+    interval
+        Seconds between checks of ``CURRENT``.
+    """
+
+    def __init__(self, store: ModelStore, interval: float = 0.5) -> None:
+        self.store = store
+        self.interval = interval
+        self.model: ServedModel | None = None
+        self.last_error: str | None = None
+        self.failed_version: str | None = None
+        self.loaded_at: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def refresh(self) -> bool:
+        """Load the current version if it is new. Returns True when the model changed."""
+        with self._lock:
+            try:
+                name = self.store.current_name()
+            except ModelLoadError as exc:
+                self._fail(None, exc)
+                return False
+            if name is None or (self.model is not None and self.model.name == name):
+                return False
+            if name == self.failed_version:
+                return False
+            try:
+                manifest, arrays = self.store.read_version(name)
+                model = ServedModel(manifest, arrays)
+            except NoModelError:
+                return False
+            except ModelLoadError as exc:
+                self._fail(name, exc)
+                return False
+            self.model = model
+            self.loaded_at = time.time()
+            self.last_error = None
+            self.failed_version = None
+            logger.info(
+                "serving model %s (%d users, %d items)", model.name, model.n_users, model.n_items
+            )
+            return True
+
+    def _fail(self, name: str | None, exc: Exception) -> None:
+        self.failed_version = name
+        self.last_error = str(exc)
+        serving = self.model.name if self.model else "none"
+        logger.error("refusing model %s: %s (still serving %s)", name, exc, serving)
+
+    def start(self) -> ModelWatcher:
+        """Load what is there now and start polling in a daemon thread."""
+        self.refresh()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="model-watcher", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.refresh()
+            except Exception:  # the watcher must outlive any surprise; the old model keeps serving
+                logger.exception("model refresh failed unexpectedly")

@@ -1,0 +1,68 @@
+"""Running the Flask app under gunicorn, the production WSGI server behind ``recsvc serve``."""
+
+from __future__ import annotations
+
+import logging
+
+from gunicorn.app.base import BaseApplication
+
+from .config import ServerConfig
+
+logger = logging.getLogger(__name__)
+
+#: One JSON object per request, so log pipelines parse access logs without regexes.
+ACCESS_LOG_FORMAT = (
+    '{"time": "%(t)s", "remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", '
+    '"query": "%(q)s", "status": %(s)s, "bytes": "%(B)s", "duration_us": %(D)s, "pid": "%(p)s"}'
+)
+
+
+class RecommendationServer(BaseApplication):
+    """A gunicorn application whose workers each build the app (and start a model watcher).
+
+    The app is not preloaded: threads do not survive ``fork``, so every worker must start its
+    own watcher thread after it is forked.
+    """
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config_obj = config
+        super().__init__()
+
+    def load_config(self) -> None:
+        c = self.config_obj
+        settings = {
+            "bind": f"{c.host}:{c.port}",
+            "workers": c.workers,
+            "worker_class": "gthread",
+            "threads": 4,
+            "preload_app": False,
+            "accesslog": "-" if c.access_log else None,
+            "access_log_format": ACCESS_LOG_FORMAT,
+            "errorlog": "-",
+            "loglevel": "info",
+            "graceful_timeout": 10,
+            "timeout": 30,
+            "keepalive": 5,
+            # Bound request-line and header sizes; ids are short.
+            "limit_request_line": 8190,
+            "limit_request_fields": 100,
+        }
+        for key, value in settings.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from .app import create_app
+
+        return create_app(self.config_obj)
+
+
+def serve(config: ServerConfig) -> None:
+    """Serve until SIGINT/SIGTERM (gunicorn stops workers gracefully)."""
+    logger.info(
+        "serving models from %s on http://%s:%d with %d worker(s)",
+        config.model_dir,
+        config.host,
+        config.port,
+        config.workers,
+    )
+    RecommendationServer(config).run()

@@ -1,0 +1,131 @@
+"""The training thread: refits on the newest window whenever asked, and publishes the result.
+
+Requests coalesce: while a fit runs, any number of new requests collapse into one, and the next
+fit snapshots the window as it is *then*. Consuming never waits for training, and no queue of
+stale snapshots can build up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+from .errors import ModelFitError
+from .model_store import ModelStore
+from .trainer import ALSTrainer
+from .window import WindowSnapshot
+
+logger = logging.getLogger(__name__)
+
+SnapshotSource = Callable[[], tuple[WindowSnapshot, Mapping[str, Mapping[int, int]]]]
+
+
+class TrainingWorker:
+    """Runs fits and publishes in a daemon thread.
+
+    Parameters
+    ----------
+    trainer
+        Fits ALS on a snapshot.
+    store
+        Where models are published.
+    take_snapshot
+        Called on the training thread; returns the window snapshot and the offsets it covers.
+    max_backoff
+        Upper bound of the wait between retries after a failed publish.
+    """
+
+    def __init__(
+        self,
+        trainer: ALSTrainer,
+        store: ModelStore,
+        take_snapshot: SnapshotSource,
+        max_backoff: float = 60.0,
+    ) -> None:
+        self.trainer = trainer
+        self.store = store
+        self.take_snapshot = take_snapshot
+        self.max_backoff = max_backoff
+        self.trainings = 0
+        self.failures = 0
+        self.last_manifest: dict | None = None
+        self.training = False
+        self._wanted = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread = threading.Thread(target=self._run, name="als-trainer", daemon=True)
+
+    def start(self) -> TrainingWorker:
+        self._thread.start()
+        return self
+
+    def request(self) -> None:
+        """Ask for a refit on the newest window (cheap; coalesces with pending requests)."""
+        self._idle.clear()
+        self._wanted.set()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no fit is pending or running (used by tests and shutdown)."""
+        return self._idle.wait(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wanted.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = 1.0
+        while True:
+            self._wanted.wait()
+            if self._stop.is_set():
+                return
+            self._wanted.clear()
+            self.training = True
+            try:
+                ok = self._train_once()
+            finally:
+                self.training = False
+            if ok:
+                backoff = 1.0
+            else:
+                # Retry later with the newest window; never spin on a full disk.
+                self._wanted.set()
+                if self._stop.wait(backoff):
+                    return
+                backoff = min(self.max_backoff, backoff * 2)
+            if not self._wanted.is_set():
+                self._idle.set()
+
+    def _train_once(self) -> bool:
+        snapshot, offsets = self.take_snapshot()
+        if snapshot.matrix.nnz == 0:
+            return True
+        try:
+            model = self.trainer.fit(snapshot)
+        except ModelFitError as exc:
+            self.failures += 1
+            logger.error("training failed, keeping the last model: %s", exc)
+            return True  # the same window would fail again; wait for new events
+        start = time.perf_counter()
+        try:
+            manifest = self.store.publish(model, offsets)
+        except OSError as exc:
+            self.failures += 1
+            logger.error("publishing to %s failed, will retry: %s", self.store.root, exc)
+            return False
+        self.trainings += 1
+        self.last_manifest = manifest
+        logger.info(
+            "published model %s: window %d events, %d users, %d items, trained %.2f s, "
+            "written %.2f s",
+            manifest["name"],
+            manifest["window_size"],
+            manifest["n_users"],
+            manifest["n_items"],
+            model.training_seconds,
+            time.perf_counter() - start,
+        )
+        return True

@@ -1,0 +1,97 @@
+"""Builder benchmark: events/s through the real broker, and seconds to train a 100k window.
+
+    .venv/bin/python -m tests.benchmarks.builder_throughput [--events 300000]
+
+Starts the embedded broker, publishes demo-style events (text ``user:item``), then runs the
+builder with the default window and refit cadence until it has applied every event, training
+concurrently as it goes. Separately, times one ALS fit with the default parameters on a
+100,000-event window of the same stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from recommendation_service.broker import EmbeddedBroker, ensure_topic
+from recommendation_service.builder import ModelBuilder
+from recommendation_service.config import ALSParams, BuilderConfig, KafkaSettings
+from recommendation_service.events import Event
+from recommendation_service.synthetic import TasteModel, make_catalog
+from recommendation_service.trainer import ALSTrainer
+from recommendation_service.window import SlidingWindow
+
+from ..conftest import free_port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--items", type=int, default=5_000)
+    args = parser.parse_args()
+
+    tastes = TasteModel(make_catalog(args.items, 16, 1), args.users, seed=1)
+    pairs = tastes.events(args.events)
+
+    defaults = BuilderConfig(kafka=KafkaSettings(), model_dir=Path("."))
+    window = SlidingWindow(100_000)
+    for k, (u, i) in enumerate(pairs[-100_000:]):
+        window.add(Event(u, i, 1.0, float(k)))
+    snapshot = window.snapshot()
+    fit = ALSTrainer(ALSParams()).fit(snapshot)
+
+    with EmbeddedBroker("127.0.0.1", free_port()) as broker, tempfile.TemporaryDirectory() as tmp:
+        topic = f"bench-{uuid.uuid4().hex[:8]}"
+        ensure_topic(broker.bootstrap_servers, topic)
+        producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 20})
+        for n, (u, i) in enumerate(pairs):
+            producer.produce(topic, f"{u}:{i}".encode())
+            if n % 10_000 == 0:
+                producer.poll(0)
+        producer.flush(60)
+
+        config = BuilderConfig(
+            kafka=KafkaSettings(broker.bootstrap_servers, topic, f"bench-{uuid.uuid4().hex}"),
+            model_dir=Path(tmp),
+        )
+        builder = ModelBuilder(config)
+        thread = threading.Thread(target=builder.run, daemon=True)
+        thread.start()
+        while builder.events_consumed == 0:
+            time.sleep(0.005)
+        start = time.perf_counter()
+        while builder.events_consumed < args.events:
+            time.sleep(0.005)
+        seconds = time.perf_counter() - start
+        builder.stop()
+        thread.join(60)
+        trainings = builder.trainer.trainings
+
+    result = {
+        "events": args.events,
+        "builder_events_per_second": round(args.events / seconds),
+        "builder_seconds": round(seconds, 2),
+        "refits_published_meanwhile": trainings,
+        "window": defaults.window,
+        "retrain_every": defaults.retrain_every,
+        "train_100k_window": {
+            "seconds": round(fit.training_seconds, 2),
+            "users": snapshot.n_users,
+            "items": snapshot.n_items,
+            "nonzeros": int(snapshot.matrix.nnz),
+            "params": vars(ALSParams()),
+        },
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+import pytest
+
+from recommendation_service.app import create_app
+from recommendation_service.config import ServerConfig
+from recommendation_service.model_store import ModelStore
+from recommendation_service.model_watcher import ModelWatcher
+
+from .conftest import category, planted_tastes
+
+
+def test_known_user_gets_model_recommendations_of_their_taste(client, planted_model):
+    tastes = planted_tastes()
+    user = planted_model.snapshot.user_ids[0]
+    body = client.get(f"/recommend?user={user}&n=5").get_json()
+    assert body["user"] == user and body["source"] == "model" and body["model_version"] == 1
+    assert len(body["items"]) == len(body["scores"]) == 5
+    assert body["scores"] == sorted(body["scores"], reverse=True)
+    assert sum(category(i) == tastes.favourite[user] for i in body["items"]) >= 4
+
+
+def test_seen_items_are_not_recommended(client, planted_model):
+    snap = planted_model.snapshot
+    row = 3
+    seen = {snap.item_ids[c] for c in snap.matrix[row].indices}
+    body = client.get(f"/recommend?user={snap.user_ids[row]}&n=50").get_json()
+    assert not seen & set(body["items"])
+    assert len(body["items"]) == min(50, snap.n_items - len(seen))
+
+
+def test_unknown_user_gets_popular_items(client, planted_model):
+    body = client.get("/recommend?user=never-seen&n=3").get_json()
+    assert body["source"] == "popular" and len(body["items"]) == 3
+    counts = planted_model.snapshot.matrix.getnnz(axis=0)
+    top = planted_model.snapshot.item_ids[int(counts.argmax())]
+    assert body["items"][0] == top
+    assert body["scores"][0] == counts.max()
+
+
+def test_default_n_is_10(client):
+    assert len(client.get("/recommend?user=never-seen").get_json()["items"]) == 10
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", "'user' is required"),
+        ("user=", "'user' is required"),
+        ("user=%20", "'user' is required"),
+        ("user=" + "x" * 300, "at most 256"),
+        ("user=a&n=0", "'n' must be an integer from 1 to 50"),
+        ("user=a&n=51", "from 1 to 50"),
+        ("user=a&n=-3", "from 1 to 50"),
+        ("user=a&n=ten", "from 1 to 50"),
+        ("user=a&n=2.5", "from 1 to 50"),
+        ("user=a&n=", "from 1 to 50"),
+        ("user=a&n=99999999999999999999999", "from 1 to 50"),
+    ],
+)
+def test_bad_parameters_get_a_json_400(client, query, expected):
+    response = client.get(f"/recommend?{query}")
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["status"] == 400 and expected in body["message"]
+
+
+def test_503_before_any_model(tmp_path):
+    config = ServerConfig(model_dir=tmp_path)
+    app = create_app(config, watcher=ModelWatcher(ModelStore(tmp_path)))
+    client = app.test_client()
+    response = client.get("/recommend?user=a")
+    assert response.status_code == 503 and "no model" in response.get_json()["message"]
+    health = client.get("/health")
+    assert health.status_code == 503 and health.get_json()["status"] == "no_model"
+
+
+def test_health_reports_the_served_version(client):
+    body = client.get("/health").get_json()
+    assert body["status"] == "ok" and body["model_version"] == 1
+    assert body["model_age_seconds"] >= 0 and body["last_error"] is None
+
+
+def test_unknown_route_and_method_are_json(client):
+    missing = client.get("/nope")
+    assert missing.status_code == 404 and missing.get_json()["status"] == 404
+    wrong = client.post("/recommend?user=a")
+    assert wrong.status_code == 405 and "GET" in wrong.headers["Allow"]
+
+
+def test_new_version_is_picked_up_and_bad_one_refused(app, client, model_dir, planted_model):
+    watcher = app.extensions["recsvc_watcher"]
+    store = ModelStore(model_dir)
+    store.publish(planted_model)
+    assert watcher.refresh()
+    assert client.get("/health").get_json()["model_version"] == 2
+    store.publish(planted_model)
+    (model_dir / "versions" / "v00000003" / "user_factors.npy").write_bytes(b"garbage")
+    assert not watcher.refresh()
+    health = client.get("/health").get_json()
+    assert health["model_version"] == 2 and "v00000003" in health["last_error"]
