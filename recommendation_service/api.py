@@ -66,6 +66,7 @@ def recommend():
         scores=result.scores,
         source=result.source,
         model_version=model.version,
+        as_of=result.as_of,
     )
 
 

@@ -2,7 +2,9 @@
 
 One loop iteration is a few named steps: poll a batch, parse each message, apply valid events
 to the window (malformed ones are counted and optionally dead-lettered), store the batch's
-offsets (only after its events are applied), and request a refit every N events. Fitting and
+offsets (only after its events are applied), request a refit every N events, and -- every
+``update_interval`` -- publish fresh vectors of the users who had events (fold-in against the
+served model), so servers reflect each event within a fraction of a second. Fitting and
 publishing happen on :class:`TrainingWorker`'s thread, so consuming never stops for training.
 
 Run exactly one builder per consumer group and model directory: it is the single owner of the
@@ -28,7 +30,8 @@ from confluent_kafka import (
 from .config import BuilderConfig
 from .errors import MalformedEvent
 from .events import MalformedCounter, parse_event
-from .model_store import ModelStore
+from .model_store import ModelStore, update_arrays
+from .realtime import FoldIn
 from .trainer import ALSTrainer
 from .training_worker import TrainingWorker
 from .window import SlidingWindow, WindowSnapshot
@@ -48,12 +51,27 @@ class ModelBuilder:
 
     def __init__(self, config: BuilderConfig) -> None:
         self.config = config
-        self.window = SlidingWindow(config.window)
+        self.window = SlidingWindow(config.window, config.decay)
         self.malformed = MalformedCounter()
         self.events_consumed = 0
         self.events_since_refit = 0
         self.store = ModelStore(config.model_dir, keep=config.keep_versions)
-        self.trainer = TrainingWorker(ALSTrainer(config.als), self.store, self.snapshot)
+        self.trainer = TrainingWorker(
+            ALSTrainer(config.als),
+            self.store,
+            self.snapshot,
+            config.realtime,
+            self._on_published,
+        )
+        # Fresh-vector state: the served model's fold-in, users with events not yet written,
+        # and users with events since the last snapshot (the next version must redo them).
+        self.fold: FoldIn | None = None
+        self.fold_version: str | None = None
+        self.update_seq = 0
+        self.updates_written = 0
+        self._dirty: set[str] = set()
+        self._since_snapshot: set[str] = set()
+        self._last_flush = 0.0
         # (topic, partition) -> offset of the next event to apply; the window holds all before.
         self.positions: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
@@ -69,10 +87,17 @@ class ModelBuilder:
         with self._lock:
             snap = self.window.snapshot()
             self.events_since_refit = 0
+            self._since_snapshot = set()
             offsets: dict[str, dict[int, int]] = {}
             for (topic, partition), offset in self.positions.items():
                 offsets.setdefault(topic, {})[partition] = offset
         return snap, offsets
+
+    def _on_published(self, manifest: dict, fold: FoldIn) -> None:
+        """A new version is served: fold later events into it (called on the training thread)."""
+        with self._lock:
+            self.fold, self.fold_version, self.update_seq = fold, manifest["name"], 0
+            self._dirty |= self._since_snapshot
 
     # -- lifecycle -----------------------------------------------------------------------
     def stop(self) -> None:
@@ -120,9 +145,12 @@ class ModelBuilder:
 
     # -- the loop's steps ----------------------------------------------------------------
     def _step(self) -> None:
-        messages = self._consumer.consume(num_messages=5000, timeout=0.2)
+        # A short timeout: consume() waits for the full batch or the timeout, and every event
+        # should reach the servers within a fraction of a second.
+        messages = self._consumer.consume(num_messages=5000, timeout=0.02)
         if messages:
             self._apply_batch(messages)
+        self._flush_updates()
         if self._dead_letters is not None:
             self._dead_letters.poll(0)
         self._log_stats()
@@ -143,11 +171,14 @@ class ModelBuilder:
                         msg.timestamp()[1] / 1000.0,
                         max_bytes=cfg.max_event_bytes,
                         max_id_length=cfg.max_id_length,
+                        actions=cfg.actions,
                     )
                 except MalformedEvent as exc:
                     self._on_malformed(msg, exc)
                 else:
                     self.window.add(event)
+                    self._dirty.add(event.user)
+                    self._since_snapshot.add(event.user)
                     applied += 1
                 self.positions[key] = msg.offset() + 1
                 last[key] = msg
@@ -157,6 +188,32 @@ class ModelBuilder:
         self._store_offsets(last.values())
         if due:
             self.trainer.request()
+
+    def _flush_updates(self) -> None:
+        """Write fresh vectors of the users with new events, at most every update_interval."""
+        now = time.monotonic()
+        if now - self._last_flush < self.config.update_interval:
+            return
+        self._last_flush = now
+        with self._lock:
+            if self.fold is None or not self._dirty:
+                return
+            fold, version, users, self._dirty = self.fold, self.fold_version, self._dirty, set()
+            self.update_seq += 1
+            seq = self.update_seq
+        # The window only changes on this thread, so reading it needs no lock.
+        fresh = [(u, fold.user_vector(h)) for u in users if (h := self.window.user_history(u))]
+        fresh = [(u, v) for u, v in fresh if v is not None]
+        if not fresh:
+            return
+        try:
+            self.store.write_update(version, seq, update_arrays(*map(list, zip(*fresh))))
+        except OSError as exc:
+            logger.error("writing update %d of %s failed, will retry: %s", seq, version, exc)
+            with self._lock:
+                self._dirty |= users
+            return
+        self.updates_written += 1
 
     def _store_offsets(self, messages) -> None:
         # Stored offsets are committed by auto-commit; they mark events already in the window.

@@ -14,8 +14,17 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import ALSParams, BuilderConfig, KafkaSettings, ServerConfig, parse_kafka_options
+from .config import (
+    ALSParams,
+    BuilderConfig,
+    KafkaSettings,
+    ServerConfig,
+    parse_action_weights,
+    parse_kafka_options,
+)
 from .errors import BrokerError, ConfigError
+from .realtime import RealtimeParams
+from .window import Decay
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +109,133 @@ _kafka_options = [
 ]
 
 
+_model_option_list = [
+    _opt(
+        "--window",
+        env="WINDOW",
+        default=BuilderConfig.window,
+        type=int,
+        help="Number of most recent events kept (W).",
+    ),
+    _opt(
+        "--retrain-every",
+        env="RETRAIN_EVERY",
+        default=BuilderConfig.retrain_every,
+        type=int,
+        help="Refit ALS after this many new events (N).",
+    ),
+    _opt(
+        "--factors", env="FACTORS", default=ALSParams.factors, type=int, help="ALS latent factors."
+    ),
+    _opt(
+        "--regularization",
+        env="REGULARIZATION",
+        default=ALSParams.regularization,
+        type=float,
+        help="ALS L2 regularization.",
+    ),
+    _opt(
+        "--alpha",
+        env="ALPHA",
+        default=ALSParams.alpha,
+        type=float,
+        help="ALS confidence scale for interaction weights.",
+    ),
+    _opt(
+        "--iterations",
+        env="ITERATIONS",
+        default=ALSParams.iterations,
+        type=int,
+        help="ALS sweeps per refit.",
+    ),
+    _opt(
+        "--num-threads",
+        env="NUM_THREADS",
+        default=ALSParams.num_threads,
+        type=int,
+        help="Threads for ALS (0 = all cores).",
+    ),
+]
+
+
+def _model_options(func):
+    """Window, refit cadence and ALS options (builder and evaluate)."""
+    for option in reversed(_model_option_list):
+        func = option(func)
+    return func
+
+
+_realtime_option_list = [
+    _opt(
+        "--recent-boost",
+        env="RECENT_BOOST",
+        default=RealtimeParams.recent_boost,
+        type=float,
+        help="Extra fold-in weight of a user's newest event (1 + boost).",
+    ),
+    _opt(
+        "--recent-half-life",
+        env="RECENT_HALF_LIFE",
+        default=RealtimeParams.recent_half_life,
+        type=float,
+        help="The boost halves every this many older events of the user.",
+    ),
+    _opt(
+        "--similarity-weight",
+        env="SIMILARITY_WEIGHT",
+        default=RealtimeParams.similarity_weight,
+        type=float,
+        help="Weight of item-to-item similarity with the user's recent items.",
+    ),
+    _opt(
+        "--decay-half-life-events",
+        env="DECAY_HALF_LIFE_EVENTS",
+        default=0.0,
+        type=float,
+        help="Halve an event's weight after this many newer events (0 = off).",
+    ),
+    _opt(
+        "--decay-half-life-seconds",
+        env="DECAY_HALF_LIFE_SECONDS",
+        default=0.0,
+        type=float,
+        help="Halve an event's weight after this many seconds of event time (0 = off).",
+    ),
+]
+
+
+def _realtime_options(func):
+    for option in reversed(_realtime_option_list):
+        func = option(func)
+    return func
+
+
+def _als(opts) -> ALSParams:
+    return ALSParams(
+        factors=opts["factors"],
+        regularization=opts["regularization"],
+        alpha=opts["alpha"],
+        iterations=opts["iterations"],
+        num_threads=opts["num_threads"],
+    )
+
+
+def _realtime(opts) -> RealtimeParams:
+    try:
+        return RealtimeParams(
+            opts["recent_boost"], opts["recent_half_life"], opts["similarity_weight"]
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _decay(opts) -> Decay:
+    try:
+        return Decay(opts["decay_half_life_events"], opts["decay_half_life_seconds"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 @main.command()
 @_kafka_options[0]
 @_kafka_options[1]
@@ -118,55 +254,13 @@ _kafka_options = [
     type=click.Path(path_type=Path),
     help="Directory models are published to.",
 )
-@_opt(
-    "--window",
-    env="WINDOW",
-    default=BuilderConfig.window,
-    type=int,
-    help="Number of most recent events kept (W).",
-)
-@_opt(
-    "--retrain-every",
-    env="RETRAIN_EVERY",
-    default=BuilderConfig.retrain_every,
-    type=int,
-    help="Refit ALS after this many new events (N).",
-)
+@_model_options
 @_opt(
     "--keep-versions",
     env="KEEP_VERSIONS",
     default=BuilderConfig.keep_versions,
     type=int,
     help="Model versions kept on disk.",
-)
-@_opt("--factors", env="FACTORS", default=ALSParams.factors, type=int, help="ALS latent factors.")
-@_opt(
-    "--regularization",
-    env="REGULARIZATION",
-    default=ALSParams.regularization,
-    type=float,
-    help="ALS L2 regularization.",
-)
-@_opt(
-    "--alpha",
-    env="ALPHA",
-    default=ALSParams.alpha,
-    type=float,
-    help="ALS confidence scale for interaction weights.",
-)
-@_opt(
-    "--iterations",
-    env="ITERATIONS",
-    default=ALSParams.iterations,
-    type=int,
-    help="ALS sweeps per refit.",
-)
-@_opt(
-    "--num-threads",
-    env="NUM_THREADS",
-    default=ALSParams.num_threads,
-    type=int,
-    help="Threads for ALS (0 = all cores).",
 )
 @_opt(
     "--max-event-bytes",
@@ -175,46 +269,44 @@ _kafka_options = [
     type=int,
     help="Larger messages are rejected as malformed.",
 )
-def builder(
-    bootstrap_servers,
-    topic,
-    group_id,
-    dead_letter_topic,
-    kafka_options,
-    model_dir,
-    window,
-    retrain_every,
-    keep_versions,
-    factors,
-    regularization,
-    alpha,
-    iterations,
-    num_threads,
-    max_event_bytes,
-) -> None:
+@_realtime_options
+@_opt(
+    "--action-weight",
+    "action_weights",
+    env="ACTION_WEIGHTS",
+    multiple=True,
+    metavar="ACTION=WEIGHT",
+    help="Override or add an action weight, repeatable (env: whitespace-separated).",
+)
+@_opt(
+    "--update-interval",
+    env="UPDATE_INTERVAL",
+    default=BuilderConfig.update_interval,
+    type=float,
+    help="Seconds between writes of fresh user vectors for the servers.",
+)
+def builder(**opts) -> None:
     """Consume interactions, keep the sliding window, retrain ALS and publish models."""
 
     def make():
         return BuilderConfig(
             kafka=KafkaSettings(
-                bootstrap_servers=bootstrap_servers,
-                topic=topic,
-                group_id=group_id,
-                dead_letter_topic=dead_letter_topic or None,
-                options=parse_kafka_options(_split_env_list(kafka_options)),
+                bootstrap_servers=opts["bootstrap_servers"],
+                topic=opts["topic"],
+                group_id=opts["group_id"],
+                dead_letter_topic=opts["dead_letter_topic"] or None,
+                options=parse_kafka_options(_split_env_list(opts["kafka_options"])),
             ),
-            model_dir=model_dir,
-            als=ALSParams(
-                factors=factors,
-                regularization=regularization,
-                alpha=alpha,
-                iterations=iterations,
-                num_threads=num_threads,
-            ),
-            window=window,
-            retrain_every=retrain_every,
-            keep_versions=keep_versions,
-            max_event_bytes=max_event_bytes,
+            model_dir=opts["model_dir"],
+            als=_als(opts),
+            window=opts["window"],
+            retrain_every=opts["retrain_every"],
+            keep_versions=opts["keep_versions"],
+            max_event_bytes=opts["max_event_bytes"],
+            realtime=_realtime(opts),
+            decay=_decay(opts),
+            actions=parse_action_weights(_split_env_list(opts["action_weights"])),
+            update_interval=opts["update_interval"],
         )
 
     config = _config_or_exit(make)
@@ -245,9 +337,9 @@ def _split_env_list(values: tuple[str, ...]) -> list[str]:
 @_opt(
     "--reload-interval",
     env="RELOAD_INTERVAL",
-    default=0.5,
+    default=ServerConfig.reload_interval,
     type=float,
-    help="Seconds between checks for a new model version.",
+    help="Seconds between checks for new model versions and user updates.",
 )
 @_opt("--max-n", env="MAX_N", default=1000, type=int, help="Largest n a client may ask for.")
 @_opt(
@@ -272,6 +364,103 @@ def serve(model_dir, host, port, workers, reload_interval, max_n, access_log) ->
     from .server import serve as run_server
 
     run_server(config)
+
+
+@main.command()
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_opt("--user-col", env="EVAL_USER_COL", default="user", help="User column: name or 0-based index.")
+@_opt("--item-col", env="EVAL_ITEM_COL", default="item", help="Item column: name or index.")
+@_opt("--time-col", env="EVAL_TIME_COL", default="timestamp", help="Time column: name or index.")
+@_opt("--weight-col", env="EVAL_WEIGHT_COL", default=None, help="Optional weight column.")
+@_opt("--delimiter", env="EVAL_DELIMITER", default=None, help="Field separator (default: by name).")
+@_opt("--header/--no-header", env="EVAL_HEADER", default=True, help="First row names columns.")
+@_opt(
+    "--test-fraction",
+    env="EVAL_TEST_FRACTION",
+    default=0.1,
+    type=click.FloatRange(0.001, 0.999),
+    help="Share of the newest events that are scored.",
+)
+@_opt(
+    "--max-test-events",
+    env="EVAL_MAX_TEST_EVENTS",
+    default=0,
+    type=click.IntRange(0),
+    help="Score only this many test events (0 = all).",
+)
+@_opt(
+    "--json-out",
+    env="EVAL_JSON_OUT",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Also write the figures as JSON here.",
+)
+@_model_options
+@_realtime_options
+def evaluate(log, **opts) -> None:
+    """Replay LOG (CSV/TSV, .gz accepted) and score the service against baselines."""
+    import json
+
+    from tqdm import tqdm
+
+    from .evaluation import METHODS, EvalConfig
+    from .evaluation import evaluate as run_evaluation
+    from .interaction_log import LogFormat, read_log
+
+    fmt = LogFormat(
+        opts["user_col"],
+        opts["item_col"],
+        opts["time_col"],
+        opts["weight_col"],
+        opts["delimiter"],
+        opts["header"],
+    )
+    config = _config_or_exit(
+        lambda: EvalConfig(
+            window=opts["window"],
+            retrain_every=opts["retrain_every"],
+            als=_als(opts),
+            realtime=_realtime(opts),
+            decay=_decay(opts),
+            test_fraction=opts["test_fraction"],
+            max_test_events=opts["max_test_events"],
+        )
+    )
+    try:
+        events, skipped = read_log(log, fmt)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    n_test = len(events) - int(len(events) * (1 - config.test_fraction))
+    if config.max_test_events:
+        n_test = min(n_test, config.max_test_events)
+    click.echo(f"{len(events)} events ({skipped} unreadable rows skipped); scoring {n_test}")
+    with tqdm(total=n_test, unit="ev", disable=None) as bar:
+        report = run_evaluation(events, config, progress=bar.update)
+    figures = report.as_dict()
+    pop = report.hit_rate("popularity")
+    seed = report.hit_rate("refit-only")
+    click.echo(f"\n{'method':<20}{'HR@10':>9}{'NDCG@10':>9}")
+    for method in METHODS:
+        click.echo(f"{method:<20}{report.hit_rate(method):>9.4f}{report.ndcg(method):>9.4f}")
+    service = report.hit_rate("service")
+    if pop and seed:
+        click.echo(
+            f"\nservice / popularity: {service / pop:.2f}x   "
+            f"service / refit-only: {service / seed:.2f}x"
+        )
+    click.echo(
+        f"{figures['scored_events']} scored of {figures['test_events']} test events, "
+        f"{figures['events_per_second']} events/s, {figures['refits']} refits, "
+        f"{figures['refit_seconds_mean']} s per refit"
+    )
+    if opts["json_out"]:
+        figures["config"] = {
+            "window": config.window,
+            "retrain_every": config.retrain_every,
+            "als": vars(config.als),
+            "realtime": vars(config.realtime),
+        }
+        opts["json_out"].write_text(json.dumps(figures, indent=2))
 
 
 @main.command()

@@ -6,19 +6,26 @@ them down; nothing deeper in the package reads the environment.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
 from .errors import ConfigError
+from .events import DEFAULT_ACTION_WEIGHTS
+from .realtime import RealtimeParams
+from .window import Decay
 
-#: librdkafka settings that make group joins take seconds instead of ~20 s. Users override any
-#: of them with ``--kafka-option``; they suit production brokers too.
+#: librdkafka settings that make group joins take seconds instead of ~20 s, and keep a fetch
+#: from idling at the broker for long (the embedded broker holds a fetch for its full wait
+#: even when data is there: ~200 ms median delay with the 500 ms default, ~30 ms with 50).
+#: Users override any of them with ``--kafka-option``; they suit production brokers too.
 DEFAULT_CONSUMER_OPTIONS: Mapping[str, str] = MappingProxyType(
     {
         "session.timeout.ms": "6000",
         "heartbeat.interval.ms": "500",
+        "fetch.wait.max.ms": "50",
         "fetch.max.bytes": "52428800",
         "max.partition.fetch.bytes": "10485760",
     }
@@ -33,6 +40,26 @@ _RESERVED_CONSUMER_KEYS = frozenset(
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
+
+
+def parse_action_weights(pairs: tuple[str, ...] | list[str]) -> dict[str, float]:
+    """Parse ``action=weight`` overrides on top of the default table.
+
+    Raises
+    ------
+    ConfigError
+        If an entry is not ``name=number``.
+    """
+    table = dict(DEFAULT_ACTION_WEIGHTS)
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            table[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"action weight {pair!r} must look like name=number") from None
+    return table
 
 
 def parse_kafka_options(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -134,7 +161,7 @@ class ALSParams:
 
     factors: int = 64
     regularization: float = 0.05
-    alpha: float = 1.0
+    alpha: float = 3.0
     iterations: int = 15
     num_threads: int = 0
     random_state: int | None = 42
@@ -179,9 +206,17 @@ class BuilderConfig:
     keep_versions: int = 3
     max_event_bytes: int = 16_384
     max_id_length: int = 256
+    realtime: RealtimeParams = field(default_factory=RealtimeParams)
+    decay: Decay = field(default_factory=Decay)
+    actions: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_ACTION_WEIGHTS))
+    update_interval: float = 0.1
 
     def __post_init__(self) -> None:
         _require(self.window >= 1, "window must be >= 1 event")
+        _require(0.01 <= self.update_interval <= 60, "update-interval must be 0.01..60 s")
+        for action, weight in self.actions.items():
+            _require(math.isfinite(weight) and weight != 0, f"action {action!r} needs weight != 0")
+        object.__setattr__(self, "actions", MappingProxyType(dict(self.actions)))
         _require(self.retrain_every >= 1, "retrain-every must be >= 1 event")
         _require(self.keep_versions >= 2, "keep-versions must be >= 2 so readers never race")
         _require(self.max_event_bytes >= 16, "max-event-bytes must be >= 16")
@@ -213,7 +248,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 1
-    reload_interval: float = 0.5
+    reload_interval: float = 0.1
     max_n: int = 1000
     max_id_length: int = 256
     access_log: bool = True

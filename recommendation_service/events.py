@@ -3,8 +3,13 @@
 Two wire formats are accepted on the interactions topic:
 
 * ``userid:itemid`` -- UTF-8 text with exactly one ``:``; weight 1, Kafka timestamp.
-* a JSON object ``{"user": ..., "item": ..., "weight": ..., "ts": ...}`` where ``weight``
-  (default 1) and ``ts`` (default: the Kafka message timestamp) are optional.
+* a JSON object ``{"user": ..., "item": ..., "action": ..., "value": ..., "weight": ...,
+  "ts": ...}`` where everything but ``user`` and ``item`` is optional: ``action`` maps through
+  the action->weight table (no action: weight 1), ``value`` is the rating for ``action: "rating"``,
+  ``weight`` (default 1) multiplies the action's weight, and ``ts`` defaults to the Kafka
+  message timestamp.
+
+A negative resulting weight is negative feedback (``dislike``, low ratings).
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import math
 import re
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from types import MappingProxyType
 
 from .errors import MalformedEvent
 
@@ -25,6 +32,20 @@ logger = logging.getLogger(__name__)
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 #: Weights above this are rejected rather than allowed to dominate the model.
 MAX_WEIGHT = 1e6
+
+#: Default action -> weight table: stronger intent, more confidence; negative = keep it away.
+#: ``rating`` is special: its weight is ``table["rating"] * (value - RATING_MIDPOINT)``.
+DEFAULT_ACTION_WEIGHTS: Mapping[str, float] = MappingProxyType(
+    {
+        "view": 1.0,
+        "click": 2.0,
+        "add_to_cart": 4.0,
+        "purchase": 8.0,
+        "rating": 1.0,
+        "dislike": -4.0,
+    }
+)
+RATING_MIDPOINT = 2.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +105,29 @@ def _parse_ts(value: object, default: float) -> float:
     return ts
 
 
+def _parse_action(obj: dict, actions: Mapping[str, float]) -> float:
+    action = obj.get("action")
+    if action is None:
+        return 1.0
+    if not isinstance(action, str) or action not in actions:
+        raise MalformedEvent("unknown_action", f"action must be one of {sorted(actions)}")
+    if action != "rating":
+        return actions[action]
+    value = obj.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise MalformedEvent("bad_value", "a rating needs a numeric 'value'")
+    if not 0 <= value <= 10:
+        raise MalformedEvent("bad_value", "rating 'value' must be between 0 and 10")
+    return actions["rating"] * (float(value) - RATING_MIDPOINT)
+
+
 def parse_event(
     value: bytes | None,
     kafka_ts: float = 0.0,
     *,
     max_bytes: int = 16_384,
     max_id_length: int = 256,
+    actions: Mapping[str, float] = DEFAULT_ACTION_WEIGHTS,
 ) -> Event:
     """Parse one message value into an :class:`Event`.
 
@@ -103,6 +141,8 @@ def parse_event(
         Larger values are rejected before decoding.
     max_id_length
         Longest accepted user or item id, in characters.
+    actions
+        The action -> weight table for JSON events.
 
     Raises
     ------
@@ -119,7 +159,7 @@ def parse_event(
         raise MalformedEvent("bad_utf8") from None
     text = text.strip()
     if text.startswith("{"):
-        return _parse_json(text, kafka_ts, max_id_length)
+        return _parse_json(text, kafka_ts, max_id_length, actions)
     if text.count(":") != 1:
         raise MalformedEvent("bad_format", "expected userid:itemid or a JSON object")
     user, item = text.split(":")
@@ -131,19 +171,21 @@ def parse_event(
     )
 
 
-def _parse_json(text: str, kafka_ts: float, max_id_length: int) -> Event:
+def _parse_json(
+    text: str, kafka_ts: float, max_id_length: int, actions: Mapping[str, float]
+) -> Event:
     try:
         obj = json.loads(text)
     except (ValueError, RecursionError):
         raise MalformedEvent("bad_json") from None
     if not isinstance(obj, dict):
         raise MalformedEvent("bad_json", "expected a JSON object")
-    return Event(
-        _check_id(obj.get("user"), "user", max_id_length),
-        _check_id(obj.get("item"), "item", max_id_length),
-        _parse_weight(obj.get("weight")),
-        _parse_ts(obj.get("ts"), kafka_ts),
-    )
+    user = _check_id(obj.get("user"), "user", max_id_length)
+    item = _check_id(obj.get("item"), "item", max_id_length)
+    weight = _parse_action(obj, actions) * _parse_weight(obj.get("weight"))
+    if weight == 0:
+        raise MalformedEvent("zero_weight", "the action and weight give this event no weight")
+    return Event(user, item, weight, _parse_ts(obj.get("ts"), kafka_ts))
 
 
 class MalformedCounter:

@@ -13,11 +13,16 @@ Layout of a model directory::
         seen_indices.npy
         popular_items.npy      item columns best first, and their scores
         popular_scores.npy
+        scoring_matrix.npy     float32 (n_items, 2*factors): [Y, beta * Y normalised]
+        user_vectors.npy       float32 (n_users, 2*factors): what each user is scored with
+    updates/v00000007/         fresh user vectors written between refits, for that version
+        00000001.npz ...       user ids, vectors, seen items, last event time (no pickle)
 
 A version is written into a temporary directory, every file fsynced, then renamed into
 ``versions/``; only then is ``CURRENT`` replaced (temp file, fsync, rename). A reader that
 follows ``CURRENT`` therefore only ever sees a complete version, and checks each file's SHA-256
-and shape against the manifest before using it.
+and shape against the manifest before using it. Update files are written to a temporary name,
+fsynced and renamed, and are numbered so readers apply them in order.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import re
 import shutil
 import time
 import uuid
+import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -39,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelLoadError, NoModelError
+from .realtime import FoldIn, RealtimeParams, UserVector
 from .trainer import TrainedModel, popularity
 
 logger = logging.getLogger(__name__)
@@ -46,7 +53,9 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
 VERSIONS_DIR = "versions"
+UPDATES_DIR = "updates"
 _VERSION_NAME = re.compile(r"^v(\d{8,})$")
+_UPDATE_NAME = re.compile(r"^(\d{8,})\.npz$")
 
 
 def version_name(version: int) -> str:
@@ -97,7 +106,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def model_arrays(model: TrainedModel) -> dict[str, np.ndarray]:
+def model_arrays(model: TrainedModel, fold: FoldIn) -> dict[str, np.ndarray]:
     """Every array of a published version, by file stem."""
     snap = model.snapshot
     user_blob, user_offsets = encode_strings(snap.user_ids)
@@ -110,10 +119,28 @@ def model_arrays(model: TrainedModel) -> dict[str, np.ndarray]:
         "user_ids.offsets": user_offsets,
         "item_ids.blob": item_blob,
         "item_ids.offsets": item_offsets,
-        "seen_indptr": snap.matrix.indptr.astype(np.int64),
-        "seen_indices": snap.matrix.indices.astype(np.int32),
+        "seen_indptr": snap.seen.indptr.astype(np.int64),
+        "seen_indices": snap.seen.indices.astype(np.int32),
         "popular_items": popular_items,
         "popular_scores": popular_scores,
+        "scoring_matrix": fold.scoring_matrix,
+        "user_vectors": fold.base_vectors(model.user_factors, snap),
+    }
+
+
+def update_arrays(users: list[str], vectors: list[UserVector]) -> dict[str, np.ndarray]:
+    """Arrays of one update file: fresh vectors of some users."""
+    blob, offsets = encode_strings(users)
+    lengths = [len(v.seen) for v in vectors]
+    indptr = np.zeros(len(vectors) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    return {
+        "user_ids.blob": blob,
+        "user_ids.offsets": offsets,
+        "vectors": np.stack([v.vector for v in vectors]).astype(np.float32),
+        "seen_indptr": indptr,
+        "seen_indices": np.concatenate([v.seen for v in vectors]).astype(np.int32),
+        "last_ts": np.array([v.last_ts for v in vectors], dtype=np.float64),
     }
 
 
@@ -142,7 +169,10 @@ class ModelStore:
         return sorted(int(m.group(1)) for m in found if m)
 
     def publish(
-        self, model: TrainedModel, offsets: Mapping[str, Mapping[int, int]] | None = None
+        self,
+        model: TrainedModel,
+        fold: FoldIn | None = None,
+        offsets: Mapping[str, Mapping[int, int]] | None = None,
     ) -> dict:
         """Write ``model`` as the next version, make it current, prune old ones.
 
@@ -150,6 +180,9 @@ class ModelStore:
         ----------
         model
             The trained model and the snapshot it came from.
+        fold
+            Fold-in state for ``model`` (scoring matrix, users' vectors); by default one with
+            the default :class:`RealtimeParams`.
         offsets
             ``{topic: {partition: next offset}}`` of the events the snapshot contains.
 
@@ -158,6 +191,10 @@ class ModelStore:
         dict
             The manifest that was written.
         """
+        if fold is None:
+            fold = FoldIn(
+                model.snapshot.item_ids, model.item_factors, model.params, RealtimeParams()
+            )
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         existing = self.versions()
         version = (existing[-1] + 1) if existing else 1
@@ -165,7 +202,7 @@ class ModelStore:
         tmp_dir.mkdir()
         try:
             files = {}
-            for stem, array in model_arrays(model).items():
+            for stem, array in model_arrays(model, fold).items():
                 path = tmp_dir / f"{stem}.npy"
                 with open(path, "wb") as fh:
                     np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
@@ -193,6 +230,7 @@ class ModelStore:
                     t: {str(p): o for p, o in parts.items()} for t, parts in (offsets or {}).items()
                 },
                 "params": asdict(model.params),
+                "realtime": asdict(fold.params),
                 "training_seconds": round(model.training_seconds, 4),
                 "files": files,
             }
@@ -219,11 +257,60 @@ class ModelStore:
             doomed = self.versions_dir / f".trash-{name}-{uuid.uuid4().hex}"
             os.rename(self.versions_dir / name, doomed)
             shutil.rmtree(doomed, ignore_errors=True)
+            shutil.rmtree(self.root / UPDATES_DIR / name, ignore_errors=True)
         for leftover in self.versions_dir.glob(".t*-*"):
             if leftover.is_dir() and time.time() - leftover.stat().st_mtime > 3600:
                 shutil.rmtree(leftover, ignore_errors=True)
 
+    def write_update(self, name: str, seq: int, arrays: dict[str, np.ndarray]) -> Path:
+        """Write update number ``seq`` for version ``name`` atomically."""
+        directory = self.root / UPDATES_DIR / name
+        directory.mkdir(parents=True, exist_ok=True)
+        final = directory / f"{seq:08d}.npz"
+        tmp = directory / f".{seq:08d}.{uuid.uuid4().hex}.tmp"
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return final
+
     # -- reader side -------------------------------------------------------------------
+    def update_numbers(self, name: str, after: int = 0) -> list[int]:
+        """Numbers of the update files of version ``name`` greater than ``after``, ascending."""
+        try:
+            entries = os.listdir(self.root / UPDATES_DIR / name)
+        except FileNotFoundError:
+            return []
+        found = (_UPDATE_NAME.match(e) for e in entries)
+        return sorted(n for n in (int(m.group(1)) for m in found if m) if n > after)
+
+    def read_update(self, name: str, seq: int) -> dict[str, np.ndarray]:
+        """Load one update file (no pickle).
+
+        Raises
+        ------
+        ModelLoadError
+            If it is unreadable or its arrays do not fit together.
+        """
+        path = self.root / UPDATES_DIR / name / f"{seq:08d}.npz"
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+            n = len(arrays["vectors"])
+            if len(arrays["user_ids.offsets"]) != n + 1 or len(arrays["seen_indptr"]) != n + 1:
+                raise ValueError("array lengths disagree")
+            if len(arrays["last_ts"]) != n or arrays["seen_indptr"][-1] != len(
+                arrays["seen_indices"]
+            ):
+                raise ValueError("array lengths disagree")
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise ModelLoadError(f"bad update {name}/{seq:08d}.npz: {exc}") from exc
+        return arrays
+
     def current_name(self) -> str | None:
         """Name of the current version, or None before the first publish."""
         try:

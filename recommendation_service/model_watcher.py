@@ -1,9 +1,10 @@
 """Keeps a server process on the newest published model, without restarting it.
 
 A daemon thread polls the store's ``CURRENT`` pointer; when it names a new version the watcher
-loads and verifies it off the request path, then swaps one reference. A request reads that
-reference once, so every response comes from exactly one version. A version that fails to load
-is logged, remembered, and skipped while the previous model keeps serving.
+loads and verifies it off the request path, then swaps one reference. On the same poll it
+applies the version's new update files (fresh vectors of users with new events). A request
+reads that reference once, so every response comes from exactly one version. A version that
+fails to load is logged, remembered, and skipped while the previous model keeps serving.
 """
 
 from __future__ import annotations
@@ -42,33 +43,54 @@ class ModelWatcher:
         self._lock = threading.Lock()
 
     def refresh(self) -> bool:
-        """Load the current version if it is new. Returns True when the model changed."""
+        """Load the current version if it is new, then apply its new update files.
+
+        Returns True when the served version changed.
+        """
         with self._lock:
+            changed = self._refresh_version()
+            if self.model is not None:
+                self._apply_updates(self.model)
+            return changed
+
+    def _refresh_version(self) -> bool:
+        try:
+            name = self.store.current_name()
+        except ModelLoadError as exc:
+            self._fail(None, exc)
+            return False
+        if name is None or (self.model is not None and self.model.name == name):
+            return False
+        if name == self.failed_version:
+            return False
+        try:
+            manifest, arrays = self.store.read_version(name)
+            model = ServedModel(manifest, arrays)
+        except NoModelError:
+            return False
+        except ModelLoadError as exc:
+            self._fail(name, exc)
+            return False
+        # Catch up on its updates before the swap, so no request sees it staler than the old.
+        self._apply_updates(model)
+        self.model = model
+        self.loaded_at = time.time()
+        self.last_error = None
+        self.failed_version = None
+        logger.info(
+            "serving model %s (%d users, %d items)", model.name, model.n_users, model.n_items
+        )
+        return True
+
+    def _apply_updates(self, model: ServedModel) -> None:
+        for seq in self.store.update_numbers(model.name, after=model.applied_update):
             try:
-                name = self.store.current_name()
+                model.apply_update(seq, self.store.read_update(model.name, seq))
             except ModelLoadError as exc:
-                self._fail(None, exc)
-                return False
-            if name is None or (self.model is not None and self.model.name == name):
-                return False
-            if name == self.failed_version:
-                return False
-            try:
-                manifest, arrays = self.store.read_version(name)
-                model = ServedModel(manifest, arrays)
-            except NoModelError:
-                return False
-            except ModelLoadError as exc:
-                self._fail(name, exc)
-                return False
-            self.model = model
-            self.loaded_at = time.time()
-            self.last_error = None
-            self.failed_version = None
-            logger.info(
-                "serving model %s (%d users, %d items)", model.name, model.n_users, model.n_items
-            )
-            return True
+                # Skip it: the next update or refit carries those users' newer state.
+                model.applied_update = seq
+                self.last_error = str(exc)
+                logger.error("skipping %s", exc)
 
     def _fail(self, name: str | None, exc: Exception) -> None:
         self.failed_version = name

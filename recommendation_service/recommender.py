@@ -1,8 +1,12 @@
 """A published model held in memory, answering top-N queries.
 
-Unknown-id rule: a user who is not in the model gets the window's most popular items with
-``source="popular"``; a known user gets ALS scores over all items, minus the items they already
-interacted with in the window, with ``source="model"``.
+Unknown-id rule: a user who is neither in the model nor in any update since gets the window's
+most popular items with ``source="popular"``; any other user gets scores over all items of the
+model, minus the items they already interacted with in the window, with ``source="model"``.
+
+Between refits the builder publishes fresh vectors of the users who had events (update files);
+they are applied on top of the version they belong to, newest last, and replace that user's
+vector and seen items. They live only as long as their version: the next refit includes them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,14 @@ class Recommendation:
     items: list[str]
     scores: list[float]
     source: str  # "model" or "popular"
+    as_of: float | None = None  # time of the user's newest event reflected, if updated
+
+
+@dataclass(frozen=True)
+class _Fresh:
+    vector: np.ndarray
+    seen: np.ndarray
+    last_ts: float
 
 
 def top_n(scores: np.ndarray, n: int) -> np.ndarray:
@@ -63,8 +75,12 @@ class ServedModel:
         self.seen_indices = arrays["seen_indices"]
         self.popular_items = arrays["popular_items"]
         self.popular_scores = arrays["popular_scores"]
+        self.scoring_matrix = arrays["scoring_matrix"]
+        self.user_vectors = arrays["user_vectors"]
         self._check()
         self.user_row = {u: i for i, u in enumerate(self.user_ids)}
+        self.fresh: dict[str, _Fresh] = {}
+        self.applied_update = 0
 
     def _check(self) -> None:
         n_users, n_items = len(self.user_ids), len(self.item_ids)
@@ -90,7 +106,15 @@ class ServedModel:
             and (self.popular_items.min() < 0 or self.popular_items.max() >= n_items)
         ):
             problems.append("popularity ranking points outside the items")
-        if not (np.isfinite(self.user_factors).all() and np.isfinite(self.item_factors).all()):
+        if self.scoring_matrix.shape[0] != n_items or self.user_vectors.shape != (
+            n_users,
+            self.scoring_matrix.shape[1],
+        ):
+            problems.append("scoring matrix or user vectors do not match the ids")
+        if not all(
+            np.isfinite(a).all()
+            for a in (self.user_factors, self.item_factors, self.scoring_matrix, self.user_vectors)
+        ):
             problems.append("non-finite factors")
         if problems:
             raise ModelLoadError(f"{self.name}: " + "; ".join(problems))
@@ -114,16 +138,49 @@ class ServedModel:
             "popular",
         )
 
+    def apply_update(self, seq: int, arrays: dict[str, np.ndarray]) -> int:
+        """Take the fresh user vectors of update ``seq``; returns how many users it held.
+
+        Raises
+        ------
+        ModelLoadError
+            If the update does not fit this model (dimension, item range, non-finite values).
+        """
+        vectors = arrays["vectors"]
+        indices = arrays["seen_indices"]
+        if vectors.ndim != 2 or vectors.shape[1] != self.scoring_matrix.shape[1]:
+            raise ModelLoadError(f"update {seq} of {self.name} has the wrong dimension")
+        if len(indices) and (indices.min() < 0 or indices.max() >= self.n_items):
+            raise ModelLoadError(f"update {seq} of {self.name} points outside the items")
+        if not np.isfinite(vectors).all():
+            raise ModelLoadError(f"update {seq} of {self.name} has non-finite vectors")
+        users = decode_strings(arrays["user_ids.blob"], arrays["user_ids.offsets"])
+        indptr = arrays["seen_indptr"]
+        last_ts = arrays["last_ts"]
+        for k, user in enumerate(users):
+            # One dict assignment per user: a request sees the old or the new entry, whole.
+            self.fresh[user] = _Fresh(
+                vectors[k], indices[indptr[k] : indptr[k + 1]], float(last_ts[k])
+            )
+        self.applied_update = seq
+        return len(users)
+
     def recommend(self, user: str, n: int) -> Recommendation:
         """Top ``n`` items for ``user``, best first, excluding items seen in the window."""
-        row = self.user_row.get(user)
-        if row is None:
-            return self.popular(n)
-        scores = self.item_factors @ self.user_factors[row]
-        scores[self.seen_items(row)] = -np.inf
+        fresh = self.fresh.get(user)
+        if fresh is not None:
+            vector, seen, as_of = fresh.vector, fresh.seen, fresh.last_ts
+        else:
+            row = self.user_row.get(user)
+            if row is None:
+                return self.popular(n)
+            vector, seen, as_of = self.user_vectors[row], self.seen_items(row), None
+        scores = self.scoring_matrix @ vector
+        scores[seen] = -np.inf
         best = top_n(scores, n)
         return Recommendation(
             [self.item_ids[c] for c in best.tolist()],
             [float(s) for s in scores[best]],
             "model",
+            as_of,
         )

@@ -14,12 +14,14 @@ from collections.abc import Callable, Mapping
 
 from .errors import ModelFitError
 from .model_store import ModelStore
+from .realtime import FoldIn, RealtimeParams
 from .trainer import ALSTrainer
 from .window import WindowSnapshot
 
 logger = logging.getLogger(__name__)
 
 SnapshotSource = Callable[[], tuple[WindowSnapshot, Mapping[str, Mapping[int, int]]]]
+PublishedHook = Callable[[dict, FoldIn], None]
 
 
 class TrainingWorker:
@@ -33,6 +35,10 @@ class TrainingWorker:
         Where models are published.
     take_snapshot
         Called on the training thread; returns the window snapshot and the offsets it covers.
+    realtime
+        Fold-in settings published with each model.
+    on_published
+        Called on the training thread with the manifest and fold-in state of each new version.
     max_backoff
         Upper bound of the wait between retries after a failed publish.
     """
@@ -42,11 +48,15 @@ class TrainingWorker:
         trainer: ALSTrainer,
         store: ModelStore,
         take_snapshot: SnapshotSource,
+        realtime: RealtimeParams | None = None,
+        on_published: PublishedHook | None = None,
         max_backoff: float = 60.0,
     ) -> None:
         self.trainer = trainer
         self.store = store
         self.take_snapshot = take_snapshot
+        self.realtime = realtime or RealtimeParams()
+        self.on_published = on_published
         self.max_backoff = max_backoff
         self.trainings = 0
         self.failures = 0
@@ -110,14 +120,17 @@ class TrainingWorker:
             logger.error("training failed, keeping the last model: %s", exc)
             return True  # the same window would fail again; wait for new events
         start = time.perf_counter()
+        fold = FoldIn(snapshot.item_ids, model.item_factors, model.params, self.realtime)
         try:
-            manifest = self.store.publish(model, offsets)
+            manifest = self.store.publish(model, fold, offsets)
         except OSError as exc:
             self.failures += 1
             logger.error("publishing to %s failed, will retry: %s", self.store.root, exc)
             return False
         self.trainings += 1
         self.last_manifest = manifest
+        if self.on_published is not None:
+            self.on_published(manifest, fold)
         logger.info(
             "published model %s: window %d events, %d users, %d items, trained %.2f s, "
             "written %.2f s",

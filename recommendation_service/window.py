@@ -7,6 +7,7 @@ the id is forgotten and its slot is reused, so ids that leave stop taking space.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,14 +75,58 @@ class IdIndex:
 
 
 @dataclass(frozen=True)
+class Decay:
+    """Exponential down-weighting of older events inside the window.
+
+    Parameters
+    ----------
+    half_life_events
+        An event loses half its weight after this many newer events (0 = off).
+    half_life_seconds
+        An event loses half its weight after this many seconds of event time (0 = off).
+    """
+
+    half_life_events: float = 0.0
+    half_life_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.half_life_events < 0 or self.half_life_seconds < 0:
+            raise ValueError("half-lives must be >= 0")
+
+    @property
+    def enabled(self) -> bool:
+        return self.half_life_events > 0 or self.half_life_seconds > 0
+
+    def factors(self, seq: np.ndarray, ts: np.ndarray, now_seq: int, now_ts: float) -> np.ndarray:
+        """Multipliers in (0, 1] for events with these sequence numbers and times."""
+        exponent = np.zeros(len(seq), dtype=np.float64)
+        if self.half_life_events > 0:
+            exponent += (now_seq - seq) / self.half_life_events
+        if self.half_life_seconds > 0:
+            exponent += np.maximum(now_ts - ts, 0.0) / self.half_life_seconds
+        return np.exp2(-exponent)
+
+
+@dataclass(frozen=True)
+class UserHistory:
+    """One user's events in the window, oldest first."""
+
+    items: list[str]
+    weights: np.ndarray  # float32, decay applied
+    ts: np.ndarray
+
+
+@dataclass(frozen=True)
 class WindowSnapshot:
     """A compact, immutable copy of the window, ready for training.
 
-    ``matrix`` is a users x items CSR matrix whose entries are the summed weights of each
-    (user, item) pair in the window; rows and columns follow ``user_ids`` and ``item_ids``.
+    ``matrix`` is a users x items CSR matrix whose entries are the summed (and decayed) weights
+    of each (user, item) pair in the window; rows and columns follow ``user_ids`` and
+    ``item_ids``. ``seen`` has the same shape and holds every pair present in the window.
     """
 
     matrix: sp.csr_matrix
+    seen: sp.csr_matrix
     user_ids: list[str]
     item_ids: list[str]
     n_events: int
@@ -103,18 +148,28 @@ class SlidingWindow:
     ----------
     capacity
         W, the number of events kept; adding one more evicts the oldest.
+    decay
+        Optional down-weighting of older events, applied in snapshots and user histories.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, decay: Decay | None = None) -> None:
         if capacity < 1:
             raise ValueError("window capacity must be >= 1")
         self.capacity = capacity
+        self.decay = decay or Decay()
         self.users = IdIndex()
         self.items = IdIndex()
         self._user_slots = np.zeros(capacity, dtype=np.int32)
         self._item_slots = np.zeros(capacity, dtype=np.int32)
         self._weights = np.zeros(capacity, dtype=np.float32)
         self._ts = np.zeros(capacity, dtype=np.float64)
+        self._seq = np.zeros(capacity, dtype=np.int64)
+        # Ring positions of each user's events (by user slot), oldest first.
+        self._user_positions: dict[int, deque[int]] = {}
+        # Events per (user slot, item slot) pair, and distinct users per item slot, kept
+        # incrementally so popularity is always current.
+        self._pair_events: dict[tuple[int, int], int] = {}
+        self._item_users = np.zeros(1024, dtype=np.int64)
         self._next = 0  # ring position the next event is written to
         self._size = 0
         self.total_added = 0
@@ -126,16 +181,72 @@ class SlidingWindow:
         """Append ``event``, evicting the oldest event when the window is full."""
         pos = self._next
         if self._size == self.capacity:
-            self.users.release(int(self._user_slots[pos]))
-            self.items.release(int(self._item_slots[pos]))
+            self._evict(pos)
         else:
             self._size += 1
-        self._user_slots[pos] = self.users.acquire(event.user)
-        self._item_slots[pos] = self.items.acquire(event.item)
+        user = self.users.acquire(event.user)
+        item = self.items.acquire(event.item)
+        self._user_slots[pos] = user
+        self._item_slots[pos] = item
         self._weights[pos] = event.weight
         self._ts[pos] = event.ts
+        self._seq[pos] = self.total_added
+        self._user_positions.setdefault(user, deque()).append(pos)
+        pair = (user, item)
+        count = self._pair_events.get(pair, 0)
+        self._pair_events[pair] = count + 1
+        if count == 0:
+            if item >= len(self._item_users):
+                grown = np.zeros(2 * item + 2, dtype=np.int64)
+                grown[: len(self._item_users)] = self._item_users
+                self._item_users = grown
+            self._item_users[item] += 1
         self._next = (pos + 1) % self.capacity
         self.total_added += 1
+
+    def _evict(self, pos: int) -> None:
+        user = int(self._user_slots[pos])
+        item = int(self._item_slots[pos])
+        positions = self._user_positions[user]
+        positions.popleft()  # events leave oldest first, so this is ``pos``
+        if not positions:
+            del self._user_positions[user]
+        pair = (user, item)
+        count = self._pair_events[pair] - 1
+        if count:
+            self._pair_events[pair] = count
+        else:
+            del self._pair_events[pair]
+            self._item_users[item] -= 1
+        self.users.release(user)
+        self.items.release(item)
+
+    def user_history(self, user: str) -> UserHistory | None:
+        """The user's events in the window (decay applied), or None if there are none."""
+        slot = self.users.slot(user)
+        if slot is None:
+            return None
+        pos = np.fromiter(self._user_positions[slot], dtype=np.int64)
+        weights = self._weights[pos].astype(np.float64)
+        if self.decay.enabled:
+            weights *= self.decay.factors(
+                self._seq[pos], self._ts[pos], self.total_added - 1, self._newest_ts()
+            )
+        return UserHistory(self.items.ids_of(self._item_slots[pos]), weights, self._ts[pos])
+
+    def popular_items(self, n: int, exclude: set[str] = frozenset()) -> list[str]:
+        """The ``n`` items with the most distinct users in the window, minus ``exclude``."""
+        counts = self._item_users[: self.items.capacity]
+        k = min(len(counts), n + len(exclude))
+        if k == 0:
+            return []
+        top = np.argpartition(-counts, k - 1)[:k] if k < len(counts) else np.arange(len(counts))
+        top = top[np.lexsort((top, -counts[top]))]
+        ids = self.items.ids_of(top[counts[top] > 0])
+        return [i for i in ids if i not in exclude][:n]
+
+    def _newest_ts(self) -> float:
+        return float(self._ts[(self._next - 1) % self.capacity]) if self._size else 0.0
 
     def _order(self) -> np.ndarray:
         """Ring positions of the live events, oldest first."""
@@ -164,15 +275,25 @@ class SlidingWindow:
         item_col[live_items] = np.arange(len(live_items))
         rows = user_row[self._user_slots[order]]
         cols = item_col[self._item_slots[order]]
+        weights = self._weights[order].astype(np.float64)
+        if self.decay.enabled:
+            weights *= self.decay.factors(
+                self._seq[order], self._ts[order], self.total_added - 1, self._newest_ts()
+            )
         # COO -> CSR sums duplicate (user, item) entries: each event's weight counts once.
         matrix = sp.coo_matrix(
-            (self._weights[order].astype(np.float32), (rows, cols)),
+            (weights.astype(np.float32), (rows, cols)),
             shape=(len(live_users), len(live_items)),
         ).tocsr()
         matrix.sum_duplicates()
         matrix.sort_indices()
+        # Every pair the user touched is "seen" (never recommended back), even if its weights
+        # cancelled out; training must not see explicit zeros (implicit reads 0 as negative).
+        seen = matrix.copy()
+        matrix.eliminate_zeros()
         return WindowSnapshot(
             matrix=matrix,
+            seen=seen,
             user_ids=self.users.ids_of(live_users),
             item_ids=self.items.ids_of(live_items),
             n_events=self._size,

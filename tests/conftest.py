@@ -65,7 +65,7 @@ def planted_model():
 
 @pytest.fixture
 def model_dir(tmp_path, planted_model) -> Path:
-    ModelStore(tmp_path / "models").publish(planted_model, {"interactions": {0: 4000}})
+    ModelStore(tmp_path / "models").publish(planted_model, offsets={"interactions": {0: 4000}})
     return tmp_path / "models"
 
 

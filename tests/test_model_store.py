@@ -43,7 +43,7 @@ def test_strings_round_trip():
 
 def test_publish_then_read_round_trip(tmp_path, planted_model):
     store = ModelStore(tmp_path)
-    manifest = store.publish(planted_model, {"interactions": {0: 4000, 1: 12}})
+    manifest = store.publish(planted_model, offsets={"interactions": {0: 4000, 1: 12}})
     assert manifest["version"] == 1 and store.current_name() == "v00000001"
     read_manifest, arrays = store.read_version()
     assert read_manifest == json.loads(json.dumps(manifest))
