@@ -71,12 +71,12 @@ class ModelWatcher:
         except ModelLoadError as exc:
             self._fail(name, exc)
             return False
+        self.last_error = None
+        self.failed_version = None
         # Catch up on its updates before the swap, so no request sees it staler than the old.
         self._apply_updates(model)
         self.model = model
         self.loaded_at = time.time()
-        self.last_error = None
-        self.failed_version = None
         logger.info(
             "serving model %s (%d users, %d items)", model.name, model.n_users, model.n_items
         )

@@ -166,3 +166,40 @@ def test_restart_with_two_partitions_keeps_the_newest_window(broker, tmp_path):
         users = sorted(int(e.user[1:]) for e in restarted.window.events())
     # Both partitions' newest 250 each: exactly the newest 500 events overall.
     assert users == list(range(700, 1200))
+
+
+def test_events_after_a_refit_reach_the_servers_as_updates(broker, topic, tmp_path):
+    import json
+
+    from recommendation_service.model_watcher import ModelWatcher
+
+    events = planted_events(3000)
+    produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in events])
+    config = builder_config(
+        broker, topic, tmp_path, f"g-{uuid.uuid4().hex}", window=10_000, retrain_every=3000
+    )
+    with RunningBuilder(config) as builder:
+        wait_until(lambda: builder.trainer.last_manifest is not None, what="first refit")
+        version = builder.trainer.last_manifest["name"]
+        watcher = ModelWatcher(ModelStore(tmp_path))
+        watcher.refresh()
+        assert watcher.model.recommend("newcomer", 5).source == "popular"
+        garden = [i for i in watcher.model.item_ids if category(i) == "garden"][:4]
+        clicks = [
+            {"user": "newcomer", "item": i, "action": "click", "ts": 100 + k}
+            for k, i in enumerate(garden[:3])
+        ]
+        dislike = {"user": "newcomer", "item": garden[3], "action": "dislike", "ts": 200}
+        produce(broker, topic, [json.dumps(e).encode() for e in [*clicks, dislike]])
+
+        def reflected():
+            watcher.refresh()
+            return watcher.model.recommend("newcomer", 10).as_of == 200
+
+        wait_until(reflected, timeout=20, what="the newcomer's events in an update")
+        result = watcher.model.recommend("newcomer", 10)
+        assert watcher.model.name == version, "no refit happened: this came from an update"
+        assert result.source == "model"
+        assert not set(garden) & set(result.items), "clicked and disliked items stay out"
+        assert Counter(map(category, result.items)).most_common(1)[0][0] == "garden"
+        assert builder.updates_written >= 1

@@ -107,3 +107,47 @@ def test_counter_counts_every_event_but_rate_limits_logs(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2
     assert "99 similar suppressed" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("event", "weight"),
+    [
+        ({"user": "u", "item": "i"}, 1.0),
+        ({"user": "u", "item": "i", "action": "view"}, 1.0),
+        ({"user": "u", "item": "i", "action": "click"}, 2.0),
+        ({"user": "u", "item": "i", "action": "add_to_cart"}, 4.0),
+        ({"user": "u", "item": "i", "action": "purchase"}, 8.0),
+        ({"user": "u", "item": "i", "action": "purchase", "weight": 2}, 16.0),
+        ({"user": "u", "item": "i", "action": "dislike"}, -4.0),
+        ({"user": "u", "item": "i", "action": "rating", "value": 5}, 2.5),
+        ({"user": "u", "item": "i", "action": "rating", "value": 1}, -1.5),
+    ],
+)
+def test_actions_map_through_the_weight_table(event, weight):
+    assert parse_event(json.dumps(event).encode(), 0).weight == weight
+
+
+def test_custom_action_table():
+    table = {"like": 3.0, "skip": -1.0}
+    assert (
+        parse_event(b'{"user": "u", "item": "i", "action": "like"}', 0, actions=table).weight == 3
+    )
+    with pytest.raises(MalformedEvent, match="unknown_action"):
+        parse_event(b'{"user": "u", "item": "i", "action": "purchase"}', 0, actions=table)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"user": "u", "item": "i", "action": "teleport"},
+        {"user": "u", "item": "i", "action": 3},
+        {"user": "u", "item": "i", "action": "rating"},
+        {"user": "u", "item": "i", "action": "rating", "value": "5"},
+        {"user": "u", "item": "i", "action": "rating", "value": 11},
+        {"user": "u", "item": "i", "action": "rating", "value": 2.5},
+        {"user": "u", "item": "i", "action": "dislike", "weight": -1},
+    ],
+)
+def test_bad_actions_are_malformed(event):
+    with pytest.raises(MalformedEvent):
+        parse_event(json.dumps(event).encode(), 0)
