@@ -158,11 +158,19 @@ _model_option_list = [
 ]
 
 
-def _model_options(func):
-    """Window, refit cadence and ALS options (builder and evaluate)."""
-    for option in reversed(_model_option_list):
-        func = option(func)
-    return func
+def _stack(options):
+    """One decorator applying a list of click options, in list order on the help page."""
+
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+#: Window, refit cadence and ALS options (builder and evaluate).
+_model_options = _stack(_model_option_list)
 
 
 _realtime_option_list = [
@@ -204,10 +212,7 @@ _realtime_option_list = [
 ]
 
 
-def _realtime_options(func):
-    for option in reversed(_realtime_option_list):
-        func = option(func)
-    return func
+_realtime_options = _stack(_realtime_option_list)
 
 
 def _als(opts) -> ALSParams:

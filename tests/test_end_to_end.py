@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 
 import pytest
@@ -17,50 +11,10 @@ import pytest
 from recommendation_service.model_store import ModelStore
 
 from .conftest import category, free_port, planted_events, planted_tastes, train_window
+from .processes import get, is_healthy, recsvc, stop, wait_healthy
 from .test_builder_integration import produce, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def get(url, timeout=5.0):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def recsvc(*args, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "recommendation_service", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        **kwargs,
-    )
-
-
-def stop(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        out, _ = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        raise AssertionError(
-            "process did not stop on SIGTERM:\n" + out.decode(errors="replace")
-        ) from None
-    return out.decode(errors="replace")
-
-
-def healthy(url):
-    def check():
-        try:
-            return get(f"{url}/health", timeout=1)[0] == 200
-        except OSError:
-            return False
-
-    return check
 
 
 def window_size(model_dir) -> int:
@@ -98,7 +52,7 @@ def test_kafka_to_http_reflects_planted_tastes(broker, topic, tmp_path):
         "serve", "--model-dir", str(model_dir), "--port", str(port), "--reload-interval", "0.2"
     )
     try:
-        status, body = get(f"{url}/recommend?user=u", timeout=5) if healthy(url)() else (503, {})
+        status, body = get(f"{url}/recommend?user=u", timeout=5) if is_healthy(url) else (503, {})
         assert status == 503
         events = planted_events(8000)
         produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in events])
@@ -109,7 +63,7 @@ def test_kafka_to_http_reflects_planted_tastes(broker, topic, tmp_path):
             timeout=90,
             what="a model over at least 6000 events",
         )
-        wait_until(healthy(url), timeout=30, what="server healthy")
+        wait_healthy(url)
         tastes = planted_tastes()
         agree = 0
         for user in tastes.users:
@@ -161,7 +115,7 @@ def test_two_workers_switch_versions_without_failing_a_request(tmp_path):
             versions[body.get("model_version")] += 1
 
     try:
-        wait_until(healthy(url), timeout=30, what="server up")
+        wait_healthy(url)
         threads = [threading.Thread(target=hammer, args=(u,)) for u in ("user-00001", "x", "y")]
         for t in threads:
             t.start()

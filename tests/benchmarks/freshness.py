@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 
 import numpy as np
@@ -29,19 +26,11 @@ from recommendation_service.broker import EmbeddedBroker, ensure_topic
 from recommendation_service.synthetic import TasteModel, make_catalog
 
 from ..conftest import free_port
-
-
-def recsvc(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "recommendation_service", "--log-level", "warning", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+from ..processes import get, recsvc, stop, wait_healthy
 
 
 def fetch(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
+    return get(url)[1]
 
 
 class Stream:
@@ -121,6 +110,7 @@ def main() -> None:
             "5000",
             "--group-id",
             f"g-{topic}",
+            quiet=True,
         )
         server = recsvc(
             "serve",
@@ -131,21 +121,13 @@ def main() -> None:
             "--workers",
             str(args.workers),
             "--no-access-log",
+            quiet=True,
         )
         stream = Stream(broker.bootstrap_servers, topic, args.rate, tastes)
         sender = threading.Thread(target=stream.run, daemon=True)
         sender.start()
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if fetch(f"{url}/health")["status"] == "ok":
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("no model within 120 s")
-                time.sleep(0.2)
+            wait_healthy(url, timeout=120)  # the first model comes after 5000 events
             time.sleep(2)
             rng = np.random.default_rng(0)
             # Probe items the served model knows (a brand-new item waits for the next refit).
@@ -165,8 +147,7 @@ def main() -> None:
             stream.done.set()
             sender.join(15)
             for proc in (builder, server):
-                proc.terminate()
-                proc.wait(30)
+                stop(proc)
 
     def summary(delays):
         ms = np.array(delays) * 1000

@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,6 +25,7 @@ from recommendation_service.model_store import ModelStore
 from recommendation_service.synthetic import TasteModel, make_catalog
 
 from ..conftest import free_port, train_window
+from ..processes import recsvc, stop, wait_healthy
 
 
 def run_clients(port: int, users: list[str], concurrency: int, total: int) -> dict:
@@ -87,43 +86,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ModelStore(tmp).publish(model)
         port = free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "recommendation_service",
-                "--log-level",
-                "warning",
-                "serve",
-                "--model-dir",
-                tmp,
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                "--no-access-log",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        server = recsvc(
+            "serve",
+            "--model-dir",
+            tmp,
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--no-access-log",
+            quiet=True,
         )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                    conn.request("GET", "/health")
-                    if conn.getresponse().status == 200:
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("server did not become healthy")
-                time.sleep(0.1)
+            wait_healthy(f"http://127.0.0.1:{port}")
             run_clients(port, users, 1, 200)  # warm-up
             results = [run_clients(port, users, c, args.requests) for c in (1, 4)]
         finally:
-            server.terminate()
-            server.wait(15)
+            stop(server)
     print(
         json.dumps(
             {

@@ -1,0 +1,60 @@
+"""Helpers for tests and benchmarks that run the real ``recsvc`` processes over real sockets."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+
+def get(url: str, timeout: float = 5.0) -> tuple[int, dict]:
+    """GET a JSON endpoint on a new connection; returns (status, body) for 2xx and 4xx/5xx."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def recsvc(*args: str, quiet: bool = False) -> subprocess.Popen:
+    """Start ``python -m recommendation_service ARGS``; output is captured unless ``quiet``."""
+    out = subprocess.DEVNULL if quiet else subprocess.PIPE
+    prefix = ["--log-level", "warning"] if quiet else []
+    return subprocess.Popen(
+        [sys.executable, "-m", "recommendation_service", *prefix, *args],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop(proc: subprocess.Popen, timeout: float = 30.0) -> str:
+    """SIGTERM ``proc`` and return its output; fail if it does not stop in time."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        text = (out or b"").decode(errors="replace")
+        raise AssertionError("process did not stop on SIGTERM:\n" + text) from None
+    return (out or b"").decode(errors="replace")
+
+
+def is_healthy(url: str) -> bool:
+    try:
+        return get(f"{url}/health", timeout=1)[0] == 200
+    except OSError:
+        return False
+
+
+def wait_healthy(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not is_healthy(url):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not become healthy within {timeout:g} s")
+        time.sleep(0.1)
