@@ -1,10 +1,10 @@
-"""HTTP endpoints: ``GET /recommend`` and ``GET /health``."""
+"""HTTP endpoints: recommendations, health, the served model's manifest, and metrics."""
 
 from __future__ import annotations
 
 import time
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from .config import ServerConfig
 from .model_watcher import ModelWatcher
@@ -60,6 +60,7 @@ def recommend():
     n = _n_param()
     model = _model_or_503()
     result = model.recommend(user, n)
+    current_app.extensions["recsvc_metrics"].recommendations.labels(result.source).inc()
     return jsonify(
         user=user,
         items=result.items,
@@ -84,3 +85,17 @@ def health():
         "last_error": watcher.last_error,
     }
     return jsonify(body), (200 if model is not None else 503)
+
+
+@bp.get("/model")
+def model_manifest():
+    """The manifest of the model this process serves (version, times, parameters, offsets)."""
+    model = _model_or_503()
+    return jsonify({**model.manifest, "updates_applied": model.applied_update})
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text format, aggregated over every worker process."""
+    body, content_type = current_app.extensions["recsvc_metrics"].exposition()
+    return Response(body, content_type=content_type)

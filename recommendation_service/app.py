@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .api import bp
 from .config import ServerConfig
+from .metrics import ServerMetrics
 from .model_store import ModelStore
 from .model_watcher import ModelWatcher
 
@@ -27,11 +29,33 @@ def create_app(config: ServerConfig, watcher: ModelWatcher | None = None) -> Fla
     """
     app = Flask(__name__)
     app.config["RECSVC"] = config
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    metrics = ServerMetrics.create()
     if watcher is None:
-        watcher = ModelWatcher(ModelStore(config.model_dir), config.reload_interval).start()
+        watcher = ModelWatcher(
+            ModelStore(config.model_dir), config.reload_interval, probes=config.ann_probes
+        )
+        watcher.on_refresh = lambda model: metrics.set_model(
+            model.version, model.manifest["created_ts"]
+        )
+        watcher.start()
     app.extensions["recsvc_watcher"] = watcher
+    app.extensions["recsvc_metrics"] = metrics
     app.json.sort_keys = False
     app.register_blueprint(bp)
+
+    @app.before_request
+    def start_timer() -> None:
+        g.recsvc_start = time.perf_counter()
+
+    @app.after_request
+    def record(response):
+        # The route pattern, not the path: unknown paths must not create new label values.
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        start = g.get("recsvc_start")
+        if start is not None:
+            metrics.observe(endpoint, response.status_code, time.perf_counter() - start)
+        return response
 
     @app.errorhandler(HTTPException)
     def json_http_error(exc: HTTPException):

@@ -30,6 +30,7 @@ from confluent_kafka import (
 from .config import BuilderConfig
 from .errors import MalformedEvent
 from .events import MalformedCounter, parse_event
+from .metrics import BuilderMetrics
 from .model_store import ModelStore, update_arrays
 from .realtime import FoldIn
 from .trainer import ALSTrainer
@@ -62,7 +63,10 @@ class ModelBuilder:
             self.snapshot,
             config.realtime,
             self._on_published,
+            config.ivf,
         )
+        self.metrics = BuilderMetrics()
+        self._next_gauges = 0.0
         # Fresh-vector state: the served model's fold-in, users with events not yet written,
         # and users with events since the last snapshot (the next version must redo them).
         self.fold: FoldIn | None = None
@@ -98,6 +102,9 @@ class ModelBuilder:
         with self._lock:
             self.fold, self.fold_version, self.update_seq = fold, manifest["name"], 0
             self._dirty |= self._since_snapshot
+        self.metrics.training.observe(manifest["training_seconds"])
+        self.metrics.last_publish.set(manifest["created_ts"])
+        self.metrics.model_version.set(manifest["version"])
 
     # -- lifecycle -----------------------------------------------------------------------
     def stop(self) -> None:
@@ -107,6 +114,14 @@ class ModelBuilder:
     def run(self) -> None:
         """Consume until :meth:`stop` is called."""
         cfg = self.config
+        if cfg.metrics_port:
+            try:
+                self.metrics.serve(cfg.metrics_host, cfg.metrics_port)
+                logger.info(
+                    "builder metrics on http://%s:%d/metrics", cfg.metrics_host, cfg.metrics_port
+                )
+            except OSError as exc:  # metrics are not worth refusing to build models
+                logger.error("cannot serve metrics on port %d: %s", cfg.metrics_port, exc)
         self.trainer.start()
         self._consumer = Consumer(cfg.kafka.consumer_config())
         if cfg.kafka.dead_letter_topic:
@@ -153,6 +168,7 @@ class ModelBuilder:
         self._flush_updates()
         if self._dead_letters is not None:
             self._dead_letters.poll(0)
+        self._update_gauges()
         self._log_stats()
 
     def _apply_batch(self, messages: list[Message]) -> None:
@@ -185,6 +201,7 @@ class ModelBuilder:
             self.events_consumed += applied
             self.events_since_refit += applied
             due = self.events_since_refit >= cfg.retrain_every
+        self.metrics.events.inc(applied)
         self._store_offsets(last.values())
         if due:
             self.trainer.request()
@@ -207,6 +224,7 @@ class ModelBuilder:
             if fresh:
                 self.store.write_update(version, seq, update_arrays(*map(list, zip(*fresh))))
                 self.updates_written += 1
+                self.metrics.updates.inc()
         except OSError as exc:
             logger.error("writing update %d of %s failed, will retry: %s", seq, version, exc)
             with self._lock:
@@ -234,6 +252,7 @@ class ModelBuilder:
     def _on_malformed(self, msg: Message, exc: MalformedEvent) -> None:
         where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
         self.malformed.record(exc, where)
+        self.metrics.malformed.labels(exc.reason).inc()
         if self._dead_letters is None:
             return
         headers = {
@@ -257,6 +276,26 @@ class ModelBuilder:
         )
         if error.fatal():
             raise KafkaException(error)
+
+    def _update_gauges(self) -> None:
+        now = time.monotonic()
+        if now < self._next_gauges:
+            return
+        self._next_gauges = now + 1.0
+        m = self.metrics
+        m.window_events.set(len(self.window))
+        m.window_users.set(len(self.window.users))
+        m.window_items.set(len(self.window.items))
+        for (topic, partition), position in list(self.positions.items()):
+            # The cached high watermark comes with every fetch (no extra request).
+            try:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if high >= 0:
+                m.lag.labels(topic, str(partition)).set(max(0, high - position))
 
     def _log_stats(self) -> None:
         now = time.monotonic()

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .ann import IVFParams
 from .config import (
     ALSParams,
     BuilderConfig,
@@ -290,6 +291,21 @@ def _decay(opts) -> Decay:
     type=float,
     help="Seconds between writes of fresh user vectors for the servers.",
 )
+@_opt(
+    "--ann-min-items",
+    env="ANN_MIN_ITEMS",
+    default=IVFParams.min_items,
+    type=click.IntRange(1),
+    help="Publish an approximate (IVF) index for catalogs of at least this many items.",
+)
+@_opt("--metrics-host", env="METRICS_HOST", default="127.0.0.1", help="Builder metrics address.")
+@_opt(
+    "--metrics-port",
+    env="METRICS_PORT",
+    default=9108,
+    type=click.IntRange(0, 65535),
+    help="Builder metrics port (GET /metrics); 0 turns them off.",
+)
 def builder(**opts) -> None:
     """Consume interactions, keep the sliding window, retrain ALS and publish models."""
 
@@ -312,6 +328,9 @@ def builder(**opts) -> None:
             decay=_decay(opts),
             actions=parse_action_weights(_split_env_list(opts["action_weights"])),
             update_interval=opts["update_interval"],
+            ivf=IVFParams(min_items=opts["ann_min_items"]),
+            metrics_host=opts["metrics_host"],
+            metrics_port=opts["metrics_port"],
         )
 
     config = _config_or_exit(make)
@@ -353,19 +372,23 @@ def _split_env_list(values: tuple[str, ...]) -> list[str]:
     default=True,
     help="Write one JSON access-log line per request to stdout.",
 )
-def serve(model_dir, host, port, workers, reload_interval, max_n, access_log) -> None:
-    """Serve GET /recommend and GET /health with gunicorn."""
-    config = _config_or_exit(
-        lambda: ServerConfig(
-            model_dir=model_dir,
-            host=host,
-            port=port,
-            workers=workers,
-            reload_interval=reload_interval,
-            max_n=max_n,
-            access_log=access_log,
-        )
-    )
+@_opt(
+    "--ann-probes",
+    env="ANN_PROBES",
+    default=ServerConfig.ann_probes,
+    type=int,
+    help="Clusters scanned per query when the model has an approximate index.",
+)
+@_opt(
+    "--metrics-dir",
+    env="METRICS_DIR",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for multi-process metrics (default: a fresh temporary one).",
+)
+def serve(**opts) -> None:
+    """Serve the HTTP API (recommend, health, model, metrics) with gunicorn."""
+    config = _config_or_exit(lambda: ServerConfig(**opts))
     from .server import serve as run_server
 
     run_server(config)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from .ann import IVFParams
 from .errors import ConfigError
 from .events import DEFAULT_ACTION_WEIGHTS
 from .realtime import RealtimeParams
@@ -210,10 +211,14 @@ class BuilderConfig:
     decay: Decay = field(default_factory=Decay)
     actions: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_ACTION_WEIGHTS))
     update_interval: float = 0.1
+    ivf: IVFParams = field(default_factory=IVFParams)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
 
     def __post_init__(self) -> None:
         _require(self.window >= 1, "window must be >= 1 event")
         _require(0.01 <= self.update_interval <= 60, "update-interval must be 0.01..60 s")
+        _require(0 <= self.metrics_port <= 65535, "metrics-port must be 0..65535 (0 = off)")
         for action, weight in self.actions.items():
             _require(math.isfinite(weight) and weight != 0, f"action {action!r} needs weight != 0")
         object.__setattr__(self, "actions", MappingProxyType(dict(self.actions)))
@@ -242,6 +247,14 @@ class ServerConfig:
         Upper bound of the ``n`` query parameter.
     max_id_length
         Longest accepted user id.
+    access_log
+        One JSON line per request on stdout.
+    ann_probes
+        Clusters scanned per query for models with an approximate index (recall vs. speed).
+    max_body_bytes
+        Larger request bodies are refused with 413.
+    metrics_dir
+        Directory for multi-process metrics (default: a fresh temporary one).
     """
 
     model_dir: Path
@@ -252,10 +265,14 @@ class ServerConfig:
     max_n: int = 1000
     max_id_length: int = 256
     access_log: bool = True
+    ann_probes: int = 32
+    max_body_bytes: int = 1 << 20
+    metrics_dir: Path | None = None
 
     def __post_init__(self) -> None:
         _require(0 <= self.port <= 65535, "port must be between 0 and 65535")
         _require(1 <= self.workers <= 64, "workers must be between 1 and 64")
         _require(0.01 <= self.reload_interval <= 3600, "reload-interval must be 0.01..3600 s")
         _require(1 <= self.max_n <= 100_000, "max-n must be between 1 and 100000")
+        _require(1 <= self.ann_probes <= 100_000, "ann-probes must be >= 1")
         object.__setattr__(self, "model_dir", Path(self.model_dir))

@@ -15,6 +15,8 @@ Layout of a model directory::
         popular_scores.npy
         scoring_matrix.npy     float32 (n_items, 2*factors): [Y, beta * Y normalised]
         user_vectors.npy       float32 (n_users, 2*factors): what each user is scored with
+        ivf_offsets.npy        large catalogs only: cluster boundaries (items are stored
+        ivf_centroids.npy      cluster by cluster) and cluster centroids
     updates/v00000007/         fresh user vectors written between refits, for that version
         00000001.npz ...       user ids, vectors, seen items, last event time (no pickle)
 
@@ -44,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .ann import IVFIndex
 from .errors import ModelLoadError, NoModelError
 from .realtime import FoldIn, RealtimeParams, UserVector
 from .trainer import TrainedModel, popularity
@@ -106,13 +109,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def model_arrays(model: TrainedModel, fold: FoldIn) -> dict[str, np.ndarray]:
+def model_arrays(
+    model: TrainedModel, fold: FoldIn, index: IVFIndex | None = None
+) -> dict[str, np.ndarray]:
     """Every array of a published version, by file stem."""
     snap = model.snapshot
     user_blob, user_offsets = encode_strings(snap.user_ids)
     item_blob, item_offsets = encode_strings(snap.item_ids)
     popular_items, popular_scores = popularity(snap)
-    return {
+    arrays = {
         "user_factors": model.user_factors,
         "item_factors": model.item_factors,
         "user_ids.blob": user_blob,
@@ -126,6 +131,9 @@ def model_arrays(model: TrainedModel, fold: FoldIn) -> dict[str, np.ndarray]:
         "scoring_matrix": fold.scoring_matrix,
         "user_vectors": fold.base_vectors(model.user_factors, snap),
     }
+    if index is not None:
+        arrays = {**arrays, "ivf_offsets": index.offsets, "ivf_centroids": index.centroids}
+    return arrays
 
 
 def update_arrays(users: list[str], vectors: list[UserVector]) -> dict[str, np.ndarray]:
@@ -173,6 +181,7 @@ class ModelStore:
         model: TrainedModel,
         fold: FoldIn | None = None,
         offsets: Mapping[str, Mapping[int, int]] | None = None,
+        index: IVFIndex | None = None,
     ) -> dict:
         """Write ``model`` as the next version, make it current, prune old ones.
 
@@ -185,6 +194,8 @@ class ModelStore:
             the default :class:`RealtimeParams`.
         offsets
             ``{topic: {partition: next offset}}`` of the events the snapshot contains.
+        index
+            An IVF index over the (already cluster-ordered) catalog, for large catalogs.
 
         Returns
         -------
@@ -202,7 +213,7 @@ class ModelStore:
         tmp_dir.mkdir()
         try:
             files = {}
-            for stem, array in model_arrays(model, fold).items():
+            for stem, array in model_arrays(model, fold, index).items():
                 path = tmp_dir / f"{stem}.npy"
                 with open(path, "wb") as fh:
                     np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
@@ -231,6 +242,7 @@ class ModelStore:
                 },
                 "params": asdict(model.params),
                 "realtime": asdict(fold.params),
+                "ann": None if index is None else {"type": "ivf", "clusters": len(index.centroids)},
                 "training_seconds": round(model.training_seconds, 4),
                 "files": files,
             }

@@ -28,12 +28,17 @@ class ModelWatcher:
     store
         The model store to follow.
     interval
-        Seconds between checks of ``CURRENT``.
+        Seconds between checks of ``CURRENT`` and of the version's update files.
+    probes
+        Clusters scanned per query when a version carries an approximate index.
     """
 
-    def __init__(self, store: ModelStore, interval: float = 0.5) -> None:
+    def __init__(self, store: ModelStore, interval: float = 0.1, probes: int = 32) -> None:
         self.store = store
         self.interval = interval
+        self.probes = probes
+        #: Called (on the watcher thread) after every poll with the served model.
+        self.on_refresh = None
         self.model: ServedModel | None = None
         self.last_error: str | None = None
         self.failed_version: str | None = None
@@ -51,6 +56,8 @@ class ModelWatcher:
             changed = self._refresh_version()
             if self.model is not None:
                 self._apply_updates(self.model)
+                if self.on_refresh is not None:
+                    self.on_refresh(self.model)
             return changed
 
     def _refresh_version(self) -> bool:
@@ -65,7 +72,7 @@ class ModelWatcher:
             return False
         try:
             manifest, arrays = self.store.read_version(name)
-            model = ServedModel(manifest, arrays)
+            model = ServedModel(manifest, arrays, probes=self.probes)
         except NoModelError:
             return False
         except ModelLoadError as exc:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .ann import IVFIndex, ivf_candidates
 from .errors import ModelLoadError
 from .model_store import decode_strings
 
@@ -60,7 +61,7 @@ class ServedModel:
         If the arrays do not fit together (wrong lengths, out-of-range indices, NaNs).
     """
 
-    def __init__(self, manifest: dict, arrays: dict[str, np.ndarray]) -> None:
+    def __init__(self, manifest: dict, arrays: dict[str, np.ndarray], probes: int = 32) -> None:
         self.manifest = manifest
         self.version = int(manifest["version"])
         self.name = str(manifest["name"])
@@ -77,6 +78,12 @@ class ServedModel:
         self.popular_scores = arrays["popular_scores"]
         self.scoring_matrix = arrays["scoring_matrix"]
         self.user_vectors = arrays["user_vectors"]
+        self.index = (
+            IVFIndex(arrays["ivf_offsets"], arrays["ivf_centroids"])
+            if "ivf_offsets" in arrays
+            else None
+        )
+        self.probes = probes
         self._check()
         self.user_row = {u: i for i, u in enumerate(self.user_ids)}
         self.fresh: dict[str, _Fresh] = {}
@@ -111,6 +118,12 @@ class ServedModel:
             self.scoring_matrix.shape[1],
         ):
             problems.append("scoring matrix or user vectors do not match the ids")
+        if self.index is not None and (
+            int(self.index.offsets[-1]) != n_items
+            or np.any(np.diff(self.index.offsets) < 0)
+            or self.index.centroids.shape[1:] != self.scoring_matrix.shape[1:]
+        ):
+            problems.append("approximate index does not match the items")
         if not all(
             np.isfinite(a).all()
             for a in (self.user_factors, self.item_factors, self.scoring_matrix, self.user_vectors)
@@ -175,11 +188,16 @@ class ServedModel:
             if row is None:
                 return self.popular(n)
             vector, seen, as_of = self.user_vectors[row], self.seen_items(row), None
-        scores = self.scoring_matrix @ vector
-        scores[seen] = -np.inf
+        if self.index is None:
+            cols, scores = None, self.scoring_matrix @ vector
+            scores[seen] = -np.inf
+        else:
+            cols, scores = ivf_candidates(self.scoring_matrix, self.index, vector, self.probes)
+            scores[np.isin(cols, seen)] = -np.inf
         best = top_n(scores, n)
+        chosen = best if cols is None else cols[best]
         return Recommendation(
-            [self.item_ids[c] for c in best.tolist()],
+            [self.item_ids[c] for c in chosen.tolist()],
             [float(s) for s in scores[best]],
             "model",
             as_of,

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
@@ -46,6 +50,7 @@ class RecommendationServer(BaseApplication):
             # Bound request-line and header sizes; ids are short.
             "limit_request_line": 8190,
             "limit_request_fields": 100,
+            "child_exit": _child_exit,
         }
         for key, value in settings.items():
             self.cfg.set(key, value)
@@ -61,8 +66,16 @@ class RecommendationServer(BaseApplication):
         return create_app(self.config_obj)
 
 
+def _child_exit(server, worker) -> None:
+    from .metrics import mark_worker_dead
+
+    mark_worker_dead(worker.pid)
+
+
 def serve(config: ServerConfig) -> None:
     """Serve until SIGINT/SIGTERM (gunicorn stops workers gracefully)."""
+    from .metrics import MULTIPROC_ENV
+
     logger.info(
         "serving models from %s on http://%s:%d with %d worker(s)",
         config.model_dir,
@@ -70,4 +83,14 @@ def serve(config: ServerConfig) -> None:
         config.port,
         config.workers,
     )
-    RecommendationServer(config).run()
+    # prometheus_client picks multi-process mode from the environment when it is imported, so
+    # this must happen before any worker exists; a fresh directory holds no stale samples.
+    owned = config.metrics_dir is None
+    metrics_dir = Path(tempfile.mkdtemp(prefix="recsvc-metrics-")) if owned else config.metrics_dir
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    try:
+        RecommendationServer(config).run()
+    finally:
+        if owned:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from .ann import IVFParams, build_ivf, reorder_items
 from .errors import ModelFitError
 from .model_store import ModelStore
 from .realtime import FoldIn, RealtimeParams
@@ -39,6 +40,8 @@ class TrainingWorker:
         Fold-in settings published with each model.
     on_published
         Called on the training thread with the manifest and fold-in state of each new version.
+    ivf
+        When to build an approximate index (and reorder the catalog by its clusters).
     max_backoff
         Upper bound of the wait between retries after a failed publish.
     """
@@ -50,12 +53,14 @@ class TrainingWorker:
         take_snapshot: SnapshotSource,
         realtime: RealtimeParams | None = None,
         on_published: PublishedHook | None = None,
+        ivf: IVFParams | None = None,
         max_backoff: float = 60.0,
     ) -> None:
         self.trainer = trainer
         self.store = store
         self.take_snapshot = take_snapshot
         self.realtime = realtime or RealtimeParams()
+        self.ivf = ivf or IVFParams()
         self.on_published = on_published
         self.max_backoff = max_backoff
         self.trainings = 0
@@ -121,8 +126,13 @@ class TrainingWorker:
             return True  # the same window would fail again; wait for new events
         start = time.perf_counter()
         fold = FoldIn(snapshot.item_ids, model.item_factors, model.params, self.realtime)
+        index = None
+        if snapshot.n_items >= self.ivf.min_items:
+            order, index = build_ivf(fold.scoring_matrix, self.ivf)
+            model = reorder_items(model, order)
+            fold = FoldIn(model.snapshot.item_ids, model.item_factors, model.params, self.realtime)
         try:
-            manifest = self.store.publish(model, fold, offsets)
+            manifest = self.store.publish(model, fold, offsets, index=index)
         except OSError as exc:
             self.failures += 1
             logger.error("publishing to %s failed, will retry: %s", self.store.root, exc)

@@ -97,3 +97,26 @@ def test_new_version_is_picked_up_and_bad_one_refused(app, client, model_dir, pl
     assert not watcher.refresh()
     health = client.get("/health").get_json()
     assert health["model_version"] == 2 and "v00000003" in health["last_error"]
+
+
+def test_model_endpoint_returns_the_manifest(client, planted_model):
+    body = client.get("/model").get_json()
+    assert body["version"] == 1 and body["window_size"] == planted_model.snapshot.n_events
+    assert body["params"]["factors"] == planted_model.params.factors
+    assert body["offsets"] == {"interactions": {"0": 4000}}
+    assert body["updates_applied"] == 0
+
+
+def test_metrics_count_requests_by_endpoint_status_and_source(client):
+    client.get("/recommend?user=never-seen&n=2")
+    client.get("/recommend?user=never-seen&n=2")
+    client.get("/recommend?n=2")
+    client.get("/no/such/path")
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    assert 'recsvc_http_requests_total{endpoint="/recommend",status="200"} 2.0' in text
+    assert 'recsvc_http_requests_total{endpoint="/recommend",status="400"} 1.0' in text
+    assert 'recsvc_http_requests_total{endpoint="unmatched",status="404"} 1.0' in text
+    assert 'recsvc_recommendations_total{source="popular"} 2.0' in text
+    assert 'recsvc_http_request_seconds_bucket{endpoint="/recommend",le="0.0005"}' in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 from collections import Counter
 
 import pytest
@@ -27,10 +28,12 @@ def window_size(model_dir) -> int:
 
 def test_kafka_to_http_reflects_planted_tastes(broker, topic, tmp_path):
     model_dir = tmp_path / "models"
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     builder = recsvc(
         "builder",
+        "--metrics-port",
+        str(metrics_port),
         "--bootstrap-servers",
         broker.bootstrap_servers,
         "--topic",
@@ -75,6 +78,11 @@ def test_kafka_to_http_reflects_planted_tastes(broker, topic, tmp_path):
         assert agree / len(tastes.users) >= 0.9
         status, body = get(f"{url}/recommend?user=nobody&n=0")
         assert status == 400 and "'n'" in body["message"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+            builder_metrics = response.read().decode()
+        assert "recsvc_builder_events_total 8000.0" in builder_metrics
+        assert "recsvc_builder_consumer_lag{" in builder_metrics, builder_metrics
+        assert "recsvc_builder_training_seconds_count" in builder_metrics
     finally:
         builder_log = stop(builder)
         stop(server)
@@ -127,8 +135,21 @@ def test_two_workers_switch_versions_without_failing_a_request(tmp_path):
         done.set()
         for t in threads:
             t.join(10)
+        time.sleep(0.3)  # both workers' watchers have polled the final version
+        with urllib.request.urlopen(f"{url}/metrics") as response:
+            metrics_text = response.read().decode()
     finally:
         done.set()
         stop(server)
     assert not failures, failures[:5]
     assert len(versions) >= 4, versions
+    total = sum(versions.values())
+    # Every request was counted, whichever worker served it or answers /metrics.
+    assert metrics_text.count('recsvc_http_requests_total{endpoint="/recommend",status="200"}') == 1
+    counted = float(
+        metrics_text.split('recsvc_http_requests_total{endpoint="/recommend",status="200"} ')[
+            1
+        ].split()[0]
+    )
+    assert counted == total
+    assert "recsvc_model_version 7.0" in metrics_text
