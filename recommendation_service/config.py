@@ -38,6 +38,11 @@ _RESERVED_CONSUMER_KEYS = frozenset(
 )
 
 
+#: Environment variable that switches prometheus_client to multi-process mode. ``recsvc serve``
+#: sets it before any worker imports prometheus_client (which reads it once, at import).
+PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)

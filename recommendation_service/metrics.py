@@ -22,14 +22,14 @@ from prometheus_client import (
     start_http_server,
 )
 
-#: Set by ``recsvc serve`` (before workers start) to switch on multi-process mode.
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from .config import PROMETHEUS_MULTIPROC_ENV
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 def multiprocess_dir() -> str | None:
     # prometheus_client itself decides by this variable; we only mirror its decision.
-    return os.environ.get(MULTIPROC_ENV)
+    return os.environ.get(PROMETHEUS_MULTIPROC_ENV)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
-from .config import ServerConfig
+from .config import PROMETHEUS_MULTIPROC_ENV, ServerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +74,6 @@ def _child_exit(server, worker) -> None:
 
 def serve(config: ServerConfig) -> None:
     """Serve until SIGINT/SIGTERM (gunicorn stops workers gracefully)."""
-    from .metrics import MULTIPROC_ENV
-
     logger.info(
         "serving models from %s on http://%s:%d with %d worker(s)",
         config.model_dir,
@@ -88,7 +86,7 @@ def serve(config: ServerConfig) -> None:
     owned = config.metrics_dir is None
     metrics_dir = Path(tempfile.mkdtemp(prefix="recsvc-metrics-")) if owned else config.metrics_dir
     metrics_dir.mkdir(parents=True, exist_ok=True)
-    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    os.environ[PROMETHEUS_MULTIPROC_ENV] = str(metrics_dir)
     try:
         RecommendationServer(config).run()
     finally:

@@ -90,6 +90,8 @@ def test_parser_never_raises_anything_but_malformed(value):
 def test_valid_text_events_round_trip(user, item):
     if any(ord(c) < 32 or ord(c) == 127 for c in user + item):
         return
+    if f"{user}:{item}".strip().startswith("{"):
+        return  # a value starting with "{" is JSON by definition (documented)
     raw = f"{user}:{item}".encode()
     event = parse_event(raw, 0.0)
     assert f"{event.user}:{event.item}" == raw.decode().strip()
