@@ -59,13 +59,17 @@ def build_ivf(rows: np.ndarray, params: IVFParams, seed: int = 0) -> tuple[np.nd
         ``order`` lists the rows cluster by cluster: apply it to the catalog, then ``index``
         describes the reordered catalog.
     """
+    from threadpoolctl import threadpool_limits
+
     n = len(rows)
     k = max(2, int(params.clusters_per_sqrt * np.sqrt(n)))
     rng = np.random.default_rng(seed)
     data = np.asarray(rows, dtype=np.float32)
     sample = data[rng.choice(n, size=min(n, params.sample), replace=False)]
-    centroids = _kmeans(sample, k, rng)
-    labels = _assign(data, centroids)
+    # One BLAS thread: the servers beside the builder need the other cores while it clusters.
+    with threadpool_limits(1, "blas"):
+        centroids = _kmeans(sample, k, rng)
+        labels = _assign(data, centroids)
     order = np.argsort(labels, kind="stable")
     counts = np.bincount(labels, minlength=k)
     offsets = np.zeros(k + 1, dtype=np.int64)

@@ -359,6 +359,13 @@ def _split_env_list(values: tuple[str, ...]) -> list[str]:
 @_opt("--port", env="PORT", default=5000, type=int, help="Port to listen on.")
 @_opt("--workers", env="WORKERS", default=1, type=int, help="Server processes.")
 @_opt(
+    "--threads",
+    env="THREADS",
+    default=ServerConfig.threads,
+    type=int,
+    help="Request threads per process (requests are CPU-bound; see README).",
+)
+@_opt(
     "--reload-interval",
     env="RELOAD_INTERVAL",
     default=ServerConfig.reload_interval,

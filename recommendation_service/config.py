@@ -246,6 +246,9 @@ class ServerConfig:
         Listening address.
     workers
         Number of server processes.
+    threads
+        Request threads per process. Requests are CPU-bound: more threads do not add
+        throughput, and threads waiting for the GIL add latency.
     reload_interval
         Seconds between checks for a newly published model.
     max_n
@@ -266,6 +269,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 1
+    threads: int = 1
     reload_interval: float = 0.1
     max_n: int = 1000
     max_id_length: int = 256
@@ -277,6 +281,7 @@ class ServerConfig:
     def __post_init__(self) -> None:
         _require(0 <= self.port <= 65535, "port must be between 0 and 65535")
         _require(1 <= self.workers <= 64, "workers must be between 1 and 64")
+        _require(1 <= self.threads <= 64, "threads must be between 1 and 64")
         _require(0.01 <= self.reload_interval <= 3600, "reload-interval must be 0.01..3600 s")
         _require(1 <= self.max_n <= 100_000, "max-n must be between 1 and 100000")
         _require(1 <= self.ann_probes <= 100_000, "ann-probes must be >= 1")

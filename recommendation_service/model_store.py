@@ -5,16 +5,17 @@ Layout of a model directory::
     CURRENT                    name of the served version, replaced atomically
     versions/v00000007/        one complete, immutable version
         manifest.json          version, times, window size, offsets, parameters, checksums
-        user_factors.npy       float32 (n_users, factors)
-        item_factors.npy       float32 (n_items, factors)
-        user_ids.*.npy         UTF-8 blob + offsets of the user ids, row order
+        user_ids.*.npy         UTF-8 blob + offsets of the user ids (row order), and the rows
+                               in byte order of their ids, for lookups (see id_table.py)
         item_ids.*.npy         the same for the item ids, column order
         seen_indptr.npy        CSR rows of each user's items in the window
         seen_indices.npy
         popular_items.npy      item columns best first, and their scores
         popular_scores.npy
-        scoring_matrix.npy     float32 (n_items, 2*factors): [Y, beta * Y normalised]
-        user_vectors.npy       float32 (n_users, 2*factors): what each user is scored with
+        scoring_matrix.npy     float32 (n_items, 2*factors): [Y, beta * Y normalised], Y being
+                               the ALS item factors
+        user_vectors.npy       float32 (n_users, 2*factors): [x, q] per user, x being the ALS
+                               user factors and q the similarity term
         ivf_offsets.npy        large catalogs only: cluster boundaries (items are stored
         ivf_centroids.npy      cluster by cluster) and cluster centroids
     updates/v00000007/         fresh user vectors written between refits, for that version
@@ -30,7 +31,6 @@ fsynced and renamed, and are numbered so readers apply them in order.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -48,6 +48,7 @@ import numpy as np
 
 from .ann import IVFIndex
 from .errors import ModelLoadError, NoModelError
+from .id_table import byte_order, encode_strings
 from .realtime import FoldIn, RealtimeParams, UserVector
 from .trainer import TrainedModel, popularity
 
@@ -87,20 +88,6 @@ def write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def encode_strings(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Pack strings as one UTF-8 byte blob plus int64 offsets (no pickle, no padding)."""
-    encoded = [v.encode("utf-8") for v in values]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
-
-
-def decode_strings(blob: np.ndarray, offsets: np.ndarray) -> list[str]:
-    raw = blob.tobytes()
-    bounds = offsets.tolist()
-    return [raw[a:b].decode("utf-8") for a, b in itertools.pairwise(bounds)]
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -118,12 +105,12 @@ def model_arrays(
     item_blob, item_offsets = encode_strings(snap.item_ids)
     popular_items, popular_scores = popularity(snap)
     arrays = {
-        "user_factors": model.user_factors,
-        "item_factors": model.item_factors,
         "user_ids.blob": user_blob,
         "user_ids.offsets": user_offsets,
+        "user_ids.order": byte_order(snap.user_ids),
         "item_ids.blob": item_blob,
         "item_ids.offsets": item_offsets,
+        "item_ids.order": byte_order(snap.item_ids),
         "seen_indptr": snap.seen.indptr.astype(np.int64),
         "seen_indices": snap.seen.indices.astype(np.int32),
         "popular_items": popular_items,

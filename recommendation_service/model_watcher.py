@@ -9,7 +9,9 @@ fails to load is logged, remembered, and skipped while the previous model keeps 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 
@@ -18,6 +20,13 @@ from .model_store import ModelStore
 from .recommender import ServedModel
 
 logger = logging.getLogger(__name__)
+
+
+def lower_thread_priority(niceness: int = 10) -> None:
+    """Make the calling thread yield the CPU to request or consumer threads (Linux; no-op
+    elsewhere). Loading or training in the background then adds little tail latency."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 class ModelWatcher:
@@ -119,6 +128,7 @@ class ModelWatcher:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        lower_thread_priority()
         while not self._stop.wait(self.interval):
             try:
                 self.refresh()

@@ -17,7 +17,7 @@ import numpy as np
 
 from .ann import IVFIndex, ivf_candidates
 from .errors import ModelLoadError
-from .model_store import decode_strings
+from .id_table import IdTable, decode_strings
 
 
 @dataclass(frozen=True)
@@ -65,19 +65,23 @@ class ServedModel:
         self.manifest = manifest
         self.version = int(manifest["version"])
         self.name = str(manifest["name"])
-        try:
-            self.user_ids = decode_strings(arrays["user_ids.blob"], arrays["user_ids.offsets"])
-            self.item_ids = decode_strings(arrays["item_ids.blob"], arrays["item_ids.offsets"])
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ModelLoadError(f"{self.name}: bad id arrays: {exc}") from exc
-        self.user_factors = arrays["user_factors"]
-        self.item_factors = arrays["item_factors"]
+        # Ids stay in the shared memory-mapped files; see id_table.py.
+        self.user_ids = IdTable(
+            arrays["user_ids.blob"], arrays["user_ids.offsets"], arrays["user_ids.order"]
+        )
+        self.item_ids = IdTable(
+            arrays["item_ids.blob"], arrays["item_ids.offsets"], arrays["item_ids.order"]
+        )
         self.seen_indptr = arrays["seen_indptr"]
         self.seen_indices = arrays["seen_indices"]
         self.popular_items = arrays["popular_items"]
         self.popular_scores = arrays["popular_scores"]
         self.scoring_matrix = arrays["scoring_matrix"]
         self.user_vectors = arrays["user_vectors"]
+        # The ALS factors are the first halves: scoring matrix [Y, beta*Y_unit], vectors [x, q].
+        half = self.scoring_matrix.shape[1] // 2
+        self.item_factors = self.scoring_matrix[:, :half]
+        self.user_factors = self.user_vectors[:, :half]
         self.index = (
             IVFIndex(arrays["ivf_offsets"], arrays["ivf_centroids"])
             if "ivf_offsets" in arrays
@@ -85,21 +89,18 @@ class ServedModel:
         )
         self.probes = probes
         self._check()
-        self.user_row = {u: i for i, u in enumerate(self.user_ids)}
         self.fresh: dict[str, _Fresh] = {}
         self.applied_update = 0
 
     def _check(self) -> None:
         n_users, n_items = len(self.user_ids), len(self.item_ids)
         problems = []
-        if self.user_factors.ndim != 2 or self.user_factors.shape[0] != n_users:
-            problems.append("user factors do not match the user ids")
-        if self.item_factors.ndim != 2 or self.item_factors.shape[0] != n_items:
-            problems.append("item factors do not match the item ids")
-        if self.user_factors.shape[1:] != self.item_factors.shape[1:]:
-            problems.append("user and item factors differ in dimension")
-        if len(set(self.user_ids)) != n_users or len(set(self.item_ids)) != n_items:
-            problems.append("duplicate ids")
+        if self.scoring_matrix.ndim != 2 or self.scoring_matrix.shape[1] % 2:
+            problems.append("scoring matrix is not [factors, similarity] wide")
+        for name, table in (("user", self.user_ids), ("item", self.item_ids)):
+            problem = table.consistency_problem()
+            if problem:
+                problems.append(f"{name} ids: {problem}")
         if len(self.seen_indptr) != n_users + 1 or (
             n_users and int(self.seen_indptr[-1]) != len(self.seen_indices)
         ):
@@ -124,10 +125,7 @@ class ServedModel:
             or self.index.centroids.shape[1:] != self.scoring_matrix.shape[1:]
         ):
             problems.append("approximate index does not match the items")
-        if not all(
-            np.isfinite(a).all()
-            for a in (self.user_factors, self.item_factors, self.scoring_matrix, self.user_vectors)
-        ):
+        if not all(np.isfinite(a).all() for a in (self.scoring_matrix, self.user_vectors)):
             problems.append("non-finite factors")
         if problems:
             raise ModelLoadError(f"{self.name}: " + "; ".join(problems))
@@ -184,7 +182,7 @@ class ServedModel:
         if fresh is not None:
             vector, seen, as_of = fresh.vector, fresh.seen, fresh.last_ts
         else:
-            row = self.user_row.get(user)
+            row = self.user_ids.row_of(user)
             if row is None:
                 return self.popular(n)
             vector, seen, as_of = self.user_vectors[row], self.seen_items(row), None

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from .ann import IVFParams, build_ivf, reorder_items
 from .errors import ModelFitError
 from .model_store import ModelStore
+from .model_watcher import lower_thread_priority
 from .realtime import FoldIn, RealtimeParams
 from .trainer import ALSTrainer
 from .window import WindowSnapshot
@@ -92,6 +93,7 @@ class TrainingWorker:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        lower_thread_priority()
         backoff = 1.0
         while True:
             self._wanted.wait()

@@ -93,7 +93,7 @@ def test_new_version_is_picked_up_and_bad_one_refused(app, client, model_dir, pl
     assert watcher.refresh()
     assert client.get("/health").get_json()["model_version"] == 2
     store.publish(planted_model)
-    (model_dir / "versions" / "v00000003" / "user_factors.npy").write_bytes(b"garbage")
+    (model_dir / "versions" / "v00000003" / "user_vectors.npy").write_bytes(b"garbage")
     assert not watcher.refresh()
     health = client.get("/health").get_json()
     assert health["model_version"] == 2 and "v00000003" in health["last_error"]

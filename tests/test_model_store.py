@@ -9,12 +9,8 @@ import pytest
 from recommendation_service.config import ALSParams
 from recommendation_service.errors import ModelLoadError, NoModelError
 from recommendation_service.events import Event
-from recommendation_service.model_store import (
-    ModelStore,
-    decode_strings,
-    encode_strings,
-    version_name,
-)
+from recommendation_service.id_table import IdTable, byte_order, decode_strings, encode_strings
+from recommendation_service.model_store import ModelStore, version_name
 from recommendation_service.recommender import ServedModel
 from recommendation_service.trainer import TrainedModel
 from recommendation_service.window import SlidingWindow
@@ -41,6 +37,17 @@ def test_strings_round_trip():
     assert decode_strings(*encode_strings(values)) == values
 
 
+def test_id_table_lookups_without_a_dictionary():
+    ids = ["b", "a", "ünï", "10", "9", "user:1", "a b"]
+    table = IdTable(*encode_strings(ids), byte_order(ids))
+    assert table.consistency_problem() is None
+    assert [table.row_of(i) for i in ids] == list(range(len(ids)))
+    assert table.row_of("missing") is None and table.row_of("") is None
+    assert table[2] == "ünï" and list(table) == ids and len(table) == 7
+    broken = IdTable(*encode_strings(ids), np.zeros(7, dtype=np.int64))
+    assert "permutation" in broken.consistency_problem()
+
+
 def test_publish_then_read_round_trip(tmp_path, planted_model):
     store = ModelStore(tmp_path)
     manifest = store.publish(planted_model, offsets={"interactions": {0: 4000, 1: 12}})
@@ -49,10 +56,10 @@ def test_publish_then_read_round_trip(tmp_path, planted_model):
     assert read_manifest == json.loads(json.dumps(manifest))
     assert read_manifest["offsets"] == {"interactions": {"0": 4000, "1": 12}}
     assert read_manifest["window_size"] == planted_model.snapshot.n_events
-    assert np.array_equal(arrays["user_factors"], planted_model.user_factors)
+    assert np.array_equal(arrays["user_vectors"][:, :16], planted_model.user_factors)
     model = ServedModel(read_manifest, arrays)
-    assert model.user_ids == planted_model.snapshot.user_ids
-    assert model.item_ids == planted_model.snapshot.item_ids
+    assert list(model.user_ids) == planted_model.snapshot.user_ids
+    assert list(model.item_ids) == planted_model.snapshot.item_ids
 
 
 def test_no_pickle_in_any_file(tmp_path, planted_model):
@@ -81,7 +88,7 @@ def test_versions_increase_and_old_ones_are_pruned(tmp_path):
 def test_corrupt_file_is_refused(tmp_path):
     store = ModelStore(tmp_path)
     store.publish(stamped_model(1))
-    path = tmp_path / "versions" / "v00000001" / "item_factors.npy"
+    path = tmp_path / "versions" / "v00000001" / "scoring_matrix.npy"
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -93,10 +100,10 @@ def test_truncated_and_missing_files_are_refused(tmp_path):
     store = ModelStore(tmp_path)
     store.publish(stamped_model(1))
     directory = tmp_path / "versions" / "v00000001"
-    os.truncate(directory / "user_factors.npy", 10)
+    os.truncate(directory / "user_vectors.npy", 10)
     with pytest.raises(ModelLoadError):
         store.read_version()
-    (directory / "user_factors.npy").unlink()
+    (directory / "user_vectors.npy").unlink()
     with pytest.raises(ModelLoadError):
         store.read_version()
 
@@ -105,8 +112,8 @@ def test_mismatched_arrays_are_refused(tmp_path):
     store = ModelStore(tmp_path)
     store.publish(stamped_model(1))
     manifest, arrays = store.read_version()
-    arrays = dict(arrays, item_factors=arrays["item_factors"][:-1])
-    with pytest.raises(ModelLoadError, match="item factors"):
+    arrays = dict(arrays, scoring_matrix=arrays["scoring_matrix"][:-1])
+    with pytest.raises(ModelLoadError, match="scoring matrix"):
         ServedModel(manifest, arrays)
 
 
