@@ -129,9 +129,10 @@ def ivf_candidates(
     cluster_scores = index.centroids @ vector
     probes = min(probes, len(cluster_scores))
     best = np.argpartition(-cluster_scores, probes - 1)[:probes]
-    rows = [np.arange(index.offsets[c], index.offsets[c + 1]) for c in best]
-    scores = [matrix[index.offsets[c] : index.offsets[c + 1]] @ vector for c in best]
-    return np.concatenate(rows), np.concatenate(scores)
+    starts, ends = index.offsets[best].tolist(), index.offsets[best + 1].tolist()
+    scores = np.concatenate([matrix[a:b] @ vector for a, b in zip(starts, ends)])
+    rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
+    return rows, scores
 
 
 def reorder_items(model, order: np.ndarray):
@@ -139,11 +140,17 @@ def reorder_items(model, order: np.ndarray):
     from dataclasses import replace
 
     snap = model.snapshot
+    events = snap.positive_events
+    if events is not None:
+        new_col = np.empty_like(order)
+        new_col[order] = np.arange(len(order))
+        events = replace(events, cols=new_col[events.cols])
     snapshot = replace(
         snap,
         matrix=snap.matrix[:, order].tocsr(),
         seen=snap.seen[:, order].tocsr(),
         item_ids=[snap.item_ids[i] for i in order.tolist()],
+        positive_events=events,
     )
     return replace(
         model, item_factors=np.ascontiguousarray(model.item_factors[order]), snapshot=snapshot

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from importlib import resources
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
@@ -13,25 +14,25 @@ from .recommender import ServedModel
 bp = Blueprint("api", __name__)
 
 
-def _watcher() -> ModelWatcher:
+def watcher() -> ModelWatcher:
     return current_app.extensions["recsvc_watcher"]
 
 
-def _config() -> ServerConfig:
+def server_config() -> ServerConfig:
     return current_app.config["RECSVC"]
 
 
-def _model_or_503() -> ServedModel:
+def model_or_503() -> ServedModel:
     # Read the reference once: the whole response then comes from one model version.
-    model = _watcher().model
+    model = watcher().model
     if model is None:
         abort(503, description="no model has been published yet; the builder is still training")
     return model
 
 
-def _user_param() -> str:
+def user_param() -> str:
     user = request.args.get("user")
-    max_length = _config().max_id_length
+    max_length = server_config().max_id_length
     if user is None or not user.strip():
         abort(400, description="query parameter 'user' is required: a non-empty user id")
     if len(user) > max_length:
@@ -39,9 +40,9 @@ def _user_param() -> str:
     return user
 
 
-def _n_param() -> int:
+def n_param() -> int:
     raw = request.args.get("n")
-    max_n = _config().max_n
+    max_n = server_config().max_n
     if raw is None:
         return min(10, max_n)
     try:
@@ -56,9 +57,9 @@ def _n_param() -> int:
 @bp.get("/recommend")
 def recommend():
     """Top-N items for a user, best first, excluding items the user already has."""
-    user = _user_param()
-    n = _n_param()
-    model = _model_or_503()
+    user = user_param()
+    n = n_param()
+    model = model_or_503()
     result = model.recommend(user, n)
     current_app.extensions["recsvc_metrics"].recommendations.labels(result.source).inc()
     return jsonify(
@@ -74,15 +75,15 @@ def recommend():
 @bp.get("/health")
 def health():
     """Liveness and readiness: 200 once a model is served, 503 before."""
-    watcher = _watcher()
-    model = watcher.model
+    holder = watcher()
+    model = holder.model
     body = {
         "status": "ok" if model is not None else "no_model",
         "model_version": model.version if model else None,
         "model_age_seconds": (
             round(time.time() - model.manifest["created_ts"], 3) if model else None
         ),
-        "last_error": watcher.last_error,
+        "last_error": holder.last_error,
     }
     return jsonify(body), (200 if model is not None else 503)
 
@@ -90,7 +91,7 @@ def health():
 @bp.get("/model")
 def model_manifest():
     """The manifest of the model this process serves (version, times, parameters, offsets)."""
-    model = _model_or_503()
+    model = model_or_503()
     return jsonify({**model.manifest, "updates_applied": model.applied_update})
 
 
@@ -99,3 +100,10 @@ def metrics():
     """Prometheus text format, aggregated over every worker process."""
     body, content_type = current_app.extensions["recsvc_metrics"].exposition()
     return Response(body, content_type=content_type)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 description of every endpoint (kept in the repository)."""
+    spec = resources.files("recommendation_service").joinpath("openapi.json").read_text("utf-8")
+    return Response(spec, content_type="application/json")

@@ -8,11 +8,14 @@ import time
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from .admin_api import bp as admin_bp
 from .api import bp
 from .config import ServerConfig
+from .ingest import EventPublisher
 from .metrics import ServerMetrics
 from .model_store import ModelStore
 from .model_watcher import ModelWatcher
+from .online_api import bp as online_bp
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,10 @@ def create_app(config: ServerConfig, watcher: ModelWatcher | None = None) -> Fla
     app.extensions["recsvc_metrics"] = metrics
     app.json.sort_keys = False
     app.register_blueprint(bp)
+    app.register_blueprint(online_bp)
+    app.register_blueprint(admin_bp)
+    if config.ingest is not None:
+        app.extensions["recsvc_publisher"] = EventPublisher(config.ingest)
 
     @app.before_request
     def start_timer() -> None:

@@ -67,6 +67,10 @@ class ModelBuilder:
         )
         self.metrics = BuilderMetrics()
         self._next_gauges = 0.0
+        # Refit jobs asked for through the API: pending -> training -> done (last 100 kept).
+        self.jobs: dict[str, dict] = {}
+        self._pending_jobs: list[str] = []
+        self._training_jobs: list[str] = []
         # Fresh-vector state: the served model's fold-in, users with events not yet written,
         # and users with events since the last snapshot (the next version must redo them).
         self.fold: FoldIn | None = None
@@ -92,6 +96,9 @@ class ModelBuilder:
             snap = self.window.snapshot()
             self.events_since_refit = 0
             self._since_snapshot = set()
+            self._training_jobs, self._pending_jobs = self._pending_jobs, []
+            for job in self._training_jobs:
+                self.jobs[job] = {"state": "training", "started_at": time.time()}
             offsets: dict[str, dict[int, int]] = {}
             for (topic, partition), offset in self.positions.items():
                 offsets.setdefault(topic, {})[partition] = offset
@@ -102,6 +109,15 @@ class ModelBuilder:
         with self._lock:
             self.fold, self.fold_version, self.update_seq = fold, manifest["name"], 0
             self._dirty |= self._since_snapshot
+            for job in self._training_jobs:
+                self.jobs[job] = {
+                    "state": "done",
+                    "version": manifest["version"],
+                    "finished_at": manifest["created_ts"],
+                }
+            self._training_jobs = []
+            for old in list(self.jobs)[:-100]:
+                del self.jobs[old]
         self.metrics.training.observe(manifest["training_seconds"])
         self.metrics.last_publish.set(manifest["created_ts"])
         self.metrics.model_version.set(manifest["version"])
@@ -282,6 +298,8 @@ class ModelBuilder:
         if now < self._next_gauges:
             return
         self._next_gauges = now + 1.0
+        self._take_training_requests()
+        self._write_status()
         m = self.metrics
         m.window_events.set(len(self.window))
         m.window_users.set(len(self.window.users))
@@ -296,6 +314,47 @@ class ModelBuilder:
                 continue
             if high >= 0:
                 m.lag.labels(topic, str(partition)).set(max(0, high - position))
+
+    def _take_training_requests(self) -> None:
+        try:
+            jobs = self.store.take_training_requests()
+        except OSError as exc:
+            logger.warning("cannot read training requests: %s", exc)
+            return
+        if jobs:
+            with self._lock:
+                self._pending_jobs += jobs
+                for job in jobs:
+                    self.jobs[job] = {"state": "queued", "queued_at": time.time()}
+            logger.info("refit requested through the API (jobs %s)", jobs)
+            self.trainer.request()
+
+    def _write_status(self) -> None:
+        last = self.trainer.last_manifest
+        with self._lock:
+            status = {
+                "updated_at": time.time(),
+                "training": self.trainer.training,
+                "events_consumed": self.events_consumed,
+                "events_since_refit": self.events_since_refit,
+                "retrain_every": self.config.retrain_every,
+                "next_refit_after_events": max(
+                    0, self.config.retrain_every - self.events_since_refit
+                ),
+                "window_events": len(self.window),
+                "last_refit": None
+                if last is None
+                else {
+                    "version": last["version"],
+                    "at": last["created_ts"],
+                    "training_seconds": last["training_seconds"],
+                },
+                "jobs": dict(self.jobs),
+            }
+        try:
+            self.store.write_status(status)
+        except OSError as exc:
+            logger.warning("cannot write builder status: %s", exc)
 
     def _log_stats(self) -> None:
         now = time.monotonic()

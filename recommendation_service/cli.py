@@ -393,9 +393,55 @@ def _split_env_list(values: tuple[str, ...]) -> list[str]:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for multi-process metrics (default: a fresh temporary one).",
 )
+@_opt(
+    "--bootstrap-servers",
+    env="BOOTSTRAP_SERVERS",
+    default=None,
+    help="Kafka for POST /online/data/add (ingest is off when unset).",
+)
+@_opt("--topic", env="TOPIC", default="interactions", help="Topic ingested events go to.")
+@_kafka_options[2]
+@_opt(
+    "--admin-token",
+    env="ADMIN_TOKEN",
+    default=None,
+    help="Bearer token of rollback and training start (off when unset; >= 16 characters).",
+)
+@_opt(
+    "--action-weight",
+    "action_weights",
+    env="ACTION_WEIGHTS",
+    multiple=True,
+    metavar="ACTION=WEIGHT",
+    help="Action table for validating ingested samples (use the builder's).",
+)
+@_opt(
+    "--max-batch",
+    env="MAX_BATCH",
+    default=ServerConfig.max_batch,
+    type=int,
+    help="Most samples per POST /online/data/add.",
+)
 def serve(**opts) -> None:
     """Serve the HTTP API (recommend, health, model, metrics) with gunicorn."""
-    config = _config_or_exit(lambda: ServerConfig(**opts))
+    bootstrap = opts.pop("bootstrap_servers")
+    topic = opts.pop("topic")
+    kafka_options = opts.pop("kafka_options")
+    action_weights = opts.pop("action_weights")
+
+    def make():
+        ingest = None
+        if bootstrap:
+            ingest = KafkaSettings(
+                bootstrap_servers=bootstrap,
+                topic=topic,
+                options=parse_kafka_options(_split_env_list(kafka_options)),
+            )
+        return ServerConfig(
+            **opts, ingest=ingest, actions=parse_action_weights(_split_env_list(action_weights))
+        )
+
+    config = _config_or_exit(make)
     from .server import serve as run_server
 
     run_server(config)

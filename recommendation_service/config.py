@@ -263,6 +263,14 @@ class ServerConfig:
         Larger request bodies are refused with 413.
     metrics_dir
         Directory for multi-process metrics (default: a fresh temporary one).
+    ingest
+        Where ``POST /online/data/add`` publishes events; None disables the endpoint.
+    admin_token
+        Bearer token of the write endpoints (rollback, training start); None disables them.
+    max_batch
+        Most samples one ``POST /online/data/add`` may carry.
+    actions
+        Action -> weight table used to validate ``action_type`` (same as the builder's).
     """
 
     model_dir: Path
@@ -277,6 +285,10 @@ class ServerConfig:
     ann_probes: int = 32
     max_body_bytes: int = 1 << 20
     metrics_dir: Path | None = None
+    ingest: KafkaSettings | None = None
+    admin_token: str | None = None
+    max_batch: int = 1000
+    actions: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_ACTION_WEIGHTS))
 
     def __post_init__(self) -> None:
         _require(0 <= self.port <= 65535, "port must be between 0 and 65535")
@@ -285,4 +297,9 @@ class ServerConfig:
         _require(0.01 <= self.reload_interval <= 3600, "reload-interval must be 0.01..3600 s")
         _require(1 <= self.max_n <= 100_000, "max-n must be between 1 and 100000")
         _require(1 <= self.ann_probes <= 100_000, "ann-probes must be >= 1")
+        _require(1 <= self.max_batch <= 100_000, "max-batch must be between 1 and 100000")
+        _require(
+            self.admin_token is None or len(self.admin_token) >= 16,
+            "admin token must be at least 16 characters",
+        )
         object.__setattr__(self, "model_dir", Path(self.model_dir))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import shutil
 import signal
 import subprocess
@@ -101,6 +102,7 @@ def run_demo(s: DemoSettings) -> None:
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
     broker = EmbeddedBroker("127.0.0.1", s.broker_port)
+    admin_token = secrets.token_urlsafe(18)
     children: dict[str, subprocess.Popen] = {}
     try:
         click.echo(f"starting the embedded broker on 127.0.0.1:{s.broker_port} ...")
@@ -139,6 +141,10 @@ def run_demo(s: DemoSettings) -> None:
                 "--port",
                 str(s.http_port),
                 "--no-access-log",
+                "--bootstrap-servers",
+                bootstrap,
+                "--admin-token",
+                admin_token,
             )
         )
         children["item-producer"] = subprocess.Popen(_recsvc("item-producer", *common))
@@ -156,7 +162,7 @@ def run_demo(s: DemoSettings) -> None:
         click.echo(f"waiting for the first model (after {s.retrain_every} events) ...")
         health = _wait_for_model(url, children, stop)
         if health is not None:
-            _print_try_it(url, health, s)
+            _print_try_it(url, health, s, admin_token)
         deadline = time.monotonic() + s.duration if s.duration > 0 else None
         while not stop.wait(0.5):
             _check_children(children)
@@ -175,7 +181,7 @@ def run_demo(s: DemoSettings) -> None:
     click.echo("demo stopped")
 
 
-def _print_try_it(url: str, health: dict, s: DemoSettings) -> None:
+def _print_try_it(url: str, health: dict, s: DemoSettings, admin_token: str) -> None:
     tastes = TasteModel(make_catalog(s.items, DEMO_CATEGORIES, DEMO_SEED), s.users, seed=DEMO_SEED)
     user = tastes.users[0]
     click.echo("")
@@ -184,4 +190,13 @@ def _print_try_it(url: str, health: dict, s: DemoSettings) -> None:
     click.echo(f"  curl '{url}/recommend?user={user}&n=5'")
     click.echo(f"  curl '{url}/recommend?user=someone-new&n=5'   # unknown user: popular items")
     click.echo(f"  curl '{url}/health'")
+    click.echo(f"  curl '{url}/similar?item={tastes.favourite[user]}-0001&n=5'")
+    click.echo(
+        f"  curl -X POST {url}/online/data/add -H 'Content-Type: application/json' "
+        f"""-d '{{"samples": [{{"user_id": "me", "item_id": "garden-0003", """
+        f""""action_type": "purchase"}}]}}'"""
+    )
+    click.echo(f"  curl '{url}/recommend?user=me&n=5'   # a moment later: personalised")
+    click.echo(f"admin token for this run (rollback, training start): {admin_token}")
+    click.echo(f"API description: {url}/openapi.json")
     click.echo("new models are published as events stream in; press Ctrl-C to stop.\n")

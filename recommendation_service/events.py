@@ -6,8 +6,8 @@ Two wire formats are accepted on the interactions topic:
 * a JSON object ``{"user": ..., "item": ..., "action": ..., "value": ..., "weight": ...,
   "ts": ...}`` where everything but ``user`` and ``item`` is optional: ``action`` maps through
   the action->weight table (no action: weight 1), ``value`` is the rating for ``action: "rating"``,
-  ``weight`` (default 1) multiplies the action's weight, and ``ts`` defaults to the Kafka
-  message timestamp.
+  ``weight`` (default 1) multiplies the action's weight, ``ts`` defaults to the Kafka
+  message timestamp, and ``basket`` (or ``session``) groups events bought together.
 
 A negative resulting weight is negative feedback (``dislike``, low ratings).
 """
@@ -56,6 +56,7 @@ class Event:
     item: str
     weight: float = 1.0
     ts: float = 0.0
+    basket: str | None = None  # basket or session id, for "bought together"
 
 
 def _check_id(value: object, name: str, max_length: int) -> str:
@@ -185,7 +186,10 @@ def _parse_json(
     weight = _parse_action(obj, actions) * _parse_weight(obj.get("weight"))
     if weight == 0:
         raise MalformedEvent("zero_weight", "the action and weight give this event no weight")
-    return Event(user, item, weight, _parse_ts(obj.get("ts"), kafka_ts))
+    basket = obj.get("basket", obj.get("session"))
+    if basket is not None:
+        basket = _check_id(basket, "basket", max_id_length)
+    return Event(user, item, weight, _parse_ts(obj.get("ts"), kafka_ts), basket)
 
 
 class MalformedCounter:

@@ -18,6 +18,8 @@ Layout of a model directory::
                                user factors and q the similarity term
         ivf_offsets.npy        large catalogs only: cluster boundaries (items are stored
         ivf_centroids.npy      cluster by cluster) and cluster centroids
+        assoc_*.npy            items bought together: top partners per item (CSR) with
+        item_baskets.npy       co-occurrence counts, and baskets per item
     updates/v00000007/         fresh user vectors written between refits, for that version
         00000001.npz ...       user ids, vectors, seen items, last event time (no pickle)
 
@@ -47,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from .ann import IVFIndex
+from .associations import Associations
 from .errors import ModelLoadError, NoModelError
 from .id_table import byte_order, encode_strings
 from .realtime import FoldIn, RealtimeParams, UserVector
@@ -56,6 +59,9 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
+PINNED_FILE = "PINNED"
+STATUS_FILE = "builder_status.json"
+CONTROL_DIR = "control"
 VERSIONS_DIR = "versions"
 UPDATES_DIR = "updates"
 _VERSION_NAME = re.compile(r"^v(\d{8,})$")
@@ -97,7 +103,10 @@ def _sha256(path: Path) -> str:
 
 
 def model_arrays(
-    model: TrainedModel, fold: FoldIn, index: IVFIndex | None = None
+    model: TrainedModel,
+    fold: FoldIn,
+    index: IVFIndex | None = None,
+    assoc: Associations | None = None,
 ) -> dict[str, np.ndarray]:
     """Every array of a published version, by file stem."""
     snap = model.snapshot
@@ -120,6 +129,14 @@ def model_arrays(
     }
     if index is not None:
         arrays = {**arrays, "ivf_offsets": index.offsets, "ivf_centroids": index.centroids}
+    if assoc is not None:
+        arrays = {
+            **arrays,
+            "assoc_indptr": assoc.indptr,
+            "assoc_indices": assoc.indices,
+            "assoc_counts": assoc.counts,
+            "item_baskets": assoc.item_baskets,
+        }
     return arrays
 
 
@@ -169,6 +186,7 @@ class ModelStore:
         fold: FoldIn | None = None,
         offsets: Mapping[str, Mapping[int, int]] | None = None,
         index: IVFIndex | None = None,
+        assoc: Associations | None = None,
     ) -> dict:
         """Write ``model`` as the next version, make it current, prune old ones.
 
@@ -183,6 +201,8 @@ class ModelStore:
             ``{topic: {partition: next offset}}`` of the events the snapshot contains.
         index
             An IVF index over the (already cluster-ordered) catalog, for large catalogs.
+        assoc
+            Items bought together in the window's baskets.
 
         Returns
         -------
@@ -200,7 +220,7 @@ class ModelStore:
         tmp_dir.mkdir()
         try:
             files = {}
-            for stem, array in model_arrays(model, fold, index).items():
+            for stem, array in model_arrays(model, fold, index, assoc).items():
                 path = tmp_dir / f"{stem}.npy"
                 with open(path, "wb") as fh:
                     np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
@@ -230,6 +250,7 @@ class ModelStore:
                 "params": asdict(model.params),
                 "realtime": asdict(fold.params),
                 "ann": None if index is None else {"type": "ivf", "clusters": len(index.centroids)},
+                "n_baskets": None if assoc is None else assoc.n_baskets,
                 "training_seconds": round(model.training_seconds, 4),
                 "files": files,
             }
@@ -247,10 +268,10 @@ class ModelStore:
 
     def prune(self) -> None:
         """Delete all but the ``keep`` newest versions, and leftovers of failed publishes."""
-        current = self.current_name()
+        keep = {self.current_name(), (self.pin() or {}).get("version")}
         for version in self.versions()[: -self.keep]:
             name = version_name(version)
-            if name == current:
+            if name in keep:
                 continue
             # Rename first so no reader can open a half-deleted version by its name.
             doomed = self.versions_dir / f".trash-{name}-{uuid.uuid4().hex}"
@@ -276,6 +297,63 @@ class ModelStore:
         finally:
             tmp.unlink(missing_ok=True)
         return final
+
+    # -- rollback, builder status and control (small JSON files beside the versions) ------
+    def set_pin(self, name: str | None) -> None:
+        """Serve ``name`` instead of CURRENT until the next publish; None removes the pin."""
+        if name is None:
+            (self.root / PINNED_FILE).unlink(missing_ok=True)
+            return
+        if not (self.versions_dir / name / "manifest.json").is_file():
+            raise NoModelError(f"no version {name} on disk")
+        pin = {"version": name, "while_current": self.current_name(), "at": time.time()}
+        write_atomic(self.root / PINNED_FILE, json.dumps(pin).encode())
+
+    def pin(self) -> dict | None:
+        """The active pin, or None (a pin ends when a newer version becomes CURRENT)."""
+        try:
+            pin = json.loads((self.root / PINNED_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(pin, dict) or pin.get("while_current") != self.current_name():
+            return None
+        if not _VERSION_NAME.match(str(pin.get("version"))):
+            return None
+        return pin
+
+    def served_name(self) -> str | None:
+        """What servers should serve: the pinned version while its pin holds, else CURRENT."""
+        pin = self.pin()
+        return pin["version"] if pin else self.current_name()
+
+    def write_status(self, status: dict) -> None:
+        write_atomic(self.root / STATUS_FILE, json.dumps(status).encode())
+
+    def read_status(self) -> dict | None:
+        try:
+            status = json.loads((self.root / STATUS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return status if isinstance(status, dict) else None
+
+    def request_training(self, job_id: str) -> None:
+        """Leave a refit request for the builder (any server process may call this)."""
+        (self.root / CONTROL_DIR).mkdir(parents=True, exist_ok=True)
+        write_atomic(self.root / CONTROL_DIR / f"train-{job_id}.json", b"{}")
+
+    def take_training_requests(self) -> list[str]:
+        """Job ids of pending refit requests, removing them (the builder calls this)."""
+        try:
+            names = os.listdir(self.root / CONTROL_DIR)
+        except FileNotFoundError:
+            return []
+        jobs = []
+        for name in names:
+            m = re.match(r"^train-([0-9a-f]{32})\.json$", name)
+            if m:
+                (self.root / CONTROL_DIR / name).unlink(missing_ok=True)
+                jobs.append(m.group(1))
+        return jobs
 
     # -- reader side -------------------------------------------------------------------
     def update_numbers(self, name: str, after: int = 0) -> list[int]:
@@ -353,7 +431,8 @@ class ModelStore:
                 path = directory / f"{stem}.npy"
                 if _sha256(path) != meta["sha256"]:
                     raise ModelLoadError(f"{name}/{stem}.npy: checksum mismatch")
-                array = np.load(path, mmap_mode="r", allow_pickle=False)
+                # A plain ndarray view of the mapping: np.memmap slicing costs ~1 us per call.
+                array = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
                 if list(array.shape) != meta["shape"] or str(array.dtype) != meta["dtype"]:
                     raise ModelLoadError(f"{name}/{stem}.npy: shape or dtype differs from manifest")
                 arrays[stem] = array

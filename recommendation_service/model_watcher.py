@@ -71,7 +71,7 @@ class ModelWatcher:
 
     def _refresh_version(self) -> bool:
         try:
-            name = self.store.current_name()
+            name = self.store.served_name()
         except ModelLoadError as exc:
             self._fail(None, exc)
             return False

@@ -88,6 +88,16 @@ class ServedModel:
             else None
         )
         self.probes = probes
+        self.assoc = (
+            (
+                arrays["assoc_indptr"],
+                arrays["assoc_indices"],
+                arrays["assoc_counts"],
+                arrays["item_baskets"],
+            )
+            if "assoc_indptr" in arrays
+            else None
+        )
         self._check()
         self.fresh: dict[str, _Fresh] = {}
         self.applied_update = 0
@@ -119,6 +129,12 @@ class ServedModel:
             self.scoring_matrix.shape[1],
         ):
             problems.append("scoring matrix or user vectors do not match the ids")
+        if self.assoc is not None and (
+            len(self.assoc[0]) != n_items + 1
+            or len(self.assoc[3]) != n_items
+            or (len(self.assoc[1]) and (self.assoc[1].min() < 0 or self.assoc[1].max() >= n_items))
+        ):
+            problems.append("associations do not match the items")
         if self.index is not None and (
             int(self.index.offsets[-1]) != n_items
             or np.any(np.diff(self.index.offsets) < 0)
@@ -176,16 +192,22 @@ class ServedModel:
         self.applied_update = seq
         return len(users)
 
-    def recommend(self, user: str, n: int) -> Recommendation:
-        """Top ``n`` items for ``user``, best first, excluding items seen in the window."""
+    def user_state(self, user: str) -> tuple[np.ndarray, np.ndarray, float | None] | None:
+        """(vector, seen item columns, as_of) of ``user``, or None for an unknown user."""
         fresh = self.fresh.get(user)
         if fresh is not None:
-            vector, seen, as_of = fresh.vector, fresh.seen, fresh.last_ts
-        else:
-            row = self.user_ids.row_of(user)
-            if row is None:
-                return self.popular(n)
-            vector, seen, as_of = self.user_vectors[row], self.seen_items(row), None
+            return fresh.vector, fresh.seen, fresh.last_ts
+        row = self.user_ids.row_of(user)
+        if row is None:
+            return None
+        return self.user_vectors[row], self.seen_items(row), None
+
+    def recommend(self, user: str, n: int) -> Recommendation:
+        """Top ``n`` items for ``user``, best first, excluding items seen in the window."""
+        state = self.user_state(user)
+        if state is None:
+            return self.popular(n)
+        vector, seen, as_of = state
         if self.index is None:
             cols, scores = None, self.scoring_matrix @ vector
             scores[seen] = -np.inf

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from .ann import IVFParams, build_ivf, reorder_items
+from .associations import AssociationParams, associations
 from .errors import ModelFitError
 from .model_store import ModelStore
 from .model_watcher import lower_thread_priority
@@ -43,6 +44,8 @@ class TrainingWorker:
         Called on the training thread with the manifest and fold-in state of each new version.
     ivf
         When to build an approximate index (and reorder the catalog by its clusters).
+    assoc
+        How baskets are formed and which co-occurrences are kept.
     max_backoff
         Upper bound of the wait between retries after a failed publish.
     """
@@ -55,6 +58,7 @@ class TrainingWorker:
         realtime: RealtimeParams | None = None,
         on_published: PublishedHook | None = None,
         ivf: IVFParams | None = None,
+        assoc: AssociationParams | None = None,
         max_backoff: float = 60.0,
     ) -> None:
         self.trainer = trainer
@@ -62,6 +66,7 @@ class TrainingWorker:
         self.take_snapshot = take_snapshot
         self.realtime = realtime or RealtimeParams()
         self.ivf = ivf or IVFParams()
+        self.assoc = assoc or AssociationParams()
         self.on_published = on_published
         self.max_backoff = max_backoff
         self.trainings = 0
@@ -133,8 +138,11 @@ class TrainingWorker:
             order, index = build_ivf(fold.scoring_matrix, self.ivf)
             model = reorder_items(model, order)
             fold = FoldIn(model.snapshot.item_ids, model.item_factors, model.params, self.realtime)
+        assoc = None
+        if model.snapshot.positive_events is not None:
+            assoc = associations(model.snapshot.positive_events, model.snapshot.n_items, self.assoc)
         try:
-            manifest = self.store.publish(model, fold, offsets, index=index)
+            manifest = self.store.publish(model, fold, offsets, index=index, assoc=assoc)
         except OSError as exc:
             self.failures += 1
             logger.error("publishing to %s failed, will retry: %s", self.store.root, exc)

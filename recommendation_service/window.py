@@ -7,6 +7,7 @@ the id is forgotten and its slot is reused, so ids that leave stop taking space.
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from dataclasses import dataclass
 
@@ -74,6 +75,13 @@ class IdIndex:
         return [ids[s] for s in slots.tolist()]
 
 
+def _basket_key(basket: str | None) -> int:
+    if basket is None:
+        return 0
+    digest = hashlib.blake2b(basket.encode("utf-8"), digest_size=8).digest()
+    return (int.from_bytes(digest, "little") >> 1) or 1
+
+
 @dataclass(frozen=True)
 class Decay:
     """Exponential down-weighting of older events inside the window.
@@ -117,6 +125,16 @@ class UserHistory:
 
 
 @dataclass(frozen=True)
+class EventArrays:
+    """The window's positive events as arrays (user row, item column, time, basket key)."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    ts: np.ndarray
+    baskets: np.ndarray
+
+
+@dataclass(frozen=True)
 class WindowSnapshot:
     """A compact, immutable copy of the window, ready for training.
 
@@ -131,6 +149,7 @@ class WindowSnapshot:
     item_ids: list[str]
     n_events: int
     last_ts: float
+    positive_events: EventArrays | None = None
 
     @property
     def n_users(self) -> int:
@@ -163,6 +182,8 @@ class SlidingWindow:
         self._item_slots = np.zeros(capacity, dtype=np.int32)
         self._weights = np.zeros(capacity, dtype=np.float32)
         self._ts = np.zeros(capacity, dtype=np.float64)
+        # Basket ids as 63-bit hashes (0 = none): enough to group, without storing strings.
+        self._basket = np.zeros(capacity, dtype=np.int64)
         self._seq = np.zeros(capacity, dtype=np.int64)
         # Ring positions of each user's events (by user slot), oldest first.
         self._user_positions: dict[int, deque[int]] = {}
@@ -190,6 +211,7 @@ class SlidingWindow:
         self._item_slots[pos] = item
         self._weights[pos] = event.weight
         self._ts[pos] = event.ts
+        self._basket[pos] = _basket_key(event.basket)
         self._seq[pos] = self.total_added
         self._user_positions.setdefault(user, deque()).append(pos)
         pair = (user, item)
@@ -291,6 +313,7 @@ class SlidingWindow:
         # cancelled out; training must not see explicit zeros (implicit reads 0 as negative).
         seen = matrix.copy()
         matrix.eliminate_zeros()
+        positive = self._weights[order] > 0
         return WindowSnapshot(
             matrix=matrix,
             seen=seen,
@@ -298,4 +321,10 @@ class SlidingWindow:
             item_ids=self.items.ids_of(live_items),
             n_events=self._size,
             last_ts=float(self._ts[order[-1]]) if self._size else 0.0,
+            positive_events=EventArrays(
+                rows[positive],
+                cols[positive],
+                self._ts[order][positive],
+                self._basket[order][positive],
+            ),
         )

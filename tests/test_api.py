@@ -82,7 +82,7 @@ def test_health_reports_the_served_version(client):
 def test_unknown_route_and_method_are_json(client):
     missing = client.get("/nope")
     assert missing.status_code == 404 and missing.get_json()["status"] == 404
-    wrong = client.post("/recommend?user=a")
+    wrong = client.delete("/recommend?user=a")
     assert wrong.status_code == 405 and "GET" in wrong.headers["Allow"]
 
 

@@ -203,3 +203,67 @@ def test_events_after_a_refit_reach_the_servers_as_updates(broker, topic, tmp_pa
         assert not set(garden) & set(result.items), "clicked and disliked items stay out"
         assert Counter(map(category, result.items)).most_common(1)[0][0] == "garden"
         assert builder.updates_written >= 1
+
+
+def test_online_api_against_broker_and_builder(broker, topic, tmp_path):
+    """Refit on request through the API; ingest over HTTP reaches the user's results."""
+    from recommendation_service.app import create_app
+    from recommendation_service.config import ServerConfig
+
+    events = planted_events(3000)
+    produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in events])
+    token = "integration-test-admin-token"
+    config = builder_config(
+        broker, topic, tmp_path, f"g-{uuid.uuid4().hex}", window=10_000, retrain_every=10**6
+    )
+    server = ServerConfig(
+        model_dir=tmp_path,
+        admin_token=token,
+        ingest=KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic=topic),
+    )
+    app = create_app(server)
+    client = app.test_client()
+    with RunningBuilder(config) as builder:
+        wait_until(consumed(builder, 3000), what="events consumed")
+        assert builder.trainer.last_manifest is None  # N is huge: no refit of its own
+        job = client.post(
+            "/online/training/start", headers={"Authorization": f"Bearer {token}"}
+        ).get_json()["job"]
+
+        def job_done():
+            response = client.get(f"/online/training/status?job={job}")
+            return response.status_code == 200 and response.get_json()["state"] == "done"
+
+        wait_until(job_done, timeout=30, what="the requested refit")
+        status = client.get("/online/training/status").get_json()
+        assert status["last_refit"]["version"] == 1 and status["retrain_every"] == 10**6
+        wait_until(lambda: client.get("/health").status_code == 200, what="model served")
+
+        garden = [f"garden-{k:04d}" for k in range(3)]
+        response = client.post(
+            "/online/data/add",
+            json={
+                "samples": [
+                    *(
+                        {"user_id": "api-user", "item_id": i, "action_type": "purchase"}
+                        for i in garden
+                    ),
+                    {"user_id": "api-user", "item_id": "x", "action_type": "teleport"},
+                ]
+            },
+        )
+        body = response.get_json()
+        assert response.status_code == 200 and body["accepted"] == 3
+        assert (
+            body["rejected"][0]["index"] == 3 and "unknown_action" in body["rejected"][0]["reason"]
+        )
+
+        def personalised():
+            rec = client.get("/recommend?user=api-user&n=10").get_json()
+            return rec["source"] == "model" and rec["as_of"] is not None
+
+        wait_until(personalised, timeout=20, what="ingested events in the user's results")
+        rec = client.get("/recommend?user=api-user&n=10").get_json()
+        assert Counter(map(category, rec["items"])).most_common(1)[0][0] == "garden"
+        assert not set(garden) & set(rec["items"])
+    app.extensions["recsvc_watcher"].stop()
