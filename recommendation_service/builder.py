@@ -64,6 +64,7 @@ class ModelBuilder:
             config.realtime,
             self._on_published,
             config.ivf,
+            config.associations,
         )
         self.metrics = BuilderMetrics()
         self._next_gauges = 0.0

@@ -15,8 +15,19 @@ import click
 
 from . import __version__
 from .ann import IVFParams
+from .associations import AssociationParams
+from .cli_options import (
+    als_params,
+    association_params,
+    decay_params,
+    kafka_options,
+    model_options,
+    opt,
+    realtime_options,
+    realtime_params,
+    split_env_list,
+)
 from .config import (
-    ALSParams,
     BuilderConfig,
     KafkaSettings,
     ServerConfig,
@@ -24,17 +35,8 @@ from .config import (
     parse_kafka_options,
 )
 from .errors import BrokerError, ConfigError
-from .realtime import RealtimeParams
-from .window import Decay
 
 logger = logging.getLogger(__name__)
-
-
-def _opt(*names, env: str, **kwargs):
-    """A click option that also reads ``RECSVC_<env>`` and shows it in ``--help``."""
-    return click.option(
-        *names, envvar=f"RECSVC_{env}", show_envvar=True, show_default=True, **kwargs
-    )
 
 
 def _setup_logging(level: str) -> None:
@@ -53,7 +55,7 @@ def _config_or_exit(factory):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="recsvc")
-@_opt(
+@opt(
     "--log-level",
     env="LOG_LEVEL",
     default="info",
@@ -65,8 +67,8 @@ def main(log_level: str) -> None:
 
 
 @main.command()
-@_opt("--host", env="BROKER_HOST", default="127.0.0.1", help="Address to listen on.")
-@_opt(
+@opt("--host", env="BROKER_HOST", default="127.0.0.1", help="Address to listen on.")
+@opt(
     "--port",
     env="BROKER_PORT",
     default=9092,
@@ -91,192 +93,41 @@ def broker(host: str, port: int) -> None:
     b.stop()
 
 
-_kafka_options = [
-    _opt(
-        "--bootstrap-servers",
-        env="BOOTSTRAP_SERVERS",
-        default="127.0.0.1:9092",
-        help="Kafka bootstrap servers (host:port[,host:port...]).",
-    ),
-    _opt("--topic", env="TOPIC", default="interactions", help="Interactions topic."),
-    _opt(
-        "--kafka-option",
-        "kafka_options",
-        env="KAFKA_OPTIONS",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="Extra librdkafka property, repeatable (env: whitespace-separated).",
-    ),
-]
-
-
-_model_option_list = [
-    _opt(
-        "--window",
-        env="WINDOW",
-        default=BuilderConfig.window,
-        type=int,
-        help="Number of most recent events kept (W).",
-    ),
-    _opt(
-        "--retrain-every",
-        env="RETRAIN_EVERY",
-        default=BuilderConfig.retrain_every,
-        type=int,
-        help="Refit ALS after this many new events (N).",
-    ),
-    _opt(
-        "--factors", env="FACTORS", default=ALSParams.factors, type=int, help="ALS latent factors."
-    ),
-    _opt(
-        "--regularization",
-        env="REGULARIZATION",
-        default=ALSParams.regularization,
-        type=float,
-        help="ALS L2 regularization.",
-    ),
-    _opt(
-        "--alpha",
-        env="ALPHA",
-        default=ALSParams.alpha,
-        type=float,
-        help="ALS confidence scale for interaction weights.",
-    ),
-    _opt(
-        "--iterations",
-        env="ITERATIONS",
-        default=ALSParams.iterations,
-        type=int,
-        help="ALS sweeps per refit.",
-    ),
-    _opt(
-        "--num-threads",
-        env="NUM_THREADS",
-        default=ALSParams.num_threads,
-        type=int,
-        help="Threads for ALS (0 = all cores).",
-    ),
-]
-
-
-def _stack(options):
-    """One decorator applying a list of click options, in list order on the help page."""
-
-    def decorate(func):
-        for option in reversed(options):
-            func = option(func)
-        return func
-
-    return decorate
-
-
-#: Window, refit cadence and ALS options (builder and evaluate).
-_model_options = _stack(_model_option_list)
-
-
-_realtime_option_list = [
-    _opt(
-        "--recent-boost",
-        env="RECENT_BOOST",
-        default=RealtimeParams.recent_boost,
-        type=float,
-        help="Extra fold-in weight of a user's newest event (1 + boost).",
-    ),
-    _opt(
-        "--recent-half-life",
-        env="RECENT_HALF_LIFE",
-        default=RealtimeParams.recent_half_life,
-        type=float,
-        help="The boost halves every this many older events of the user.",
-    ),
-    _opt(
-        "--similarity-weight",
-        env="SIMILARITY_WEIGHT",
-        default=RealtimeParams.similarity_weight,
-        type=float,
-        help="Weight of item-to-item similarity with the user's recent items.",
-    ),
-    _opt(
-        "--decay-half-life-events",
-        env="DECAY_HALF_LIFE_EVENTS",
-        default=0.0,
-        type=float,
-        help="Halve an event's weight after this many newer events (0 = off).",
-    ),
-    _opt(
-        "--decay-half-life-seconds",
-        env="DECAY_HALF_LIFE_SECONDS",
-        default=0.0,
-        type=float,
-        help="Halve an event's weight after this many seconds of event time (0 = off).",
-    ),
-]
-
-
-_realtime_options = _stack(_realtime_option_list)
-
-
-def _als(opts) -> ALSParams:
-    return ALSParams(
-        factors=opts["factors"],
-        regularization=opts["regularization"],
-        alpha=opts["alpha"],
-        iterations=opts["iterations"],
-        num_threads=opts["num_threads"],
-    )
-
-
-def _realtime(opts) -> RealtimeParams:
-    try:
-        return RealtimeParams(
-            opts["recent_boost"], opts["recent_half_life"], opts["similarity_weight"]
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-
-
-def _decay(opts) -> Decay:
-    try:
-        return Decay(opts["decay_half_life_events"], opts["decay_half_life_seconds"])
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-
-
 @main.command()
-@_kafka_options[0]
-@_kafka_options[1]
-@_opt("--group-id", env="GROUP_ID", default="recsvc-builder", help="Consumer group.")
-@_opt(
+@kafka_options[0]
+@kafka_options[1]
+@opt("--group-id", env="GROUP_ID", default="recsvc-builder", help="Consumer group.")
+@opt(
     "--dead-letter-topic",
     env="DEAD_LETTER_TOPIC",
     default=None,
     help="Copy malformed messages to this topic (off when unset).",
 )
-@_kafka_options[2]
-@_opt(
+@kafka_options[2]
+@opt(
     "--model-dir",
     env="MODEL_DIR",
     default="models",
     type=click.Path(path_type=Path),
     help="Directory models are published to.",
 )
-@_model_options
-@_opt(
+@model_options
+@opt(
     "--keep-versions",
     env="KEEP_VERSIONS",
     default=BuilderConfig.keep_versions,
     type=int,
     help="Model versions kept on disk.",
 )
-@_opt(
+@opt(
     "--max-event-bytes",
     env="MAX_EVENT_BYTES",
     default=BuilderConfig.max_event_bytes,
     type=int,
     help="Larger messages are rejected as malformed.",
 )
-@_realtime_options
-@_opt(
+@realtime_options
+@opt(
     "--action-weight",
     "action_weights",
     env="ACTION_WEIGHTS",
@@ -284,22 +135,36 @@ def _decay(opts) -> Decay:
     metavar="ACTION=WEIGHT",
     help="Override or add an action weight, repeatable (env: whitespace-separated).",
 )
-@_opt(
+@opt(
     "--update-interval",
     env="UPDATE_INTERVAL",
     default=BuilderConfig.update_interval,
     type=float,
     help="Seconds between writes of fresh user vectors for the servers.",
 )
-@_opt(
+@opt(
     "--ann-min-items",
     env="ANN_MIN_ITEMS",
     default=IVFParams.min_items,
     type=click.IntRange(1),
     help="Publish an approximate (IVF) index for catalogs of at least this many items.",
 )
-@_opt("--metrics-host", env="METRICS_HOST", default="127.0.0.1", help="Builder metrics address.")
-@_opt(
+@opt(
+    "--session-gap",
+    env="SESSION_GAP",
+    default=AssociationParams.session_gap,
+    type=float,
+    help="Seconds between a user's events that end a basket (events without a basket id).",
+)
+@opt(
+    "--min-support",
+    env="MIN_SUPPORT",
+    default=AssociationParams.min_support,
+    type=int,
+    help="Baskets two items must share to be listed as bought together.",
+)
+@opt("--metrics-host", env="METRICS_HOST", default="127.0.0.1", help="Builder metrics address.")
+@opt(
     "--metrics-port",
     env="METRICS_PORT",
     default=9108,
@@ -316,19 +181,20 @@ def builder(**opts) -> None:
                 topic=opts["topic"],
                 group_id=opts["group_id"],
                 dead_letter_topic=opts["dead_letter_topic"] or None,
-                options=parse_kafka_options(_split_env_list(opts["kafka_options"])),
+                options=parse_kafka_options(split_env_list(opts["kafka_options"])),
             ),
             model_dir=opts["model_dir"],
-            als=_als(opts),
+            als=als_params(opts),
             window=opts["window"],
             retrain_every=opts["retrain_every"],
             keep_versions=opts["keep_versions"],
             max_event_bytes=opts["max_event_bytes"],
-            realtime=_realtime(opts),
-            decay=_decay(opts),
-            actions=parse_action_weights(_split_env_list(opts["action_weights"])),
+            realtime=realtime_params(opts),
+            decay=decay_params(opts),
+            actions=parse_action_weights(split_env_list(opts["action_weights"])),
             update_interval=opts["update_interval"],
             ivf=IVFParams(min_items=opts["ann_min_items"]),
+            associations=association_params(opts),
             metrics_host=opts["metrics_host"],
             metrics_port=opts["metrics_port"],
         )
@@ -342,72 +208,67 @@ def builder(**opts) -> None:
     worker.run()
 
 
-def _split_env_list(values: tuple[str, ...]) -> list[str]:
-    # From the environment click passes one string; split it like a shell word list.
-    return [part for value in values for part in value.split()]
-
-
 @main.command()
-@_opt(
+@opt(
     "--model-dir",
     env="MODEL_DIR",
     default="models",
     type=click.Path(path_type=Path),
     help="Directory the builder publishes to.",
 )
-@_opt("--host", env="HOST", default="127.0.0.1", help="Address to listen on.")
-@_opt("--port", env="PORT", default=5000, type=int, help="Port to listen on.")
-@_opt("--workers", env="WORKERS", default=1, type=int, help="Server processes.")
-@_opt(
+@opt("--host", env="HOST", default="127.0.0.1", help="Address to listen on.")
+@opt("--port", env="PORT", default=5000, type=int, help="Port to listen on.")
+@opt("--workers", env="WORKERS", default=1, type=int, help="Server processes.")
+@opt(
     "--threads",
     env="THREADS",
     default=ServerConfig.threads,
     type=int,
     help="Request threads per process (requests are CPU-bound; see README).",
 )
-@_opt(
+@opt(
     "--reload-interval",
     env="RELOAD_INTERVAL",
     default=ServerConfig.reload_interval,
     type=float,
     help="Seconds between checks for new model versions and user updates.",
 )
-@_opt("--max-n", env="MAX_N", default=1000, type=int, help="Largest n a client may ask for.")
-@_opt(
+@opt("--max-n", env="MAX_N", default=1000, type=int, help="Largest n a client may ask for.")
+@opt(
     "--access-log/--no-access-log",
     env="ACCESS_LOG",
     default=True,
     help="Write one JSON access-log line per request to stdout.",
 )
-@_opt(
+@opt(
     "--ann-probes",
     env="ANN_PROBES",
     default=ServerConfig.ann_probes,
     type=int,
     help="Clusters scanned per query when the model has an approximate index.",
 )
-@_opt(
+@opt(
     "--metrics-dir",
     env="METRICS_DIR",
     default=None,
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for multi-process metrics (default: a fresh temporary one).",
 )
-@_opt(
+@opt(
     "--bootstrap-servers",
     env="BOOTSTRAP_SERVERS",
     default=None,
     help="Kafka for POST /online/data/add (ingest is off when unset).",
 )
-@_opt("--topic", env="TOPIC", default="interactions", help="Topic ingested events go to.")
-@_kafka_options[2]
-@_opt(
+@opt("--topic", env="TOPIC", default="interactions", help="Topic ingested events go to.")
+@kafka_options[2]
+@opt(
     "--admin-token",
     env="ADMIN_TOKEN",
     default=None,
     help="Bearer token of rollback and training start (off when unset; >= 16 characters).",
 )
-@_opt(
+@opt(
     "--action-weight",
     "action_weights",
     env="ACTION_WEIGHTS",
@@ -415,7 +276,7 @@ def _split_env_list(values: tuple[str, ...]) -> list[str]:
     metavar="ACTION=WEIGHT",
     help="Action table for validating ingested samples (use the builder's).",
 )
-@_opt(
+@opt(
     "--max-batch",
     env="MAX_BATCH",
     default=ServerConfig.max_batch,
@@ -435,10 +296,10 @@ def serve(**opts) -> None:
             ingest = KafkaSettings(
                 bootstrap_servers=bootstrap,
                 topic=topic,
-                options=parse_kafka_options(_split_env_list(kafka_options)),
+                options=parse_kafka_options(split_env_list(kafka_options)),
             )
         return ServerConfig(
-            **opts, ingest=ingest, actions=parse_action_weights(_split_env_list(action_weights))
+            **opts, ingest=ingest, actions=parse_action_weights(split_env_list(action_weights))
         )
 
     config = _config_or_exit(make)
@@ -449,35 +310,35 @@ def serve(**opts) -> None:
 
 @main.command()
 @click.argument("log", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_opt("--user-col", env="EVAL_USER_COL", default="user", help="User column: name or 0-based index.")
-@_opt("--item-col", env="EVAL_ITEM_COL", default="item", help="Item column: name or index.")
-@_opt("--time-col", env="EVAL_TIME_COL", default="timestamp", help="Time column: name or index.")
-@_opt("--weight-col", env="EVAL_WEIGHT_COL", default=None, help="Optional weight column.")
-@_opt("--delimiter", env="EVAL_DELIMITER", default=None, help="Field separator (default: by name).")
-@_opt("--header/--no-header", env="EVAL_HEADER", default=True, help="First row names columns.")
-@_opt(
+@opt("--user-col", env="EVAL_USER_COL", default="user", help="User column: name or 0-based index.")
+@opt("--item-col", env="EVAL_ITEM_COL", default="item", help="Item column: name or index.")
+@opt("--time-col", env="EVAL_TIME_COL", default="timestamp", help="Time column: name or index.")
+@opt("--weight-col", env="EVAL_WEIGHT_COL", default=None, help="Optional weight column.")
+@opt("--delimiter", env="EVAL_DELIMITER", default=None, help="Field separator (default: by name).")
+@opt("--header/--no-header", env="EVAL_HEADER", default=True, help="First row names columns.")
+@opt(
     "--test-fraction",
     env="EVAL_TEST_FRACTION",
     default=0.1,
     type=click.FloatRange(0.001, 0.999),
     help="Share of the newest events that are scored.",
 )
-@_opt(
+@opt(
     "--max-test-events",
     env="EVAL_MAX_TEST_EVENTS",
     default=0,
     type=click.IntRange(0),
     help="Score only this many test events (0 = all).",
 )
-@_opt(
+@opt(
     "--json-out",
     env="EVAL_JSON_OUT",
     default=None,
     type=click.Path(path_type=Path),
     help="Also write the figures as JSON here.",
 )
-@_model_options
-@_realtime_options
+@model_options
+@realtime_options
 def evaluate(log, **opts) -> None:
     """Replay LOG (CSV/TSV, .gz accepted) and score the service against baselines."""
     import json
@@ -500,9 +361,9 @@ def evaluate(log, **opts) -> None:
         lambda: EvalConfig(
             window=opts["window"],
             retrain_every=opts["retrain_every"],
-            als=_als(opts),
-            realtime=_realtime(opts),
-            decay=_decay(opts),
+            als=als_params(opts),
+            realtime=realtime_params(opts),
+            decay=decay_params(opts),
             test_fraction=opts["test_fraction"],
             max_test_events=opts["max_test_events"],
         )
@@ -545,39 +406,39 @@ def evaluate(log, **opts) -> None:
 
 
 @main.command()
-@_opt(
+@opt(
     "--port",
     env="DEMO_BROKER_PORT",
     default=9092,
     type=click.IntRange(1, 65535),
     help="Port of the embedded broker.",
 )
-@_opt(
+@opt(
     "--http-port",
     env="DEMO_HTTP_PORT",
     default=5000,
     type=click.IntRange(1, 65535),
     help="Port of the recommendation server.",
 )
-@_opt(
+@opt(
     "--model-dir",
     env="DEMO_MODEL_DIR",
     default=None,
     type=click.Path(path_type=Path),
     help="Model directory (default: a temporary directory).",
 )
-@_opt("--rate", env="DEMO_RATE", default=200.0, type=float, help="Interactions per second.")
-@_opt("--users", env="DEMO_USERS", default=200, type=int, help="Synthetic users.")
-@_opt("--items", "n_items", env="DEMO_ITEMS", default=400, type=int, help="Catalog size.")
-@_opt("--window", env="DEMO_WINDOW", default=20_000, type=int, help="Builder window (W).")
-@_opt(
+@opt("--rate", env="DEMO_RATE", default=200.0, type=float, help="Interactions per second.")
+@opt("--users", env="DEMO_USERS", default=200, type=int, help="Synthetic users.")
+@opt("--items", "n_items", env="DEMO_ITEMS", default=400, type=int, help="Catalog size.")
+@opt("--window", env="DEMO_WINDOW", default=20_000, type=int, help="Builder window (W).")
+@opt(
     "--retrain-every",
     env="DEMO_RETRAIN_EVERY",
     default=1000,
     type=int,
     help="Builder refit cadence (N).",
 )
-@_opt(
+@opt(
     "--duration",
     env="DEMO_DURATION",
     default=0.0,

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from .ann import IVFParams
+from .associations import AssociationParams
 from .errors import ConfigError
 from .events import DEFAULT_ACTION_WEIGHTS
 from .realtime import RealtimeParams
@@ -217,6 +218,7 @@ class BuilderConfig:
     actions: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_ACTION_WEIGHTS))
     update_interval: float = 0.1
     ivf: IVFParams = field(default_factory=IVFParams)
+    associations: AssociationParams = field(default_factory=AssociationParams)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
 
