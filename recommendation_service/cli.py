@@ -287,7 +287,7 @@ def serve(**opts) -> None:
     """Serve the HTTP API (recommend, health, model, metrics) with gunicorn."""
     bootstrap = opts.pop("bootstrap_servers")
     topic = opts.pop("topic")
-    kafka_options = opts.pop("kafka_options")
+    extra_options = opts.pop("kafka_options")
     action_weights = opts.pop("action_weights")
 
     def make():
@@ -296,7 +296,7 @@ def serve(**opts) -> None:
             ingest = KafkaSettings(
                 bootstrap_servers=bootstrap,
                 topic=topic,
-                options=parse_kafka_options(split_env_list(kafka_options)),
+                options=parse_kafka_options(split_env_list(extra_options)),
             )
         return ServerConfig(
             **opts, ingest=ingest, actions=parse_action_weights(split_env_list(action_weights))
