@@ -31,6 +31,22 @@ def recsvc(*args: str, quiet: bool = False) -> subprocess.Popen:
     )
 
 
+def serve(model_dir, port: int, *extra: str, workers: int = 1) -> subprocess.Popen:
+    """A quiet ``recsvc serve`` on ``port`` without access logs (for benchmarks)."""
+    return recsvc(
+        "serve",
+        "--model-dir",
+        str(model_dir),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        *extra,
+        quiet=True,
+    )
+
+
 def stop(proc: subprocess.Popen, timeout: float = 30.0) -> str:
     """SIGTERM ``proc`` and return its output; fail if it does not stop in time."""
     if proc.poll() is None:

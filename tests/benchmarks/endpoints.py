@@ -30,7 +30,7 @@ from recommendation_service.training_worker import TrainingWorker
 from recommendation_service.window import SlidingWindow
 
 from ..conftest import free_port
-from ..processes import recsvc, stop, wait_healthy
+from ..processes import serve, stop, wait_healthy
 
 TOKEN = "endpoint-benchmark-admin-token"
 
@@ -50,18 +50,8 @@ def main() -> None:
             ALSTrainer(ALSParams()), store, lambda: (window.snapshot(), {})
         )._train_once()
         port = free_port()
-        server = recsvc(
-            "serve",
-            "--model-dir",
-            tmp,
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--bootstrap-servers",
-            broker.bootstrap_servers,
-            "--admin-token",
-            TOKEN,
-            quiet=True,
+        server = serve(
+            tmp, port, "--bootstrap-servers", broker.bootstrap_servers, "--admin-token", TOKEN
         )
         try:
             wait_healthy(f"http://127.0.0.1:{port}")

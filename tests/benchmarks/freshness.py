@@ -26,7 +26,7 @@ from recommendation_service.broker import EmbeddedBroker, ensure_topic
 from recommendation_service.synthetic import TasteModel, make_catalog
 
 from ..conftest import free_port
-from ..processes import get, recsvc, stop, wait_healthy
+from ..processes import get, recsvc, serve, stop, wait_healthy
 
 
 def fetch(url: str) -> dict:
@@ -112,17 +112,7 @@ def main() -> None:
             f"g-{topic}",
             quiet=True,
         )
-        server = recsvc(
-            "serve",
-            "--model-dir",
-            tmp,
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--no-access-log",
-            quiet=True,
-        )
+        server = serve(tmp, port, workers=args.workers)
         stream = Stream(broker.bootstrap_servers, topic, args.rate, tastes)
         sender = threading.Thread(target=stream.run, daemon=True)
         sender.start()

@@ -25,7 +25,7 @@ from recommendation_service.model_store import ModelStore
 from recommendation_service.synthetic import TasteModel, make_catalog
 
 from ..conftest import free_port, train_window
-from ..processes import recsvc, stop, wait_healthy
+from ..processes import serve, stop, wait_healthy
 
 
 def run_clients(port: int, users: list[str], concurrency: int, total: int) -> dict:
@@ -86,17 +86,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ModelStore(tmp).publish(model)
         port = free_port()
-        server = recsvc(
-            "serve",
-            "--model-dir",
-            tmp,
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--no-access-log",
-            quiet=True,
-        )
+        server = serve(tmp, port, workers=args.workers)
         try:
             wait_healthy(f"http://127.0.0.1:{port}")
             run_clients(port, users, 1, 200)  # warm-up
