@@ -14,6 +14,7 @@ import uuid
 from flask import Blueprint, abort, jsonify, request
 
 from .api import model_or_503, server_config, watcher
+from .control_files import ControlFiles
 from .errors import ModelLoadError, NoModelError
 
 bp = Blueprint("admin", __name__)
@@ -34,7 +35,7 @@ def model_info():
     model = model_or_503()
     m = model.manifest
     store = watcher().store
-    pin = store.pin()
+    pin = ControlFiles(store).pin()
     return jsonify(
         version=m["version"],
         trained_at=m["created_at"],
@@ -85,12 +86,12 @@ def rollback():
     version = body.get("version") if isinstance(body, dict) else None
     store = watcher().store
     if version == "latest":
-        store.set_pin(None)
+        ControlFiles(store).set_pin(None)
         return jsonify(serving=store.served_name(), pinned=False)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         abort(400, description="'version' must be a version number on disk, or \"latest\"")
     try:
-        store.set_pin(f"v{version:08d}")
+        ControlFiles(store).set_pin(f"v{version:08d}")
     except (NoModelError, ModelLoadError) as exc:
         abort(404, description=str(exc))
     return jsonify(
@@ -103,7 +104,7 @@ def rollback():
 @bp.get("/online/training/status")
 def training_status():
     """The builder's state: training or not, events since the last refit, jobs."""
-    status = watcher().store.read_status()
+    status = ControlFiles(watcher().store).read_status()
     if status is None:
         abort(503, description="no builder status yet: is the builder running on this model dir?")
     job = request.args.get("job")
@@ -117,5 +118,5 @@ def training_start():
     """Ask the builder to refit now; returns a job id to follow in the status."""
     _require_token()
     job = uuid.uuid4().hex
-    watcher().store.request_training(job)
+    ControlFiles(watcher().store).request_training(job)
     return jsonify(job=job, state="requested", status=f"/online/training/status?job={job}"), 202

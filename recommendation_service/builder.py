@@ -28,6 +28,7 @@ from confluent_kafka import (
 )
 
 from .config import BuilderConfig
+from .control_files import ControlFiles
 from .errors import MalformedEvent
 from .events import MalformedCounter, parse_event
 from .metrics import BuilderMetrics
@@ -57,6 +58,7 @@ class ModelBuilder:
         self.events_consumed = 0
         self.events_since_refit = 0
         self.store = ModelStore(config.model_dir, keep=config.keep_versions)
+        self.control = ControlFiles(self.store)
         self.trainer = TrainingWorker(
             ALSTrainer(config.als),
             self.store,
@@ -307,10 +309,11 @@ class ModelBuilder:
         m.window_items.set(len(self.window.items))
         for (topic, partition), position in list(self.positions.items()):
             # The cached high watermark comes with every fetch (no extra request).
+            tp = TopicPartition(topic, partition)
             try:
-                _, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), cached=True
-                )
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:  # no fetch has reported it yet: ask the broker
+                    _, high = self._consumer.get_watermark_offsets(tp, timeout=1.0)
             except KafkaException:
                 continue
             if high >= 0:
@@ -318,7 +321,7 @@ class ModelBuilder:
 
     def _take_training_requests(self) -> None:
         try:
-            jobs = self.store.take_training_requests()
+            jobs = self.control.take_training_requests()
         except OSError as exc:
             logger.warning("cannot read training requests: %s", exc)
             return
@@ -353,7 +356,7 @@ class ModelBuilder:
                 "jobs": dict(self.jobs),
             }
         try:
-            self.store.write_status(status)
+            self.control.write_status(status)
         except OSError as exc:
             logger.warning("cannot write builder status: %s", exc)
 

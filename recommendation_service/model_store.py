@@ -59,9 +59,6 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
-PINNED_FILE = "PINNED"
-STATUS_FILE = "builder_status.json"
-CONTROL_DIR = "control"
 VERSIONS_DIR = "versions"
 UPDATES_DIR = "updates"
 _VERSION_NAME = re.compile(r"^v(\d{8,})$")
@@ -268,7 +265,9 @@ class ModelStore:
 
     def prune(self) -> None:
         """Delete all but the ``keep`` newest versions, and leftovers of failed publishes."""
-        keep = {self.current_name(), (self.pin() or {}).get("version")}
+        from .control_files import ControlFiles
+
+        keep = {self.current_name(), (ControlFiles(self).pin() or {}).get("version")}
         for version in self.versions()[: -self.keep]:
             name = version_name(version)
             if name in keep:
@@ -298,64 +297,13 @@ class ModelStore:
             tmp.unlink(missing_ok=True)
         return final
 
-    # -- rollback, builder status and control (small JSON files beside the versions) ------
-    def set_pin(self, name: str | None) -> None:
-        """Serve ``name`` instead of CURRENT until the next publish; None removes the pin."""
-        if name is None:
-            (self.root / PINNED_FILE).unlink(missing_ok=True)
-            return
-        if not (self.versions_dir / name / "manifest.json").is_file():
-            raise NoModelError(f"no version {name} on disk")
-        pin = {"version": name, "while_current": self.current_name(), "at": time.time()}
-        write_atomic(self.root / PINNED_FILE, json.dumps(pin).encode())
-
-    def pin(self) -> dict | None:
-        """The active pin, or None (a pin ends when a newer version becomes CURRENT)."""
-        try:
-            pin = json.loads((self.root / PINNED_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if not isinstance(pin, dict) or pin.get("while_current") != self.current_name():
-            return None
-        if not _VERSION_NAME.match(str(pin.get("version"))):
-            return None
-        return pin
-
-    def served_name(self) -> str | None:
-        """What servers should serve: the pinned version while its pin holds, else CURRENT."""
-        pin = self.pin()
-        return pin["version"] if pin else self.current_name()
-
-    def write_status(self, status: dict) -> None:
-        write_atomic(self.root / STATUS_FILE, json.dumps(status).encode())
-
-    def read_status(self) -> dict | None:
-        try:
-            status = json.loads((self.root / STATUS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return status if isinstance(status, dict) else None
-
-    def request_training(self, job_id: str) -> None:
-        """Leave a refit request for the builder (any server process may call this)."""
-        (self.root / CONTROL_DIR).mkdir(parents=True, exist_ok=True)
-        write_atomic(self.root / CONTROL_DIR / f"train-{job_id}.json", b"{}")
-
-    def take_training_requests(self) -> list[str]:
-        """Job ids of pending refit requests, removing them (the builder calls this)."""
-        try:
-            names = os.listdir(self.root / CONTROL_DIR)
-        except FileNotFoundError:
-            return []
-        jobs = []
-        for name in names:
-            m = re.match(r"^train-([0-9a-f]{32})\.json$", name)
-            if m:
-                (self.root / CONTROL_DIR / name).unlink(missing_ok=True)
-                jobs.append(m.group(1))
-        return jobs
-
     # -- reader side -------------------------------------------------------------------
+    def served_name(self) -> str | None:
+        """What servers should serve: a rollback's pinned version while it holds, else CURRENT."""
+        from .control_files import ControlFiles
+
+        return ControlFiles(self).served_name()
+
     def update_numbers(self, name: str, after: int = 0) -> list[int]:
         """Numbers of the update files of version ``name`` greater than ``after``, ascending."""
         try:

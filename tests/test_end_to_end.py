@@ -78,8 +78,18 @@ def test_kafka_to_http_reflects_planted_tastes(broker, topic, tmp_path):
         assert agree / len(tastes.users) >= 0.9
         status, body = get(f"{url}/recommend?user=nobody&n=0")
         assert status == 400 and "'n'" in body["message"]
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
-            builder_metrics = response.read().decode()
+
+        def builder_metrics_text() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+                return response.read().decode()
+
+        # Gauges refresh once a second on the consumer thread.
+        wait_until(
+            lambda: "recsvc_builder_consumer_lag{" in builder_metrics_text(),
+            timeout=15,
+            what="the consumer-lag gauge",
+        )
+        builder_metrics = builder_metrics_text()
         assert "recsvc_builder_events_total 8000.0" in builder_metrics
         assert "recsvc_builder_consumer_lag{" in builder_metrics, builder_metrics
         assert "recsvc_builder_training_seconds_count" in builder_metrics

@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 
 from recommendation_service.app import create_app
 from recommendation_service.config import ServerConfig
+from recommendation_service.control_files import ControlFiles
 from recommendation_service.events import Event
 from recommendation_service.model_store import ModelStore
 from recommendation_service.model_watcher import ModelWatcher
@@ -54,7 +55,7 @@ def online(model_root):
     watcher.refresh()
     app = create_app(config, watcher=watcher)
     yield app.test_client(), watcher
-    ModelStore(model_root).set_pin(None)
+    ControlFiles(ModelStore(model_root)).set_pin(None)
 
 
 def auth(token=TOKEN):
@@ -191,7 +192,7 @@ def test_training_start_leaves_a_request_for_the_builder(online, model_root):
     response = client.post("/online/training/start", headers=auth())
     assert response.status_code == 202
     job = response.get_json()["job"]
-    assert ModelStore(model_root).take_training_requests() == [job]
+    assert ControlFiles(ModelStore(model_root)).take_training_requests() == [job]
 
 
 def test_ingest_is_off_without_kafka(online):
