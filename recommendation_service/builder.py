@@ -346,6 +346,7 @@ class ModelBuilder:
                     0, self.config.retrain_every - self.events_since_refit
                 ),
                 "window_events": len(self.window),
+                "offsets": {f"{t}[{p}]": o for (t, p), o in self.positions.items()},
                 "last_refit": None
                 if last is None
                 else {

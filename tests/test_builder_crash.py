@@ -1,0 +1,107 @@
+"""A builder killed with SIGKILL mid-stream rebuilds exactly the window it should have."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+from confluent_kafka import Producer
+
+from recommendation_service.control_files import ControlFiles
+from recommendation_service.model_store import ModelStore
+from recommendation_service.recommender import ServedModel
+
+from .processes import recsvc, stop
+from .test_builder_integration import wait_until
+
+pytestmark = pytest.mark.integration
+
+EVENTS, WINDOW = 8000, 5000
+
+
+def produce_at(broker, topic, rate, done: threading.Event) -> None:
+    producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 1})
+    start = time.monotonic()
+    for k in range(EVENTS):
+        # Every event has its own item: the window's (user, item) pairs are exactly its events.
+        producer.produce(topic, f"u{k % 97}:i{k}".encode())
+        producer.poll(0)
+        ahead = (k + 1) / rate - (time.monotonic() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+    producer.flush(30)
+    done.set()
+
+
+def test_sigkill_mid_stream_then_restart_rebuilds_the_window_exactly(broker, topic, tmp_path):
+    args = [
+        "builder",
+        "--bootstrap-servers",
+        broker.bootstrap_servers,
+        "--topic",
+        topic,
+        "--group-id",
+        f"g-{uuid.uuid4().hex}",
+        "--model-dir",
+        str(tmp_path),
+        "--window",
+        str(WINDOW),
+        "--retrain-every",
+        "100000",
+        "--metrics-port",
+        "0",
+        "--factors",
+        "8",
+        "--iterations",
+        "3",
+    ]
+    done = threading.Event()
+    sender = threading.Thread(target=produce_at, args=(broker, topic, 1000.0, done), daemon=True)
+    store = ModelStore(tmp_path)
+    control = ControlFiles(store)
+    first = recsvc(*args, quiet=True)
+    sender.start()
+    try:
+        wait_until(
+            lambda: (control.read_status() or {}).get("events_consumed", 0) > 2000,
+            timeout=60,
+            what="the first builder consuming",
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = recsvc(*args, quiet=True)
+    try:
+        wait_until(done.is_set, timeout=60, what="all events produced")
+        wait_until(
+            lambda: (control.read_status() or {}).get("offsets", {}).get(f"{topic}[0]") == EVENTS,
+            timeout=60,
+            what="the restarted builder catching up",
+        )
+        job = uuid.uuid4().hex
+        control.request_training(job)
+        wait_until(
+            lambda: (
+                (control.read_status() or {}).get("jobs", {}).get(job, {}).get("state") == "done"
+            ),
+            timeout=60,
+            what="a refit of the rebuilt window",
+        )
+    finally:
+        stop(second)
+    manifest, arrays = store.read_version()
+    model = ServedModel(manifest, arrays)
+    assert manifest["window_size"] == WINDOW
+    assert manifest["offsets"] == {topic: {"0": EVENTS}}
+    pairs = set()
+    for row, user in enumerate(model.user_ids):
+        pairs.update((user, model.item_ids[c]) for c in model.seen_items(row).tolist())
+    expected = {(f"u{k % 97}", f"i{k}") for k in range(EVENTS - WINDOW, EVENTS)}
+    assert pairs == expected, (len(pairs - expected), len(expected - pairs))
+    assert np.all(np.diff(model.seen_indptr) > 0)
