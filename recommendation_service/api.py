@@ -72,18 +72,42 @@ def recommend():
     )
 
 
+#: A builder status older than this means the builder is not running (it writes every second).
+BUILDER_STALE_SECONDS = 15.0
+
+
+def _builder_health(holder: ModelWatcher) -> dict:
+    """The builder's state as its status file tells: ok, kafka_unreachable, stale or unknown."""
+    from .control_files import ControlFiles
+
+    status = ControlFiles(holder.store).read_status()
+    if status is None:
+        return {"state": "unknown"}
+    age = round(time.time() - float(status.get("updated_at", 0)), 3)
+    if age > BUILDER_STALE_SECONDS:
+        state = "stale"
+    elif status.get("kafka") == "unreachable":
+        state = "kafka_unreachable"
+    else:
+        state = "ok"
+    return {"state": state, "status_age_seconds": age}
+
+
 @bp.get("/health")
 def health():
     """Liveness and readiness: 200 once a model is served, 503 before."""
     holder = watcher()
     model = holder.model
+    builder = _builder_health(holder)
+    status = "degraded" if builder["state"] in ("stale", "kafka_unreachable") else "ok"
     body = {
-        "status": "ok" if model is not None else "no_model",
+        "status": status if model is not None else "no_model",
         "model_version": model.version if model else None,
         "model_age_seconds": (
             round(time.time() - model.manifest["created_ts"], 3) if model else None
         ),
         "last_error": holder.last_error,
+        "builder": builder,
     }
     return jsonify(body), (200 if model is not None else 503)
 

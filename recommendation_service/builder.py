@@ -37,7 +37,7 @@ from .realtime import FoldIn
 from .trainer import ALSTrainer
 from .training_worker import TrainingWorker
 from .window import SlidingWindow, WindowSnapshot
-from .window_rebuild import ReplayRange, replay
+from .window_rebuild import ReplayRange, replay, verify_position
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ class ModelBuilder:
         self._next_gauges = 0.0
         # Refit jobs asked for through the API: pending -> training -> done (last 100 kept).
         self.jobs: dict[str, dict] = {}
+        # Set while librdkafka reports every broker unreachable; cleared by traffic or a probe.
+        self.broker_down_since: float | None = None
         self._pending_jobs: list[str] = []
         self._training_jobs: list[str] = []
         # Fresh-vector state: the served model's fold-in, users with events not yet written,
@@ -142,7 +144,7 @@ class ModelBuilder:
             except OSError as exc:  # metrics are not worth refusing to build models
                 logger.error("cannot serve metrics on port %d: %s", cfg.metrics_port, exc)
         self.trainer.start()
-        self._consumer = Consumer(cfg.kafka.consumer_config())
+        self._consumer = Consumer({**cfg.kafka.consumer_config(), "error_cb": self._on_kafka_error})
         if cfg.kafka.dead_letter_topic:
             self._dead_letters = Producer(cfg.kafka.client_config())
         self._consumer.subscribe(
@@ -183,6 +185,7 @@ class ModelBuilder:
         # should reach the servers within a fraction of a second.
         messages = self._consumer.consume(num_messages=5000, timeout=0.02)
         if messages:
+            self.broker_down_since = None
             self._apply_batch(messages)
         self._flush_updates()
         if self._dead_letters is not None:
@@ -288,6 +291,29 @@ class ModelBuilder:
         except (BufferError, KafkaException) as err:
             logger.warning("dead-letter produce failed for %s: %s", where, err)
 
+    def _on_kafka_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback: note outages (it reconnects by itself)."""
+        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            if self.broker_down_since is None:
+                self.broker_down_since = time.time()
+                logger.warning("Kafka unreachable (%s); retrying, serving the last model", error)
+        elif error.fatal():
+            logger.error("fatal Kafka error: %s", error)
+        else:
+            logger.warning("Kafka error: %s", error)
+
+    def _probe_broker(self) -> None:
+        """While marked down, check cheaply whether the cluster answers again."""
+        # A watermark query needs a broker round trip (metadata may come from a cache).
+        partitions = list(self.positions) or [(self.config.kafka.topic, 0)]
+        topic, partition = partitions[0]
+        try:
+            self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=1.0)
+        except KafkaException:
+            return
+        logger.info("Kafka reachable again")
+        self.broker_down_since = None
+
     def _on_consume_error(self, msg: Message) -> None:
         error = msg.error()
         logger.warning(
@@ -301,6 +327,8 @@ class ModelBuilder:
         if now < self._next_gauges:
             return
         self._next_gauges = now + 1.0
+        if self.broker_down_since is not None:
+            self._probe_broker()
         self._take_training_requests()
         self._write_status()
         m = self.metrics
@@ -347,6 +375,8 @@ class ModelBuilder:
                 ),
                 "window_events": len(self.window),
                 "offsets": {f"{t}[{p}]": o for (t, p), o in self.positions.items()},
+                "kafka": "unreachable" if self.broker_down_since is not None else "ok",
+                "kafka_unreachable_since": self.broker_down_since,
                 "last_refit": None
                 if last is None
                 else {
@@ -386,8 +416,26 @@ class ModelBuilder:
         for tp in committed:
             key = (tp.topic, tp.partition)
             if key in self.positions:
-                # Our window already holds this partition up to our own position.
-                tp.offset = self.positions[key]
+                # Our window already holds this partition up to our own position, unless the
+                # broker lost it meanwhile: then everything it holds now is new.
+                try:
+                    intact = verify_position(cfg.kafka, tp.topic, tp.partition, self.positions[key])
+                except TimeoutError as exc:  # cannot tell: keep what we have
+                    logger.error("could not verify %s[%d]: %s", tp.topic, tp.partition, exc)
+                    intact = True
+                if intact:
+                    tp.offset = self.positions[key]
+                    continue
+                low, _ = consumer.get_watermark_offsets(tp, timeout=30)
+                logger.warning(
+                    "%s[%d] no longer holds offset %d: the broker lost data; consuming it "
+                    "from offset %d as new events",
+                    tp.topic,
+                    tp.partition,
+                    self.positions[key],
+                    low,
+                )
+                self.positions[key] = tp.offset = low
                 continue
             low, high = consumer.get_watermark_offsets(tp, timeout=30)
             if tp.offset >= 0:

@@ -80,6 +80,11 @@ def _read_segment(
         # Offsets can have gaps (transaction markers, compaction): trust the fetch position.
         position = consumer.position([TopicPartition(topic, partition)])[0].offset
         next_offset = max(next_offset, position)
+        # Some brokers answer a fetch past the end with nothing rather than an error; the
+        # high watermark every fetch response carries still tells where the partition ends.
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        if 0 <= high < end and next_offset >= high:
+            raise _PartitionShorter(high)
     return messages
 
 
@@ -157,3 +162,23 @@ def replay(
         consumer.close()
     merged = list(heapq.merge(*per_partition, key=lambda e: (e[0], e[1], e[2])))
     return ReplayResult([item[3] for item in merged[-window:]], resume)
+
+
+def verify_position(settings: KafkaSettings, topic: str, partition: int, position: int) -> bool:
+    """Whether the partition still holds the message just before ``position``.
+
+    False means the broker lost data (an in-memory broker restarted, a topic was recreated):
+    the offsets the builder holds no longer name the events it consumed.
+    """
+    if position <= 0:
+        return True
+    config = settings.consumer_config(group_id=f"{settings.group_id}.replay")
+    config.update({"enable.partition.eof": True, "auto.offset.reset": "error"})
+    consumer = Consumer(config)
+    try:
+        _read_segment(consumer, topic, partition, position - 1, position, timeout=30.0)
+    except _PartitionShorter:
+        return False
+    finally:
+        consumer.close()
+    return True
