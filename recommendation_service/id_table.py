@@ -36,16 +36,21 @@ def byte_order(values: Sequence[str]) -> np.ndarray:
 
 
 class _SortedKeys(Sequence):
-    """The ids in byte order, as bytes, decoded on access (for :func:`bisect`)."""
+    """The ids in byte order, as bytes, decoded on access (for :func:`bisect`).
 
-    def __init__(self, table: IdTable) -> None:
-        self._t = table
+    It holds the arrays, not the table: a reference cycle would keep a replaced model's
+    memory maps (and their file descriptors) alive until the cyclic garbage collector runs.
+    """
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray, order: np.ndarray) -> None:
+        self._blob, self._offsets, self._order = blob, offsets, order
 
     def __len__(self) -> int:
-        return len(self._t)
+        return len(self._order)
 
     def __getitem__(self, k):
-        return self._t.bytes_at(int(self._t.order[k]))
+        row = int(self._order[k])
+        return self._blob[self._offsets[row] : self._offsets[row + 1]].tobytes()
 
 
 class IdTable(Sequence):
@@ -61,7 +66,7 @@ class IdTable(Sequence):
 
     def __init__(self, blob: np.ndarray, offsets: np.ndarray, order: np.ndarray) -> None:
         self.blob, self.offsets, self.order = blob, offsets, order
-        self._keys = _SortedKeys(self)
+        self._keys = _SortedKeys(blob, offsets, order)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
