@@ -77,7 +77,8 @@ BUILDER_STALE_SECONDS = 15.0
 
 
 def _builder_health(holder: ModelWatcher) -> dict:
-    """The builder's state as its status file tells: ok, kafka_unreachable, stale or unknown."""
+    """The builder's state as its status file tells: ok, kafka_unreachable, kafka_stalled (behind
+    the partition end, nothing arriving), stale (no status for a while) or unknown."""
     from .control_files import ControlFiles
 
     status = ControlFiles(holder.store).read_status()
@@ -86,8 +87,8 @@ def _builder_health(holder: ModelWatcher) -> dict:
     age = round(time.time() - float(status.get("updated_at", 0)), 3)
     if age > BUILDER_STALE_SECONDS:
         state = "stale"
-    elif status.get("kafka") == "unreachable":
-        state = "kafka_unreachable"
+    elif status.get("kafka") in ("unreachable", "stalled"):
+        state = f"kafka_{status['kafka']}"
     else:
         state = "ok"
     return {"state": state, "status_age_seconds": age}
@@ -99,7 +100,7 @@ def health():
     holder = watcher()
     model = holder.model
     builder = _builder_health(holder)
-    status = "degraded" if builder["state"] in ("stale", "kafka_unreachable") else "ok"
+    status = "ok" if builder["state"] in ("ok", "unknown") else "degraded"
     body = {
         "status": status if model is not None else "no_model",
         "model_version": model.version if model else None,

@@ -74,6 +74,9 @@ class ModelBuilder:
         self.jobs: dict[str, dict] = {}
         # Set while librdkafka reports every broker unreachable; cleared by traffic or a probe.
         self.broker_down_since: float | None = None
+        # Messages behind the partition end but none arriving: the broker stopped serving.
+        self._last_message = time.monotonic()
+        self.total_lag = 0
         self._pending_jobs: list[str] = []
         self._training_jobs: list[str] = []
         # Fresh-vector state: the served model's fold-in, users with events not yet written,
@@ -186,6 +189,7 @@ class ModelBuilder:
         messages = self._consumer.consume(num_messages=5000, timeout=0.02)
         if messages:
             self.broker_down_since = None
+            self._last_message = time.monotonic()
             self._apply_batch(messages)
         self._flush_updates()
         if self._dead_letters is not None:
@@ -302,6 +306,16 @@ class ModelBuilder:
         else:
             logger.warning("Kafka error: %s", error)
 
+    #: Seconds without a message while behind the partition end before Kafka counts as stalled.
+    STALL_SECONDS = 30.0
+
+    def _kafka_state(self) -> str:
+        if self.broker_down_since is not None:
+            return "unreachable"
+        if self.total_lag > 0 and time.monotonic() - self._last_message > self.STALL_SECONDS:
+            return "stalled"
+        return "ok"
+
     def _probe_broker(self) -> None:
         """While marked down, check cheaply whether the cluster answers again."""
         # A watermark query needs a broker round trip (metadata may come from a cache).
@@ -335,6 +349,7 @@ class ModelBuilder:
         m.window_events.set(len(self.window))
         m.window_users.set(len(self.window.users))
         m.window_items.set(len(self.window.items))
+        lag = 0
         for (topic, partition), position in list(self.positions.items()):
             # The cached high watermark comes with every fetch (no extra request).
             tp = TopicPartition(topic, partition)
@@ -346,6 +361,8 @@ class ModelBuilder:
                 continue
             if high >= 0:
                 m.lag.labels(topic, str(partition)).set(max(0, high - position))
+                lag += max(0, high - position)
+        self.total_lag = lag
 
     def _take_training_requests(self) -> None:
         try:
@@ -375,7 +392,7 @@ class ModelBuilder:
                 ),
                 "window_events": len(self.window),
                 "offsets": {f"{t}[{p}]": o for (t, p), o in self.positions.items()},
-                "kafka": "unreachable" if self.broker_down_since is not None else "ok",
+                "kafka": self._kafka_state(),
                 "kafka_unreachable_since": self.broker_down_since,
                 "last_refit": None
                 if last is None
