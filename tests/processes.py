@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 
 def get(url: str, timeout: float = 5.0) -> tuple[int, dict]:
@@ -29,6 +30,37 @@ def recsvc(*args: str, quiet: bool = False) -> subprocess.Popen:
         stdout=out,
         stderr=subprocess.STDOUT,
     )
+
+
+def builder(
+    bootstrap_servers: str, topic: str, model_dir, *extra: str, quiet: bool = True
+) -> subprocess.Popen:
+    """``recsvc builder`` on ``topic`` publishing to ``model_dir``, builder metrics off."""
+    return recsvc(
+        "builder",
+        "--bootstrap-servers",
+        bootstrap_servers,
+        "--topic",
+        topic,
+        "--model-dir",
+        str(model_dir),
+        "--metrics-port",
+        "0",
+        *extra,
+        quiet=quiet,
+    )
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its direct children (gunicorn's master and workers)."""
+    pids = [pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
 
 
 def serve(model_dir, port: int, *extra: str, workers: int = 1) -> subprocess.Popen:

@@ -14,6 +14,7 @@ from recommendation_service.control_files import ControlFiles
 from recommendation_service.model_store import ModelStore
 
 from .conftest import free_port, planted_events
+from .processes import builder as start_builder
 from .processes import get, recsvc, stop, wait_healthy
 from .test_builder_integration import produce, wait_until
 
@@ -35,21 +36,8 @@ def test_builder_and_server_ride_out_a_broker_restart(tmp_path):
         ensure_topic(broker.bootstrap_servers, topic)
         events = planted_events(2000)
         produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in events])
-        builder = recsvc(
-            "builder",
-            "--bootstrap-servers",
-            broker.bootstrap_servers,
-            "--topic",
-            topic,
-            "--model-dir",
-            str(tmp_path),
-            "--retrain-every",
-            "1000",
-            "--metrics-port",
-            "0",
-            "--factors",
-            "8",
-            quiet=True,
+        builder = start_builder(
+            broker.bootstrap_servers, topic, tmp_path, "--retrain-every", "1000", "--factors", "8"
         )
         server = recsvc("serve", "--model-dir", str(tmp_path), "--port", str(http_port), quiet=True)
         wait_healthy(url, timeout=60)

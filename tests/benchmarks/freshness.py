@@ -26,7 +26,8 @@ from recommendation_service.broker import EmbeddedBroker, ensure_topic
 from recommendation_service.synthetic import TasteModel, make_catalog
 
 from ..conftest import free_port
-from ..processes import get, recsvc, serve, stop, wait_healthy
+from ..processes import builder as start_builder
+from ..processes import get, serve, stop, wait_healthy
 
 
 def fetch(url: str) -> dict:
@@ -98,19 +99,14 @@ def main() -> None:
     with EmbeddedBroker("127.0.0.1", free_port()) as broker, tempfile.TemporaryDirectory() as tmp:
         topic = f"fresh-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
-        builder = recsvc(
-            "builder",
-            "--bootstrap-servers",
+        builder = start_builder(
             broker.bootstrap_servers,
-            "--topic",
             topic,
-            "--model-dir",
             tmp,
             "--retrain-every",
             "5000",
             "--group-id",
             f"g-{topic}",
-            quiet=True,
         )
         server = serve(tmp, port, workers=args.workers)
         stream = Stream(broker.bootstrap_servers, topic, args.rate, tastes)

@@ -32,7 +32,7 @@ from recommendation_service.model_watcher import ModelWatcher, lower_thread_prio
 from recommendation_service.realtime import FoldIn, RealtimeParams
 
 from ..conftest import free_port
-from ..processes import recsvc, stop, wait_healthy
+from ..processes import process_tree, serve, stop, wait_healthy
 from .synthetic_model import synthetic_model
 
 WRK_SCRIPT = """
@@ -89,14 +89,7 @@ def is_listening(port: int) -> bool:
 
 def pss_mb(root_pid: int) -> float:
     """Proportional set size of a process and its children, in MB (shared pages split)."""
-    pids = [root_pid]
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == root_pid:
-            pids.append(int(stat.parent.name))
+    pids = process_tree(root_pid)
     total = 0
     for pid in pids:
         text = Path(f"/proc/{pid}/smaps_rollup").read_text()
@@ -165,17 +158,7 @@ def main() -> None:
             # The same server with no model: what a worker costs before any model is loaded.
             port = free_port()
             (tmp / "empty").mkdir(exist_ok=True)
-            empty = recsvc(
-                "serve",
-                "--model-dir",
-                str(tmp / "empty"),
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                "--no-access-log",
-                quiet=True,
-            )
+            empty = serve(tmp / "empty", port, workers=workers)
             try:
                 deadline = time.monotonic() + 60
                 while not is_listening(port) and time.monotonic() < deadline:
@@ -186,18 +169,14 @@ def main() -> None:
                 stop(empty)
         for workers in (1, 2):
             port = free_port()
-            server = recsvc(
-                "serve",
-                "--model-dir",
-                str(store.root),
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                "--no-access-log",
+            server = serve(
+                store.root,
+                port,
                 "--ann-probes",
                 str(args.probes),
-                quiet=True,
+                "--threads",
+                str(args.threads),
+                workers=workers,
             )
             try:
                 wait_healthy(f"http://127.0.0.1:{port}", timeout=120)

@@ -26,19 +26,9 @@ from recommendation_service.broker import EmbeddedBroker, ensure_topic
 from recommendation_service.synthetic import TasteModel, make_catalog
 
 from ..conftest import free_port
-from ..processes import get, recsvc, serve, stop, wait_healthy
+from ..processes import builder as start_builder
+from ..processes import get, process_tree, serve, stop, wait_healthy
 from .freshness import Stream
-
-
-def process_tree(pid: int) -> list[int]:
-    pids = [pid]
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                pids.append(int(stat.parent.name))
-        except (OSError, ValueError):
-            continue
-    return pids
 
 
 def resources(pid: int) -> dict:
@@ -100,21 +90,8 @@ def main() -> None:
     with EmbeddedBroker("127.0.0.1", free_port()) as broker, tempfile.TemporaryDirectory() as tmp:
         topic = f"soak-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
-        builder = recsvc(
-            "builder",
-            "--bootstrap-servers",
-            broker.bootstrap_servers,
-            "--topic",
-            topic,
-            "--model-dir",
-            tmp,
-            "--window",
-            "100000",
-            "--retrain-every",
-            "20000",
-            "--metrics-port",
-            "0",
-            quiet=True,
+        builder = start_builder(
+            broker.bootstrap_servers, topic, tmp, "--window", "100000", "--retrain-every", "20000"
         )
         server = serve(tmp, http_port, workers=2)
         stream = Stream(broker.bootstrap_servers, topic, args.rate, tastes)
