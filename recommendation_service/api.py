@@ -78,7 +78,8 @@ BUILDER_STALE_SECONDS = 15.0
 
 def _builder_health(holder: ModelWatcher) -> dict:
     """The builder's state as its status file tells: ok, kafka_unreachable, kafka_stalled (behind
-    the partition end, nothing arriving), stale (no status for a while) or unknown."""
+    the partition end, nothing arriving), publish_failing (writes to the model directory fail),
+    stale (no status for a while) or unknown."""
     from .control_files import ControlFiles
 
     status = ControlFiles(holder.store).read_status()
@@ -89,9 +90,19 @@ def _builder_health(holder: ModelWatcher) -> dict:
         state = "stale"
     elif status.get("kafka") in ("unreachable", "stalled"):
         state = f"kafka_{status['kafka']}"
+    elif _failing(status.get("publish")) or _failing(status.get("update_files")):
+        state = "publish_failing"
     else:
         state = "ok"
-    return {"state": state, "status_age_seconds": age}
+    body = {"state": state, "status_age_seconds": age}
+    if state == "publish_failing":
+        failing = status["publish"] if _failing(status.get("publish")) else status["update_files"]
+        body["publish_error"] = failing.get("last_error")
+    return body
+
+
+def _failing(writes) -> bool:
+    return isinstance(writes, dict) and writes.get("state") == "failing"
 
 
 @bp.get("/health")
@@ -100,14 +111,16 @@ def health():
     holder = watcher()
     model = holder.model
     builder = _builder_health(holder)
-    status = "ok" if builder["state"] in ("ok", "unknown") else "degraded"
+    # A refused version means the newest model on disk is not the one served.
+    healthy = builder["state"] in ("ok", "unknown") and holder.failed_version is None
     body = {
-        "status": status if model is not None else "no_model",
+        "status": ("ok" if healthy else "degraded") if model is not None else "no_model",
         "model_version": model.version if model else None,
         "model_age_seconds": (
             round(time.time() - model.manifest["created_ts"], 3) if model else None
         ),
         "last_error": holder.last_error,
+        "refused_version": holder.failed_version,
         "builder": builder,
     }
     return jsonify(body), (200 if model is not None else 503)

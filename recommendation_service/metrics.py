@@ -147,6 +147,12 @@ class BuilderMetrics:
         self.updates = Counter(
             "recsvc_builder_update_files", "Fresh-vector update files written", registry=r
         )
+        self.write_failures = Gauge(
+            "recsvc_builder_write_failures",
+            "Consecutive failed writes to the model directory (0 when the last one worked)",
+            ["what"],
+            registry=r,
+        )
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)

@@ -91,6 +91,15 @@ def write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+class _Writer:
+    """Makes ``np.save`` write through ``write()``, whose errors carry the errno (ENOSPC,
+    EFBIG, EROFS); on a real file it uses ``ndarray.tofile``, whose error only says how many
+    bytes were written."""
+
+    def __init__(self, fh) -> None:
+        self.write = fh.write
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -220,7 +229,7 @@ class ModelStore:
             for stem, array in model_arrays(model, fold, index, assoc).items():
                 path = tmp_dir / f"{stem}.npy"
                 with open(path, "wb") as fh:
-                    np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+                    np.save(_Writer(fh), np.ascontiguousarray(array), allow_pickle=False)
                     fh.flush()
                     os.fsync(fh.fileno())
                 files[stem] = {

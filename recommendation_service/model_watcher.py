@@ -16,7 +16,7 @@ import threading
 import time
 
 from .errors import ModelLoadError, NoModelError
-from .model_store import ModelStore
+from .model_store import CURRENT_FILE, ModelStore, version_name
 from .recommender import ServedModel
 
 logger = logging.getLogger(__name__)
@@ -73,22 +73,33 @@ class ModelWatcher:
         try:
             name = self.store.served_name()
         except ModelLoadError as exc:
-            self._fail(None, exc)
+            self._fail(CURRENT_FILE, exc)
+            return self._fall_back(None)
+        if name is None:
             return False
-        if name is None or (self.model is not None and self.model.name == name):
+        if self.model is not None and self.model.name == name:
+            # CURRENT points at what is served again (repaired by hand, or a rollback pin).
+            self._clear_failure()
             return False
         if name == self.failed_version:
             return False
         try:
-            manifest, arrays = self.store.read_version(name)
-            model = ServedModel(manifest, arrays, probes=self.probes)
+            model = self._load(name)
         except NoModelError:
             return False
         except ModelLoadError as exc:
             self._fail(name, exc)
-            return False
+            return self._fall_back(name)
         self.last_error = None
         self.failed_version = None
+        self._swap(model)
+        return True
+
+    def _load(self, name: str) -> ServedModel:
+        manifest, arrays = self.store.read_version(name)
+        return ServedModel(manifest, arrays, probes=self.probes)
+
+    def _swap(self, model: ServedModel) -> None:
         # Catch up on its updates before the swap, so no request sees it staler than the old.
         self._apply_updates(model)
         self.model = model
@@ -96,7 +107,25 @@ class ModelWatcher:
         logger.info(
             "serving model %s (%d users, %d items)", model.name, model.n_users, model.n_items
         )
-        return True
+
+    def _fall_back(self, refused: str | None) -> bool:
+        """With nothing served yet (a process starting while the current version is bad),
+        serve the newest older version that loads rather than nothing."""
+        if self.model is not None:
+            return False
+        for number in reversed(self.store.versions()):
+            name = version_name(number)
+            if name == refused:
+                continue
+            try:
+                model = self._load(name)
+            except (ModelLoadError, NoModelError) as exc:
+                logger.error("cannot fall back to %s either: %s", name, exc)
+                continue
+            logger.warning("falling back to model %s while %s is refused", name, refused)
+            self._swap(model)
+            return True
+        return False
 
     def _apply_updates(self, model: ServedModel) -> None:
         for seq in self.store.update_numbers(model.name, after=model.applied_update):
@@ -108,11 +137,19 @@ class ModelWatcher:
                 self.last_error = str(exc)
                 logger.error("skipping %s", exc)
 
-    def _fail(self, name: str | None, exc: Exception) -> None:
+    def _fail(self, name: str, exc: Exception) -> None:
+        if name == self.failed_version and self.last_error == str(exc):
+            return  # logged when it first failed; polls must not flood the log
         self.failed_version = name
         self.last_error = str(exc)
         serving = self.model.name if self.model else "none"
         logger.error("refusing model %s: %s (still serving %s)", name, exc, serving)
+
+    def _clear_failure(self) -> None:
+        if self.failed_version is not None:
+            logger.info("no longer refusing %s", self.failed_version)
+            self.failed_version = None
+            self.last_error = None
 
     def start(self) -> ModelWatcher:
         """Load what is there now and start polling in a daemon thread."""

@@ -20,6 +20,7 @@ from .model_watcher import lower_thread_priority
 from .realtime import FoldIn, RealtimeParams
 from .trainer import ALSTrainer
 from .window import WindowSnapshot
+from .write_failures import WriteFailures
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +69,11 @@ class TrainingWorker:
         self.ivf = ivf or IVFParams()
         self.assoc = assoc or AssociationParams()
         self.on_published = on_published
-        self.max_backoff = max_backoff
         self.trainings = 0
-        self.failures = 0
+        #: Fits that raised (the window is kept; the next events trigger another try).
+        self.fit_failures = 0
+        #: Publishes that failed (disk full, unwritable directory), retried with backoff.
+        self.publish_failures = WriteFailures(f"model to {store.root}", maximum=max_backoff)
         self.last_manifest: dict | None = None
         self.training = False
         self._wanted = threading.Event()
@@ -99,7 +102,6 @@ class TrainingWorker:
 
     def _run(self) -> None:
         lower_thread_priority()
-        backoff = 1.0
         while True:
             self._wanted.wait()
             if self._stop.is_set():
@@ -110,14 +112,11 @@ class TrainingWorker:
                 ok = self._train_once()
             finally:
                 self.training = False
-            if ok:
-                backoff = 1.0
-            else:
+            if not ok:
                 # Retry later with the newest window; never spin on a full disk.
                 self._wanted.set()
-                if self._stop.wait(backoff):
+                if self._stop.wait(self.publish_failures.delay()):
                     return
-                backoff = min(self.max_backoff, backoff * 2)
             if not self._wanted.is_set():
                 self._idle.set()
 
@@ -128,7 +127,7 @@ class TrainingWorker:
         try:
             model = self.trainer.fit(snapshot)
         except ModelFitError as exc:
-            self.failures += 1
+            self.fit_failures += 1
             logger.error("training failed, keeping the last model: %s", exc)
             return True  # the same window would fail again; wait for new events
         start = time.perf_counter()
@@ -144,9 +143,9 @@ class TrainingWorker:
         try:
             manifest = self.store.publish(model, fold, offsets, index=index, assoc=assoc)
         except OSError as exc:
-            self.failures += 1
-            logger.error("publishing to %s failed, will retry: %s", self.store.root, exc)
+            self.publish_failures.failed(exc)
             return False
+        self.publish_failures.succeeded()
         self.trainings += 1
         self.last_manifest = manifest
         if self.on_published is not None:

@@ -182,3 +182,64 @@ def verify_position(settings: KafkaSettings, topic: str, partition: int, positio
     finally:
         consumer.close()
     return True
+
+
+def plan_assignment(
+    consumer: Consumer,
+    committed: list[TopicPartition],
+    settings: KafkaSettings,
+    positions: dict[tuple[str, int], int],
+) -> tuple[dict[tuple[str, int], int], list[ReplayRange]]:
+    """Decide, for newly assigned partitions, where to resume and what to replay.
+
+    Parameters
+    ----------
+    consumer
+        The group consumer (for watermarks).
+    committed
+        The assigned partitions with their committed offsets.
+    settings
+        Kafka settings (``auto.offset.reset`` decides where a partition without a commit starts).
+    positions
+        The builder's own positions: partitions it already holds in its window.
+
+    Returns
+    -------
+    resume, ranges
+        Where to resume the partitions the window already holds, and the ranges to replay
+        for the others.
+    """
+    reset_latest = str(settings.consumer_config()["auto.offset.reset"]) in ("latest", "end")
+    resume: dict[tuple[str, int], int] = {}
+    ranges = []
+    for tp in committed:
+        key = (tp.topic, tp.partition)
+        if key in positions:
+            # The window already holds this partition up to our own position, unless the
+            # broker lost it meanwhile: then everything it holds now is new.
+            try:
+                intact = verify_position(settings, tp.topic, tp.partition, positions[key])
+            except TimeoutError as exc:  # cannot tell: keep what we have
+                logger.error("could not verify %s[%d]: %s", tp.topic, tp.partition, exc)
+                intact = True
+            if intact:
+                resume[key] = positions[key]
+                continue
+            low, _ = consumer.get_watermark_offsets(tp, timeout=30)
+            logger.warning(
+                "%s[%d] no longer holds offset %d: the broker lost data; consuming it "
+                "from offset %d as new events",
+                tp.topic,
+                tp.partition,
+                positions[key],
+                low,
+            )
+            resume[key] = low
+            continue
+        low, high = consumer.get_watermark_offsets(tp, timeout=30)
+        if tp.offset >= 0:
+            end = max(tp.offset, low)
+        else:  # no committed offset yet: start where auto.offset.reset says
+            end = high if reset_latest else low
+        ranges.append(ReplayRange(tp.topic, tp.partition, low, end))
+    return resume, ranges

@@ -21,8 +21,19 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
-def recsvc(*args: str, quiet: bool = False) -> subprocess.Popen:
-    """Start ``python -m recommendation_service ARGS``; output is captured unless ``quiet``."""
+def recsvc(*args: str, quiet: bool = False, log_path: Path | None = None) -> subprocess.Popen:
+    """Start ``python -m recommendation_service ARGS``.
+
+    Output goes to ``log_path`` when given (a file never blocks a chatty process the way an
+    undrained pipe does), else it is captured, or discarded when ``quiet``.
+    """
+    if log_path is not None:
+        with open(log_path, "ab") as out:  # the child keeps its own descriptor
+            return subprocess.Popen(
+                [sys.executable, "-m", "recommendation_service", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
     out = subprocess.DEVNULL if quiet else subprocess.PIPE
     prefix = ["--log-level", "warning"] if quiet else []
     return subprocess.Popen(
@@ -33,7 +44,12 @@ def recsvc(*args: str, quiet: bool = False) -> subprocess.Popen:
 
 
 def builder(
-    bootstrap_servers: str, topic: str, model_dir, *extra: str, quiet: bool = True
+    bootstrap_servers: str,
+    topic: str,
+    model_dir,
+    *extra: str,
+    quiet: bool = True,
+    log_path: Path | None = None,
 ) -> subprocess.Popen:
     """``recsvc builder`` on ``topic`` publishing to ``model_dir``, builder metrics off."""
     return recsvc(
@@ -48,6 +64,7 @@ def builder(
         "0",
         *extra,
         quiet=quiet,
+        log_path=log_path,
     )
 
 

@@ -1,7 +1,10 @@
+import time
+
 import pytest
 
 from recommendation_service.app import create_app
 from recommendation_service.config import ServerConfig
+from recommendation_service.control_files import ControlFiles
 from recommendation_service.model_store import ModelStore
 from recommendation_service.model_watcher import ModelWatcher
 
@@ -79,6 +82,33 @@ def test_health_reports_the_served_version(client):
     assert body["model_age_seconds"] >= 0 and body["last_error"] is None
 
 
+FAILING = {"state": "failing", "last_error": "OSError: [Errno 28] No space left on device"}
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        (None, "unknown"),
+        ({"kafka": "ok"}, "ok"),
+        ({"kafka": "ok", "updated_at": 0.0}, "stale"),
+        ({"kafka": "unreachable"}, "kafka_unreachable"),
+        ({"kafka": "stalled"}, "kafka_stalled"),
+        ({"kafka": "ok", "publish": FAILING, "update_files": {"state": "ok"}}, "publish_failing"),
+        ({"kafka": "ok", "publish": {"state": "ok"}, "update_files": FAILING}, "publish_failing"),
+    ],
+)
+def test_health_reports_the_builder_state(client, model_dir, status, state):
+    if status is not None:
+        status = {"updated_at": time.time(), **status}
+        ControlFiles(ModelStore(model_dir)).write_status(status)
+    response = client.get("/health")
+    body = response.get_json()
+    assert response.status_code == 200 and body["builder"]["state"] == state
+    assert body["status"] == ("ok" if state in ("ok", "unknown") else "degraded")
+    if state == "publish_failing":
+        assert "No space left" in body["builder"]["publish_error"]
+
+
 def test_unknown_route_and_method_are_json(client):
     missing = client.get("/nope")
     assert missing.status_code == 404 and missing.get_json()["status"] == 404
@@ -97,6 +127,12 @@ def test_new_version_is_picked_up_and_bad_one_refused(app, client, model_dir, pl
     assert not watcher.refresh()
     health = client.get("/health").get_json()
     assert health["model_version"] == 2 and "v00000003" in health["last_error"]
+    assert health["status"] == "degraded" and health["refused_version"] == "v00000003"
+    store.publish(planted_model)
+    assert watcher.refresh()
+    health = client.get("/health").get_json()
+    assert health["status"] == "ok" and health["refused_version"] is None
+    assert health["model_version"] == 4 and health["last_error"] is None
 
 
 def test_model_endpoint_returns_the_manifest(client, planted_model):
