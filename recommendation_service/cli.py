@@ -224,7 +224,14 @@ def builder(**opts) -> None:
     env="THREADS",
     default=ServerConfig.threads,
     type=int,
-    help="Request threads per process (requests are CPU-bound; see README).",
+    help="Connection threads per process (8 when slow clients connect directly; see README).",
+)
+@opt(
+    "--client-timeout",
+    env="CLIENT_TIMEOUT",
+    default=ServerConfig.client_timeout,
+    type=float,
+    help="Seconds a client may take to send a request body or block a socket read/write.",
 )
 @opt(
     "--reload-interval",

@@ -249,8 +249,14 @@ class ServerConfig:
     workers
         Number of server processes.
     threads
-        Request threads per process. Requests are CPU-bound: more threads do not add
-        throughput, and threads waiting for the GIL add latency.
+        Connection threads per process: they read requests and write responses, while the
+        app runs one request at a time per process (see
+        :mod:`~recommendation_service.request_gate`). A slow client holds one of them for up
+        to ``client_timeout``; more threads cost throughput (request parsing contends for the
+        GIL), so the default suits a server behind a buffering proxy or load balancer.
+    client_timeout
+        Seconds a client may take to send a request body, and that any one socket read or
+        write may block, before the connection is closed.
     reload_interval
         Seconds between checks for a newly published model.
     max_n
@@ -280,6 +286,7 @@ class ServerConfig:
     port: int = 5000
     workers: int = 1
     threads: int = 1
+    client_timeout: float = 5.0
     reload_interval: float = 0.1
     max_n: int = 1000
     max_id_length: int = 256
@@ -296,6 +303,7 @@ class ServerConfig:
         _require(0 <= self.port <= 65535, "port must be between 0 and 65535")
         _require(1 <= self.workers <= 64, "workers must be between 1 and 64")
         _require(1 <= self.threads <= 64, "threads must be between 1 and 64")
+        _require(0.1 <= self.client_timeout <= 3600, "client-timeout must be 0.1..3600 s")
         _require(0.01 <= self.reload_interval <= 3600, "reload-interval must be 0.01..3600 s")
         _require(1 <= self.max_n <= 100_000, "max-n must be between 1 and 100000")
         _require(1 <= self.ann_probes <= 100_000, "ann-probes must be >= 1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -10,8 +11,10 @@ import tempfile
 from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger, SafeAtoms
 
 from .config import PROMETHEUS_MULTIPROC_ENV, ServerConfig
+from .request_gate import RequestGate, SlowClientLogFilter, limit_socket_waits
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +23,20 @@ ACCESS_LOG_FORMAT = (
     '{"time": "%(t)s", "remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", '
     '"query": "%(q)s", "status": %(s)s, "bytes": "%(B)s", "duration_us": %(D)s, "pid": "%(p)s"}'
 )
+
+
+class _JsonAtoms(SafeAtoms):
+    """Access-log values escaped for a JSON string: a path with a quote, backslash or CR/LF
+    (percent-decoded from the URL) must not break the line or forge another one."""
+
+    def __init__(self, atoms: dict) -> None:
+        dict.__init__(self)
+        for key, value in atoms.items():
+            self[key] = json.dumps(value)[1:-1] if isinstance(value, str) else value
+
+
+class JsonAccessLogger(Logger):
+    atoms_wrapper_class = _JsonAtoms
 
 
 class RecommendationServer(BaseApplication):
@@ -43,6 +60,7 @@ class RecommendationServer(BaseApplication):
             "preload_app": False,
             "accesslog": "-" if c.access_log else None,
             "access_log_format": ACCESS_LOG_FORMAT,
+            "logger_class": JsonAccessLogger,
             "errorlog": "-",
             "loglevel": "info",
             "graceful_timeout": 10,
@@ -52,6 +70,7 @@ class RecommendationServer(BaseApplication):
             "limit_request_line": 8190,
             "limit_request_fields": 100,
             "child_exit": _child_exit,
+            "post_worker_init": self._guard_sockets,
         }
         for key, value in settings.items():
             self.cfg.set(key, value)
@@ -67,7 +86,14 @@ class RecommendationServer(BaseApplication):
         # The model watcher thread loads new versions in the background; a short GIL switch
         # interval keeps it from holding up a request for the default 5 ms at a time.
         sys.setswitchinterval(0.0005)
-        return create_app(self.config_obj)
+        c = self.config_obj
+        return RequestGate(create_app(c), c.max_body_bytes, c.client_timeout)
+
+    def _guard_sockets(self, worker) -> None:
+        """In each worker: bound socket waits of connection threads, and log them briefly."""
+        seconds = self.config_obj.client_timeout
+        limit_socket_waits(worker.sockets, seconds)
+        logging.getLogger("gunicorn.error").addFilter(SlowClientLogFilter(seconds))
 
 
 def _child_exit(server, worker) -> None:

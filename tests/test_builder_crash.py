@@ -1,4 +1,5 @@
-"""A builder killed with SIGKILL mid-stream rebuilds exactly the window it should have."""
+"""A builder killed with SIGKILL mid-stream rebuilds exactly the window it should have, publishes
+again soon after its restart, and a server answers from the last model the whole time."""
 
 from __future__ import annotations
 
@@ -15,12 +16,43 @@ from recommendation_service.control_files import ControlFiles
 from recommendation_service.model_store import ModelStore
 from recommendation_service.recommender import ServedModel
 
-from .processes import recsvc, stop
+from .conftest import free_port
+from .processes import get, recsvc, stop, wait_healthy
 from .test_builder_integration import wait_until
 
 pytestmark = pytest.mark.integration
 
 EVENTS, WINDOW = 8000, 5000
+#: Upper bound on the time from the restart to the restarted builder's first publish.
+REPUBLISH_SECONDS = 30.0
+
+
+class Prober:
+    """GETs /recommend every 20 ms on a thread and keeps every status and model version."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.answers: list[tuple[int, int | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            try:
+                status, body = get(f"{self.url}/recommend?user=u1&n=5", timeout=5)
+            except OSError as exc:
+                self.answers.append((0, None))
+                print("probe failed:", exc)
+                continue
+            self.answers.append((status, body.get("model_version")))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
 
 
 def produce_at(broker, topic, rate, done: threading.Event) -> None:
@@ -51,7 +83,7 @@ def test_sigkill_mid_stream_then_restart_rebuilds_the_window_exactly(broker, top
         "--window",
         str(WINDOW),
         "--retrain-every",
-        "100000",
+        "1500",
         "--metrics-port",
         "0",
         "--factors",
@@ -63,38 +95,62 @@ def test_sigkill_mid_stream_then_restart_rebuilds_the_window_exactly(broker, top
     sender = threading.Thread(target=produce_at, args=(broker, topic, 1000.0, done), daemon=True)
     store = ModelStore(tmp_path)
     control = ControlFiles(store)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = recsvc("serve", "--model-dir", str(tmp_path), "--port", str(port), quiet=True)
     first = recsvc(*args, quiet=True)
     sender.start()
     try:
-        wait_until(
-            lambda: (control.read_status() or {}).get("events_consumed", 0) > 2000,
-            timeout=60,
-            what="the first builder consuming",
-        )
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
+        wait_healthy(url, timeout=60)
+        with Prober(url) as prober:
+            wait_until(
+                lambda: (control.read_status() or {}).get("events_consumed", 0) > 2000,
+                timeout=60,
+                what="the first builder consuming",
+            )
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+            last_before_kill = store.versions()[-1]
+            restarted = time.monotonic()
+            second = recsvc(*args, quiet=True)
+            try:
+                wait_until(
+                    lambda: store.versions()[-1] > last_before_kill,
+                    timeout=REPUBLISH_SECONDS,
+                    what="the restarted builder publishing",
+                )
+                republished = time.monotonic() - restarted
+                wait_until(done.is_set, timeout=60, what="all events produced")
+                wait_until(
+                    lambda: (
+                        (control.read_status() or {}).get("offsets", {}).get(f"{topic}[0]")
+                        == EVENTS
+                    ),
+                    timeout=60,
+                    what="the restarted builder catching up",
+                )
+                job = uuid.uuid4().hex
+                control.request_training(job)
+                wait_until(
+                    lambda: (
+                        (control.read_status() or {}).get("jobs", {}).get(job, {}).get("state")
+                        == "done"
+                    ),
+                    timeout=60,
+                    what="a refit of the rebuilt window",
+                )
+            finally:
+                stop(second)
     finally:
         if first.poll() is None:
             first.kill()
-    second = recsvc(*args, quiet=True)
-    try:
-        wait_until(done.is_set, timeout=60, what="all events produced")
-        wait_until(
-            lambda: (control.read_status() or {}).get("offsets", {}).get(f"{topic}[0]") == EVENTS,
-            timeout=60,
-            what="the restarted builder catching up",
-        )
-        job = uuid.uuid4().hex
-        control.request_training(job)
-        wait_until(
-            lambda: (
-                (control.read_status() or {}).get("jobs", {}).get(job, {}).get("state") == "done"
-            ),
-            timeout=60,
-            what="a refit of the rebuilt window",
-        )
-    finally:
-        stop(second)
+        stop(server)
+    # The server answered every probe, before, during and after the crash, from a model.
+    statuses = [status for status, _ in prober.answers]
+    assert len(statuses) > 100 and set(statuses) == {200}, sorted(set(statuses))
+    versions = [v for _, v in prober.answers]
+    assert versions == sorted(versions) and versions[-1] > last_before_kill
+    print(f"restarted builder published {republished:.1f} s after its start")
     manifest, arrays = store.read_version()
     model = ServedModel(manifest, arrays)
     assert manifest["window_size"] == WINDOW

@@ -1,11 +1,13 @@
 """HTTP benchmark: latency of ``GET /recommend`` over a real socket against ``recsvc serve``.
 
     .venv/bin/python -m tests.benchmarks.http_latency [--requests 4000] [--workers 1]
+        [--threads 8 [1 ...]]
 
 Trains a model on a 100,000-event synthetic window (20,000 users, 5,000 items, default ALS
 parameters), publishes it, starts the real server (gunicorn) as a child process, and sends
 requests for random known and unknown users from keep-alive clients, at 1 and 4 concurrent
-connections. Client time includes the Python HTTP client, so it is an upper bound.
+connections. Client time includes the Python HTTP client, so it is an upper bound. Several
+``--threads`` values (connection threads per worker) are measured one after the other in one run.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, nargs="+", default=[8])
     args = parser.parse_args()
 
     tastes = TasteModel(make_catalog(5_000, 16, 1), 20_000, seed=1)
@@ -83,16 +86,20 @@ def main() -> None:
     users = model.snapshot.user_ids + [
         f"unknown-{k}" for k in range(len(model.snapshot.user_ids) // 10)
     ]
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
         ModelStore(tmp).publish(model)
-        port = free_port()
-        server = serve(tmp, port, workers=args.workers)
-        try:
-            wait_healthy(f"http://127.0.0.1:{port}")
-            run_clients(port, users, 1, 200)  # warm-up
-            results = [run_clients(port, users, c, args.requests) for c in (1, 4)]
-        finally:
-            stop(server)
+        for threads in args.threads:
+            port = free_port()
+            server = serve(tmp, port, "--threads", str(threads), workers=args.workers)
+            try:
+                wait_healthy(f"http://127.0.0.1:{port}")
+                run_clients(port, users, 1, 200)  # warm-up
+                for c in (1, 4):
+                    result = run_clients(port, users, c, args.requests)
+                    results.append({"threads": threads, **result})
+            finally:
+                stop(server)
     print(
         json.dumps(
             {
