@@ -20,6 +20,25 @@ from .synthetic import TasteModel, make_catalog
 logger = logging.getLogger(__name__)
 
 
+class Pacer:
+    """Spaces a loop's iterations at ``rate`` per second from its start, catching up after
+    slow iterations instead of drifting."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.start = time.monotonic()
+
+    def ahead(self, done: int) -> float:
+        """Seconds until iteration ``done + 1`` is due (<= 0: due now)."""
+        return done / self.rate - (time.monotonic() - self.start)
+
+    def wait(self, done: int) -> None:
+        """Sleep until iteration ``done + 1`` is due."""
+        ahead = self.ahead(done)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
 def _producer(bootstrap_servers: str, options: dict[str, str]) -> Producer:
     return Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 5, **options})
 
@@ -71,7 +90,7 @@ def publish_interactions(
     for user in tastes.users[:show_users]:
         click.echo(f"  {user} mostly interacts with '{tastes.favourite[user]}'")
     sent = 0
-    start = time.monotonic()
+    pacer = Pacer(rate) if rate > 0 else None
     batch: list[tuple[str, str]] = []
     try:
         while count == 0 or sent < count:
@@ -84,8 +103,8 @@ def publish_interactions(
                 value = f"{user}:{item}".encode()
             _produce(producer, topic, value, user.encode())
             sent += 1
-            if rate > 0:
-                ahead = sent / rate - (time.monotonic() - start)
+            if pacer is not None:
+                ahead = pacer.ahead(sent)
                 if ahead > 0:
                     producer.poll(0)
                     time.sleep(ahead)

@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import Producer
 
 from recommendation_service.control_files import ControlFiles
+from recommendation_service.demo_producers import Pacer
 from recommendation_service.model_store import ModelStore
 from recommendation_service.recommender import ServedModel
 
@@ -57,14 +58,12 @@ class Prober:
 
 def produce_at(broker, topic, rate, done: threading.Event) -> None:
     producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 1})
-    start = time.monotonic()
+    pacer = Pacer(rate)
     for k in range(EVENTS):
         # Every event has its own item: the window's (user, item) pairs are exactly its events.
         producer.produce(topic, f"u{k % 97}:i{k}".encode())
         producer.poll(0)
-        ahead = (k + 1) / rate - (time.monotonic() - start)
-        if ahead > 0:
-            time.sleep(ahead)
+        pacer.wait(k + 1)
     producer.flush(30)
     done.set()
 

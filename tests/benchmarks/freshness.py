@@ -23,6 +23,7 @@ import numpy as np
 from confluent_kafka import Producer
 
 from recommendation_service.broker import EmbeddedBroker, ensure_topic
+from recommendation_service.demo_producers import Pacer
 from recommendation_service.synthetic import TasteModel, make_catalog
 
 from ..conftest import free_port
@@ -55,7 +56,7 @@ class Stream:
         self.sent += 1
 
     def run(self) -> None:
-        start = time.monotonic()
+        pacer = Pacer(self.rate)
         batch: list[tuple[str, str]] = []
         while not self.done.is_set():
             with self.lock:
@@ -67,11 +68,9 @@ class Stream:
                 batch = self.tastes.events(1000)
             user, item = batch.pop()
             self._send(user, item, time.time())
-            ahead = self.sent / self.rate - (time.monotonic() - start)
-            if ahead > 0:
-                time.sleep(ahead)
+            pacer.wait(self.sent)
         self.producer.flush(10)
-        self.seconds = time.monotonic() - start
+        self.seconds = time.monotonic() - pacer.start
 
 
 def measure(url: str, stream: Stream, user: str, item: str) -> tuple[float, str]:

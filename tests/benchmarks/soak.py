@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from recommendation_service.broker import EmbeddedBroker, ensure_topic
+from recommendation_service.demo_producers import Pacer
 from recommendation_service.synthetic import TasteModel, make_catalog
 
 from ..conftest import free_port
@@ -59,7 +60,7 @@ class Client:
     def run(self) -> None:
         rng = np.random.default_rng(1)
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        start, sent = time.monotonic(), 0
+        pacer, sent = Pacer(self.rate), 0
         while not self.done.is_set():
             user = self.users[int(rng.integers(len(self.users)))]
             try:
@@ -73,9 +74,7 @@ class Client:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
             self.statuses[status] = self.statuses.get(status, 0) + 1
             sent += 1
-            ahead = sent / self.rate - (time.monotonic() - start)
-            if ahead > 0:
-                time.sleep(ahead)
+            pacer.wait(sent)
 
 
 def main() -> None:
