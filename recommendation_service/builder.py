@@ -11,8 +11,10 @@ Housekeeping (status file, gauges, refit requests from the API) is in
 :mod:`~recommendation_service.kafka_health`, and rebuilding the window on (re)assignment in
 :mod:`~recommendation_service.window_rebuild`.
 
-Run exactly one builder per consumer group and model directory: it is the single owner of the
-window and of what gets published.
+One builder per model directory is active: it holds the directory's lease
+(:mod:`~recommendation_service.builder_lease`). Others started on the same directory stand by
+without joining the consumer group, and the first to get the lease when the active one ends
+takes over: it rebuilds the window from Kafka and publishes the next version.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from .builder_lease import BuilderLease, new_builder_id
 from .builder_monitor import BuilderMonitor, RefitJobs
 from .config import BuilderConfig
 from .control_files import ControlFiles
@@ -53,12 +56,20 @@ class ModelBuilder:
 
     def __init__(self, config: BuilderConfig) -> None:
         self.config = config
+        self.builder_id = new_builder_id()
+        self.started_at = time.time()
+        self.active_since: float | None = None
         self.window = SlidingWindow(config.window, config.decay)
         self.malformed = MalformedCounter()
         self.events_consumed = 0
         self.events_since_refit = 0
-        self.store = ModelStore(config.model_dir, keep=config.keep_versions)
+        #: Offsets deleted by retention or DeleteRecords before this builder read them.
+        self.offsets_skipped = 0
+        #: Times the live consumer found its next offset deleted and restarted at the log start.
+        self.offset_resets = 0
+        self.store = ModelStore(config.model_dir, keep=config.keep_versions, writer=self.builder_id)
         self.control = ControlFiles(self.store)
+        self.lease = BuilderLease(self.store.root, self.builder_id)
         self.trainer = TrainingWorker(
             ALSTrainer(config.als),
             self.store,
@@ -120,8 +131,43 @@ class ModelBuilder:
         self._stop.set()
 
     def run(self) -> None:
-        """Consume until :meth:`stop` is called."""
+        """Stand by until this builder holds the model directory, then consume until stopped."""
+        if not self._acquire_lease():
+            return
+        try:
+            self._run_active()
+        finally:
+            self.lease.release()
+
+    def _acquire_lease(self) -> bool:
+        """Wait for the lease, announcing this standby; False if stopped first."""
+        if self.lease.try_acquire():
+            self.active_since = time.time()
+            return True
+        logger.info(
+            "builder %s standing by: %s holds %s",
+            self.builder_id,
+            self.lease.holder() or "another builder",
+            self.store.root,
+        )
+        try:
+            while not self._stop.wait(0.2):
+                if self.lease.try_acquire():
+                    self.active_since = time.time()
+                    logger.info("builder %s took over %s", self.builder_id, self.store.root)
+                    return True
+                self.monitor.write_standby()
+        finally:
+            try:
+                self.control.remove_standby(self.builder_id)
+            except OSError as exc:
+                logger.warning("cannot remove the standby file: %s", exc)
+        return False
+
+    def _run_active(self) -> None:
         cfg = self.config
+        # Servers read the status from the start, not only after the first model.
+        self.monitor.tick()
         if cfg.metrics_port:
             try:
                 self.metrics.serve(cfg.metrics_host, cfg.metrics_port)
@@ -282,6 +328,20 @@ class ModelBuilder:
 
     def _on_consume_error(self, msg: Message) -> None:
         error = msg.error()
+        if error.code() == KafkaError._AUTO_OFFSET_RESET:
+            # The broker deleted records (retention, DeleteRecords) this builder had not read
+            # yet; librdkafka resumes at the log start (auto.offset.reset=earliest).
+            logger.error(
+                "%s[%s]: the next offset to read was deleted by the broker before the builder "
+                "read it (retention too short for the builder's lag?); resuming at the log "
+                "start: %s",
+                msg.topic(),
+                msg.partition(),
+                error,
+            )
+            with self.lock:
+                self.offset_resets += 1
+            return
         logger.warning(
             "consume error on %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(), error
         )
@@ -292,7 +352,9 @@ class ModelBuilder:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         cfg = self.config
         committed = consumer.committed(partitions, timeout=30)
-        resume, ranges = plan_assignment(consumer, committed, cfg.kafka, self.positions)
+        resume, ranges, skipped = plan_assignment(
+            consumer, committed, cfg.kafka, self.positions
+        )
         result = replay(
             cfg.kafka,
             ranges,
@@ -303,6 +365,7 @@ class ModelBuilder:
         with self.lock:
             for event in result.events:
                 self.window.add(event)
+            self.offsets_skipped += sum(skipped.values())
             self.positions.update(resume)
             self.positions.update(result.resume)
         for tp in committed:

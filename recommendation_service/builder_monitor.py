@@ -79,7 +79,8 @@ class BuilderMonitor:
         self._next_tick = now + 1.0
         b = self.builder
         topic, partition = next(iter(b.positions), (b.config.kafka.topic, 0))
-        b.kafka.probe(b.consumer, topic, partition)
+        if b.consumer is not None:
+            b.kafka.probe(b.consumer, topic, partition)
         self._take_training_requests()
         self._write_status()
         self._update_gauges()
@@ -105,6 +106,12 @@ class BuilderMonitor:
         with b.lock:
             return {
                 "updated_at": time.time(),
+                "builder_id": b.builder_id,
+                "role": "active",
+                "active_since": b.active_since,
+                "phase": "waiting_for_events"
+                if last is None and b.events_consumed == 0
+                else "consuming",
                 "training": b.trainer.training,
                 "events_consumed": b.events_consumed,
                 "events_since_refit": b.events_since_refit,
@@ -112,6 +119,8 @@ class BuilderMonitor:
                 "next_refit_after_events": max(0, b.config.retrain_every - b.events_since_refit),
                 "window_events": len(b.window),
                 "offsets": {f"{t}[{p}]": o for (t, p), o in b.positions.items()},
+                "offsets_skipped": b.offsets_skipped,
+                "offset_resets": b.offset_resets,
                 "kafka": b.kafka.state(self.lag),
                 "kafka_unreachable_since": b.kafka.down_since,
                 "publish": b.trainer.publish_failures.status(),
@@ -125,6 +134,25 @@ class BuilderMonitor:
                 },
                 "jobs": dict(b.jobs.states),
             }
+
+    def write_standby(self) -> None:
+        """Announce this builder as a standby (at most once a second)."""
+        now = time.monotonic()
+        if now < self._next_tick:
+            return
+        self._next_tick = now + 1.0
+        b = self.builder
+        status = {
+            "updated_at": time.time(),
+            "builder_id": b.builder_id,
+            "role": "standby",
+            "started_at": b.started_at,
+            "active": b.lease.holder(),
+        }
+        try:
+            b.control.write_standby(b.builder_id, status)
+        except OSError as exc:
+            logger.warning("cannot write the standby file: %s", exc)
 
     def _write_status(self) -> None:
         try:

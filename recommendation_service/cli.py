@@ -67,6 +67,13 @@ def main(log_level: str) -> None:
 
 
 @main.command()
+@opt(
+    "--engine",
+    env="BROKER_ENGINE",
+    default="tansu",
+    type=click.Choice(["tansu", "kafka"]),
+    help="tansu: embedded, in-memory, pip-only. kafka: Apache Kafka (needs Java 17+), log on disk.",
+)
 @opt("--host", env="BROKER_HOST", default="127.0.0.1", help="Address to listen on.")
 @opt(
     "--port",
@@ -75,22 +82,58 @@ def main(log_level: str) -> None:
     type=click.IntRange(1, 65535),
     help="Port to listen on.",
 )
-def broker(host: str, port: int) -> None:
-    """Run the embedded Kafka-compatible broker (Tansu, in-memory) until stopped."""
-    from .broker import EmbeddedBroker
+@opt(
+    "--data-dir",
+    env="BROKER_DATA_DIR",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Apache Kafka's log directory, kept across restarts (default: temporary, removed).",
+)
+@opt(
+    "--kafka-libs",
+    env="BROKER_KAFKA_LIBS",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Cache of Apache Kafka's jars, fetched with Maven when empty [default: "
+    "~/.cache/recsvc/kafka-VERSION].",
+)
+@opt(
+    "--fetch-only",
+    env="BROKER_FETCH_ONLY",
+    is_flag=True,
+    help="Fetch Apache Kafka's jars (and check Java) then exit, e.g. while building an image.",
+)
+def broker(
+    engine: str, host: str, port: int, data_dir: Path | None, kafka_libs: Path | None,
+    fetch_only: bool,
+) -> None:  # fmt: skip
+    """Run a Kafka broker for the demo or tests until stopped (Ctrl-C)."""
+    from .broker import make_broker
 
     try:
-        b = EmbeddedBroker(host, port).start()
+        if fetch_only:
+            from .kafka_broker import default_libs_dir, ensure_kafka_jars, java_binary
+
+            java_binary()
+            libs = ensure_kafka_jars(kafka_libs or default_libs_dir())
+            click.echo(f"Apache Kafka's jars are in {libs}")
+            return
+        b = make_broker(engine, host, port, data_dir=data_dir, kafka_libs=kafka_libs).start()
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"broker ready on {b.bootstrap_servers} (in-memory: data is lost on stop)")
+    keeps = "log kept in " + str(data_dir) if engine == "kafka" and data_dir else (
+        "in-memory: data is lost on stop" if engine == "tansu" else "temporary log, removed on stop"
+    )
+    click.echo(f"{b.description} ready on {b.bootstrap_servers} ({keeps})")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        if b.process.poll() is not None:
-            raise click.ClickException(f"broker exited with code {b.process.returncode}")
-    b.stop()
+    try:
+        while not stop.wait(0.5):
+            if b.process.poll() is not None:
+                raise click.ClickException(f"broker exited with code {b.process.returncode}")
+    finally:
+        b.close()
 
 
 @main.command()
@@ -414,11 +457,25 @@ def evaluate(log, **opts) -> None:
 
 @main.command()
 @opt(
+    "--engine",
+    env="DEMO_ENGINE",
+    default="tansu",
+    type=click.Choice(["tansu", "kafka"]),
+    help="Broker to start: tansu (embedded, in-memory) or kafka (Apache Kafka, needs Java 17+).",
+)
+@opt(
     "--port",
     env="DEMO_BROKER_PORT",
     default=9092,
     type=click.IntRange(1, 65535),
-    help="Port of the embedded broker.",
+    help="Port of the broker.",
+)
+@opt(
+    "--metrics-port",
+    env="DEMO_METRICS_PORT",
+    default=9108,
+    type=click.IntRange(0, 65535),
+    help="Port of the builder's Prometheus metrics (0 = off).",
 )
 @opt(
     "--http-port",
@@ -452,12 +509,17 @@ def evaluate(log, **opts) -> None:
     type=float,
     help="Stop after this many seconds (0 = run until Ctrl-C).",
 )
-def demo(port, http_port, model_dir, rate, users, n_items, window, retrain_every, duration):
+def demo(
+    engine, port, metrics_port, http_port, model_dir, rate, users, n_items, window,
+    retrain_every, duration,
+):  # fmt: skip
     """Run everything: broker, builder, server and both demo producers; Ctrl-C stops it all."""
     from .demo_runner import DemoSettings, run_demo
 
     settings = DemoSettings(
         broker_port=port,
+        engine=engine,
+        metrics_port=metrics_port,
         http_port=http_port,
         model_dir=model_dir,
         rate=rate,

@@ -20,7 +20,7 @@ from .realtime import RealtimeParams
 from .window import Decay
 
 #: librdkafka settings that make group joins take seconds instead of ~20 s, and keep a fetch
-#: from idling at the broker for long (the embedded broker holds a fetch for its full wait
+#: from idling at the broker for long (Tansu, the embedded broker, holds a fetch for its full wait
 #: even when data is there: ~200 ms median delay with the 500 ms default, ~30 ms with 50).
 #: Users override any of them with ``--kafka-option``; they suit production brokers too.
 DEFAULT_CONSUMER_OPTIONS: Mapping[str, str] = MappingProxyType(

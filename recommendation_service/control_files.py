@@ -3,6 +3,7 @@
 * ``PINNED`` -- a rollback: every server serves that version until a newer one is published.
 * ``builder_status.json`` -- the builder's state, written every second, read by any server.
 * ``control/train-<job>.json`` -- refit requests left by servers, taken by the builder.
+* ``control/standby-<id>.json`` -- a standby builder waiting for the active one to go.
 
 Each is written atomically (temp file, fsync, rename), so several processes can share them.
 """
@@ -68,6 +69,31 @@ class ControlFiles:
         except (OSError, ValueError):
             return None
         return status if isinstance(status, dict) else None
+
+    def write_standby(self, builder_id: str, status: dict) -> None:
+        """Announce a standby builder (it rewrites this every second while it waits)."""
+        (self.store.root / CONTROL_DIR).mkdir(parents=True, exist_ok=True)
+        write_atomic(self._standby_path(builder_id), json.dumps(status).encode())
+
+    def remove_standby(self, builder_id: str) -> None:
+        self._standby_path(builder_id).unlink(missing_ok=True)
+
+    def standbys(self, max_age: float) -> list[dict]:
+        """Standby builders that announced themselves within ``max_age`` seconds."""
+        found = []
+        now = time.time()
+        for path in sorted((self.store.root / CONTROL_DIR).glob("standby-*.json")):
+            try:
+                status = json.loads(path.read_text(encoding="utf-8"))
+                if now - float(status["updated_at"]) <= max_age:
+                    found.append(status)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a standby that just went, or a file being replaced
+        return found
+
+    def _standby_path(self, builder_id: str):
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", builder_id)
+        return self.store.root / CONTROL_DIR / f"standby-{safe}.json"
 
     def request_training(self, job_id: str) -> None:
         """Leave a refit request for the builder (any server process may call this)."""

@@ -40,7 +40,10 @@ class Pacer:
 
 
 def _producer(bootstrap_servers: str, options: dict[str, str]) -> Producer:
-    return Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 5, **options})
+    # Batches of up to 100 ms, as a high-throughput producer sends them: every batch is a
+    # record the broker keeps, and the embedded broker (Tansu 0.6.0) lists every batch of a
+    # partition on each fetch, so one message per batch slows it down within minutes.
+    return Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 100, **options})
 
 
 def _delivery_failed(err, msg) -> None:

@@ -1,8 +1,9 @@
 """``recsvc demo``: the whole system on one machine, in one command.
 
-Starts the embedded broker, then the builder and the server as child processes (as they would
-run in production), publishes the demo catalog, streams synthetic interactions, waits for the
-first model, prints what to curl, and stops everything in order on Ctrl-C.
+Starts a broker (the embedded Tansu by default, or Apache Kafka), then the builder and the
+server as child processes (as they would run in production), publishes the demo catalog,
+streams synthetic interactions, waits for the first model, prints what to curl, and stops
+everything in order on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import click
 
-from .broker import EmbeddedBroker, ensure_topic, port_open
+from .broker import ensure_topic, make_broker, port_open
 from .synthetic import TasteModel, make_catalog
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ DEMO_CATEGORIES = 8
 class DemoSettings:
     broker_port: int = 9092
     http_port: int = 5000
+    metrics_port: int = 9108
+    engine: str = "tansu"
+    kafka_libs: Path | None = None
     model_dir: Path | None = None
     rate: float = 200.0
     users: int = 200
@@ -88,10 +92,20 @@ def _stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
             proc.wait()
 
 
+def _check_ports(s: DemoSettings) -> None:
+    """Refuse to start when a port the demo needs is taken, naming the option that moves it."""
+    wanted = [("HTTP", s.http_port, "--http-port"), ("broker", s.broker_port, "--port")]
+    if s.metrics_port:
+        wanted.append(("builder metrics", s.metrics_port, "--metrics-port (0 turns them off)"))
+    taken = [f"{what} port {port} (move it with {option})" for what, port, option in wanted
+             if port_open("127.0.0.1", port)]  # fmt: skip
+    if taken:
+        raise click.ClickException("in use on 127.0.0.1: " + "; ".join(taken))
+
+
 def run_demo(s: DemoSettings) -> None:
     """Run the demo until Ctrl-C (or ``s.duration`` seconds)."""
-    if port_open("127.0.0.1", s.http_port):
-        raise click.ClickException(f"port {s.http_port} is in use; pass --http-port")
+    _check_ports(s)
     tmp = None
     model_dir = s.model_dir
     if model_dir is None:
@@ -101,11 +115,11 @@ def run_demo(s: DemoSettings) -> None:
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
-    broker = EmbeddedBroker("127.0.0.1", s.broker_port)
+    broker = make_broker(s.engine, "127.0.0.1", s.broker_port, kafka_libs=s.kafka_libs)
     admin_token = secrets.token_urlsafe(18)
     children: dict[str, subprocess.Popen] = {}
     try:
-        click.echo(f"starting the embedded broker on 127.0.0.1:{s.broker_port} ...")
+        click.echo(f"starting {broker.description} on 127.0.0.1:{s.broker_port} ...")
         broker.start()
         bootstrap = broker.bootstrap_servers
         for topic in ("interactions", "items"):
@@ -131,6 +145,8 @@ def run_demo(s: DemoSettings) -> None:
                 str(s.window),
                 "--retrain-every",
                 str(s.retrain_every),
+                "--metrics-port",
+                str(s.metrics_port),
             )
         )
         children["server"] = subprocess.Popen(
@@ -173,7 +189,7 @@ def run_demo(s: DemoSettings) -> None:
         for name in ("interactions-producer", "item-producer", "builder", "server"):
             if name in children:
                 _stop(children[name])
-        broker.stop()
+        broker.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if tmp is not None:

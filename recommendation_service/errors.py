@@ -31,4 +31,4 @@ class NoModelError(RecommendationServiceError):
 
 
 class BrokerError(RecommendationServiceError):
-    """The embedded broker could not be found, started or reached."""
+    """A broker the service starts (Tansu or Apache Kafka) could not be set up or reached."""

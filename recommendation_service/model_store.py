@@ -171,11 +171,14 @@ class ModelStore:
         The model directory shared by the builder (writer) and the servers (readers).
     keep
         Number of newest versions kept when pruning.
+    writer
+        Id of the builder that publishes through this store, recorded in each manifest.
     """
 
-    def __init__(self, root: Path | str, keep: int = 3) -> None:
+    def __init__(self, root: Path | str, keep: int = 3, writer: str | None = None) -> None:
         self.root = Path(root)
         self.keep = keep
+        self.writer = writer
         self.versions_dir = self.root / VERSIONS_DIR
 
     # -- writer side -------------------------------------------------------------------
@@ -258,6 +261,7 @@ class ModelStore:
                 "ann": None if index is None else {"type": "ivf", "clusters": len(index.centroids)},
                 "n_baskets": None if assoc is None else assoc.n_baskets,
                 "training_seconds": round(model.training_seconds, 4),
+                "builder_id": self.writer,
                 "files": files,
             }
             write_atomic(tmp_dir / "manifest.json", json.dumps(manifest, indent=2).encode())

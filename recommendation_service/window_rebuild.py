@@ -5,8 +5,10 @@ position -- enough of them to hold W valid events -- with a separate, group-less
 that after a restart the window holds exactly what it held before, and nothing is counted twice:
 the live consumer resumes at the committed offset, where the replay stopped.
 
-The end of a partition is learned from fetches (end-of-partition events), not from a "latest
-offset" query: the embedded broker answers that query with the base offset of the last batch.
+The replay reads up to the committed offset, never to a "latest offset" answer: Tansu (the
+embedded broker) answers that query with the base offset of the last batch. A partition
+shorter than the committed offset shows as OFFSET_OUT_OF_RANGE on Apache Kafka, and on Tansu,
+which never sends that error, as a fetch high watermark below the wanted offset.
 """
 
 from __future__ import annotations
@@ -80,8 +82,9 @@ def _read_segment(
         # Offsets can have gaps (transaction markers, compaction): trust the fetch position.
         position = consumer.position([TopicPartition(topic, partition)])[0].offset
         next_offset = max(next_offset, position)
-        # Some brokers answer a fetch past the end with nothing rather than an error; the
-        # high watermark every fetch response carries still tells where the partition ends.
+        # Tansu workaround: it answers a fetch past the end with nothing rather than
+        # OFFSET_OUT_OF_RANGE; the high watermark every fetch response carries still tells
+        # where the partition ends.
         _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
         if 0 <= high < end and next_offset >= high:
             raise _PartitionShorter(high)
@@ -189,7 +192,7 @@ def plan_assignment(
     committed: list[TopicPartition],
     settings: KafkaSettings,
     positions: dict[tuple[str, int], int],
-) -> tuple[dict[tuple[str, int], int], list[ReplayRange]]:
+) -> tuple[dict[tuple[str, int], int], list[ReplayRange], dict[tuple[str, int], int]]:
     """Decide, for newly assigned partitions, where to resume and what to replay.
 
     Parameters
@@ -205,12 +208,13 @@ def plan_assignment(
 
     Returns
     -------
-    resume, ranges
-        Where to resume the partitions the window already holds, and the ranges to replay
-        for the others.
+    resume, ranges, skipped
+        Where to resume the partitions the window already holds, the ranges to replay for
+        the others, and how many offsets per partition were deleted before being consumed.
     """
     reset_latest = str(settings.consumer_config()["auto.offset.reset"]) in ("latest", "end")
     resume: dict[tuple[str, int], int] = {}
+    skipped: dict[tuple[str, int], int] = {}
     ranges = []
     for tp in committed:
         key = (tp.topic, tp.partition)
@@ -239,7 +243,21 @@ def plan_assignment(
         low, high = consumer.get_watermark_offsets(tp, timeout=30)
         if tp.offset >= 0:
             end = max(tp.offset, low)
+            if tp.offset < low:
+                # Retention or DeleteRecords removed records the group never consumed: they
+                # are gone, so the window starts at the log's new beginning.
+                logger.warning(
+                    "%s[%d]: offsets %d..%d were deleted (retention or DeleteRecords) before "
+                    "this group consumed them; skipping %d offsets, resuming at %d",
+                    tp.topic,
+                    tp.partition,
+                    tp.offset,
+                    low - 1,
+                    low - tp.offset,
+                    low,
+                )
+                skipped[(tp.topic, tp.partition)] = low - tp.offset
         else:  # no committed offset yet: start where auto.offset.reset says
             end = high if reset_latest else low
         ranges.append(ReplayRange(tp.topic, tp.partition, low, end))
-    return resume, ranges
+    return resume, ranges, skipped

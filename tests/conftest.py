@@ -1,15 +1,17 @@
-"""Shared fixtures: a real embedded broker, uuid topics, small published models, Flask app."""
+"""Shared fixtures: real brokers (Tansu and Apache Kafka), uuid topics, small models, Flask app."""
 
 from __future__ import annotations
 
-import socket
+import functools
+import os
 import uuid
 from pathlib import Path
 
 import pytest
 
-from recommendation_service.broker import EmbeddedBroker, ensure_topic
+from recommendation_service.broker import BrokerProcess, ensure_topic
 from recommendation_service.config import ALSParams, ServerConfig
+from recommendation_service.errors import BrokerError
 from recommendation_service.events import Event
 from recommendation_service.model_store import ModelStore
 from recommendation_service.model_watcher import ModelWatcher
@@ -17,20 +19,62 @@ from recommendation_service.synthetic import TasteModel, make_catalog
 from recommendation_service.trainer import ALSTrainer
 from recommendation_service.window import SlidingWindow
 
+from .processes import broker_of
+from .processes import free_port as free_port  # re-exported: tests import it from here
+
 SMALL_ALS = ALSParams(factors=16, iterations=10, regularization=0.05, num_threads=1)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+#: Every test that talks to a broker runs once per engine.
+ENGINES = ["tansu", "kafka"]
+
+#: Set (CI sets it) to make the Apache Kafka variants fail, not skip, when Kafka cannot start.
+REQUIRE_KAFKA = os.environ.get("RECSVC_TEST_REQUIRE_KAFKA", "") not in ("", "0")
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory):
-    """One real Tansu broker for the whole session; tests isolate themselves by topic."""
-    log = tmp_path_factory.mktemp("broker") / "tansu.log"
-    with EmbeddedBroker("127.0.0.1", free_port(), log_file=log) as b:
+@functools.cache
+def kafka_unavailable() -> str | None:
+    """Why Apache Kafka cannot run on this machine, or None (jars are fetched on first use)."""
+    from recommendation_service.kafka_broker import default_libs_dir, ensure_kafka_jars, java_binary
+
+    try:
+        java_binary()
+        ensure_kafka_jars(default_libs_dir())
+    except BrokerError as exc:
+        return str(exc)
+    return None
+
+
+def require_engine(engine: str) -> None:
+    """Skip (or, with RECSVC_TEST_REQUIRE_KAFKA, fail) when ``engine`` cannot run here."""
+    if engine != "kafka":
+        return
+    reason = kafka_unavailable()
+    if reason is None:
+        return
+    if REQUIRE_KAFKA:
+        pytest.fail(f"Apache Kafka is required here but cannot start: {reason}")
+    pytest.skip(f"Apache Kafka variant skipped: {reason}")
+
+
+def new_broker(engine: str, directory: Path, port: int | None = None) -> BrokerProcess:
+    """A not yet started broker of ``engine`` in ``directory``; skips if it cannot run here."""
+    require_engine(engine)
+    return broker_of(engine, directory, port)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    """A broker engine that can run here (for tests that start and stop their own broker)."""
+    require_engine(request.param)
+    return request.param
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def broker(request, tmp_path_factory):
+    """One real broker per engine for the whole session; tests isolate themselves by topic."""
+    b = new_broker(request.param, tmp_path_factory.mktemp(f"broker-{request.param}"))
+    with b:
         yield b
 
 

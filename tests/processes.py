@@ -4,12 +4,34 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from recommendation_service.broker import BrokerProcess, make_broker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def broker_of(engine: str, directory: Path, port: int | None = None) -> BrokerProcess:
+    """A not yet started broker of ``engine`` on a free port, logging into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return make_broker(
+        engine,
+        "127.0.0.1",
+        port or free_port(),
+        log_file=directory / f"{engine}.log",
+        data_dir=directory / "kafka-data" if engine == "kafka" else None,
+    )
 
 
 def get(url: str, timeout: float = 5.0) -> tuple[int, dict]:
@@ -123,3 +145,17 @@ def wait_healthy(url: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} did not become healthy within {timeout:g} s")
         time.sleep(0.1)
+
+
+def add_broker_argument(parser, default: str = "both") -> None:
+    """``--broker tansu|kafka|both`` for benchmarks that compare the two engines in one run."""
+    parser.add_argument(
+        "--broker",
+        choices=["tansu", "kafka", "both"],
+        default=default,
+        help="broker engine(s) to run against, side by side",
+    )
+
+
+def engines_of(choice: str) -> list[str]:
+    return ["tansu", "kafka"] if choice == "both" else [choice]

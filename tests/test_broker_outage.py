@@ -1,4 +1,9 @@
-"""The broker stops and comes back (empty, as the in-memory broker does) under a running system."""
+"""The broker stops and comes back under a running system.
+
+Tansu comes back empty (it is in memory): the builder keeps its window and consumes the new
+partition from its start. Apache Kafka comes back with its log: the builder resumes where it
+was, with nothing lost, nothing counted twice and no replay from the start.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from recommendation_service.broker import EmbeddedBroker, ensure_topic
+from recommendation_service.broker import ensure_topic
 from recommendation_service.control_files import ControlFiles
 from recommendation_service.model_store import ModelStore
 
-from .conftest import free_port, planted_events
+from .conftest import free_port, new_broker, planted_events
 from .processes import builder as start_builder
 from .processes import get, recsvc, stop, wait_healthy
 from .test_builder_integration import produce, wait_until
@@ -26,10 +31,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_builder_and_server_ride_out_a_broker_restart(tmp_path):
-    port, http_port = free_port(), free_port()
+def test_builder_and_server_ride_out_a_broker_restart(engine, tmp_path):
+    http_port = free_port()
     topic = f"outage-{uuid.uuid4().hex[:8]}"
-    broker = EmbeddedBroker("127.0.0.1", port).start()
+    broker = new_broker(engine, tmp_path / "broker").start()
+    model_dir = tmp_path / "models"
     url = f"http://127.0.0.1:{http_port}"
     builder = server = None
     try:
@@ -37,11 +43,13 @@ def test_builder_and_server_ride_out_a_broker_restart(tmp_path):
         events = planted_events(2000)
         produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in events])
         builder = start_builder(
-            broker.bootstrap_servers, topic, tmp_path, "--retrain-every", "1000", "--factors", "8"
+            broker.bootstrap_servers, topic, model_dir, "--retrain-every", "1000", "--factors", "8"
         )
-        server = recsvc("serve", "--model-dir", str(tmp_path), "--port", str(http_port), quiet=True)
+        server = recsvc(
+            "serve", "--model-dir", str(model_dir), "--port", str(http_port), quiet=True
+        )
         wait_healthy(url, timeout=60)
-        control = ControlFiles(ModelStore(tmp_path))
+        control = ControlFiles(ModelStore(model_dir))
         wait_until(
             lambda: (control.read_status() or {}).get("events_consumed") == 2000,
             timeout=60,
@@ -62,22 +70,29 @@ def test_builder_and_server_ride_out_a_broker_restart(tmp_path):
         assert cpu_seconds(builder.pid) - before < 0.6, "the builder spins while Kafka is down"
         assert builder.poll() is None and server.poll() is None
 
-        broker.start()  # same port, empty: the topic and the group's offsets are gone
+        # Same port. Tansu comes back empty (topic and group offsets gone); Kafka with its log.
+        broker.start()
         ensure_topic(broker.bootstrap_servers, topic)
         more = planted_events(500, seed=9)
         produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in more])
         wait_until(
             lambda: get(f"{url}/health")[1]["status"] == "ok", timeout=60, what="/health back to ok"
         )
-        # Offsets that no longer exist: the builder consumes the new partition from its start.
+        # Each event counted once: on Tansu the old offsets no longer exist and the builder
+        # consumes the new partition from its start; on Kafka it resumes at offset 2000.
         wait_until(
             lambda: (control.read_status() or {}).get("events_consumed") == 2500,
             timeout=60,
             what="the new events consumed",
         )
+        status = control.read_status()
+        assert status["offsets"][f"{topic}[0]"] == (2500 if broker.durable else 500)
+        assert status["window_events"] == 2500
+        time.sleep(2)  # nothing replayed or counted twice afterwards
+        assert control.read_status()["events_consumed"] == 2500
         assert builder.poll() is None and server.poll() is None
     finally:
         for proc in (builder, server):
             if proc is not None:
                 stop(proc)
-        broker.stop()
+        broker.close()

@@ -150,6 +150,11 @@ def test_sigkill_mid_stream_then_restart_rebuilds_the_window_exactly(broker, top
     versions = [v for _, v in prober.answers]
     assert versions == sorted(versions) and versions[-1] > last_before_kill
     print(f"restarted builder published {republished:.1f} s after its start")
+    assert_exact_window(store, topic)
+
+
+def assert_exact_window(store: ModelStore, topic: str) -> None:
+    """The current version holds exactly the last WINDOW of the EVENTS produce_at sent."""
     manifest, arrays = store.read_version()
     model = ServedModel(manifest, arrays)
     assert manifest["window_size"] == WINDOW

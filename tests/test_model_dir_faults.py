@@ -154,7 +154,8 @@ def test_failed_publishes_are_retried_and_the_last_model_keeps_serving(
             lambda: (
                 (s := control.read_status() or {}).get("events_consumed") == 2000
                 and not s["training"]
-                and s["last_refit"]["version"] == get(f"{url}/health")[1]["model_version"]
+                and (s.get("last_refit") or {}).get("version")
+                == get(f"{url}/health")[1]["model_version"]
             ),
             timeout=60,
             what="the builder publishing a model of the first events",

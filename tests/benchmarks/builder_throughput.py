@@ -1,11 +1,11 @@
-"""Builder benchmark: events/s through the real broker, and seconds to train a 100k window.
+"""Builder benchmark: catch-up events/s on a backlog, per broker, and seconds to fit a 100k window.
 
-    .venv/bin/python -m tests.benchmarks.builder_throughput [--events 300000]
+    .venv/bin/python -m tests.benchmarks.builder_throughput [--events 1000000] [--broker both]
 
-Starts the embedded broker, publishes demo-style events (text ``user:item``), then runs the
-builder with the default window and refit cadence until it has applied every event, training
-concurrently as it goes. Separately, times one ALS fit with the default parameters on a
-100,000-event window of the same stream.
+For each broker (Tansu and Apache Kafka side by side by default): publishes a backlog of
+demo-style events (text ``user:item``), then runs the builder with the default window and
+refit cadence until it has applied every event, training concurrently as it goes. Separately,
+times one ALS fit with the default parameters on a 100,000-event window of the same stream.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from recommendation_service.broker import EmbeddedBroker, ensure_topic
+from recommendation_service.broker import ensure_topic
 from recommendation_service.builder import ModelBuilder
 from recommendation_service.config import ALSParams, BuilderConfig, KafkaSettings
 from recommendation_service.events import Event
@@ -28,12 +28,54 @@ from recommendation_service.synthetic import TasteModel, make_catalog
 from recommendation_service.trainer import ALSTrainer
 from recommendation_service.window import SlidingWindow
 
-from ..conftest import free_port
+from ..processes import add_broker_argument, broker_of, engines_of
+
+
+def run_backlog(engine: str, pairs: list[tuple[str, str]]) -> dict:
+    """Builder throughput on a backlog of ``pairs`` in a fresh broker of ``engine``."""
+    with tempfile.TemporaryDirectory() as tmp, broker_of(engine, Path(tmp) / "broker") as broker:
+        topic = f"bench-{uuid.uuid4().hex[:8]}"
+        ensure_topic(broker.bootstrap_servers, topic)
+        producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 20})
+        for n, (u, i) in enumerate(pairs):
+            while True:
+                try:
+                    producer.produce(topic, f"{u}:{i}".encode())
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            if n % 10_000 == 0:
+                producer.poll(0)
+        assert producer.flush(120) == 0
+        config = BuilderConfig(
+            kafka=KafkaSettings(broker.bootstrap_servers, topic, f"bench-{uuid.uuid4().hex}"),
+            model_dir=Path(tmp) / "models",
+        )
+        builder = ModelBuilder(config)
+        thread = threading.Thread(target=builder.run, daemon=True)
+        thread.start()
+        while builder.events_consumed == 0:
+            time.sleep(0.005)
+        start = time.perf_counter()
+        deadline = start + 600
+        while builder.events_consumed < len(pairs) and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        seconds = time.perf_counter() - start
+        consumed = builder.events_consumed
+        builder.stop()
+        thread.join(60)
+    return {
+        "events_consumed": consumed,
+        "events_per_second": round(consumed / seconds),
+        "seconds": round(seconds, 2),
+        "refits_published_meanwhile": builder.trainer.trainings,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    add_broker_argument(parser)
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--items", type=int, default=5_000)
     args = parser.parse_args()
@@ -48,38 +90,10 @@ def main() -> None:
     snapshot = window.snapshot()
     fit = ALSTrainer(ALSParams()).fit(snapshot)
 
-    with EmbeddedBroker("127.0.0.1", free_port()) as broker, tempfile.TemporaryDirectory() as tmp:
-        topic = f"bench-{uuid.uuid4().hex[:8]}"
-        ensure_topic(broker.bootstrap_servers, topic)
-        producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 20})
-        for n, (u, i) in enumerate(pairs):
-            producer.produce(topic, f"{u}:{i}".encode())
-            if n % 10_000 == 0:
-                producer.poll(0)
-        producer.flush(60)
-
-        config = BuilderConfig(
-            kafka=KafkaSettings(broker.bootstrap_servers, topic, f"bench-{uuid.uuid4().hex}"),
-            model_dir=Path(tmp),
-        )
-        builder = ModelBuilder(config)
-        thread = threading.Thread(target=builder.run, daemon=True)
-        thread.start()
-        while builder.events_consumed == 0:
-            time.sleep(0.005)
-        start = time.perf_counter()
-        while builder.events_consumed < args.events:
-            time.sleep(0.005)
-        seconds = time.perf_counter() - start
-        builder.stop()
-        thread.join(60)
-        trainings = builder.trainer.trainings
-
+    catch_up = {engine: run_backlog(engine, pairs) for engine in engines_of(args.broker)}
     result = {
         "events": args.events,
-        "builder_events_per_second": round(args.events / seconds),
-        "builder_seconds": round(seconds, 2),
-        "refits_published_meanwhile": trainings,
+        "catch_up": catch_up,
         "window": defaults.window,
         "retrain_every": defaults.retrain_every,
         "train_100k_window": {

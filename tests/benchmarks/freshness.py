@@ -1,9 +1,11 @@
 """Freshness benchmark: produce an event, time until GET /recommend for that user reflects it.
 
     .venv/bin/python -m tests.benchmarks.freshness [--rate 1000] [--probes 200] [--workers 2]
+        [--broker both]
 
-Runs the real pipeline -- embedded broker, ``recsvc builder`` and ``recsvc serve --workers 2``
-as child processes -- while a producer sends a sustained stream of JSON events. Every probe is
+Runs the real pipeline -- a broker (Tansu and Apache Kafka, one after the other, by default),
+``recsvc builder`` and ``recsvc serve --workers 2`` as child processes -- while a producer
+sends a sustained stream of JSON events. Every probe is
 one more event of that stream, for an existing user or for a user never seen before, carrying a
 unique ``ts``; the probe then asks ``/recommend`` (a new connection each time, so any worker may
 answer) until the response's ``as_of`` reaches that ``ts``. Reports p50/p95/p99 of the delay,
@@ -18,17 +20,26 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 from confluent_kafka import Producer
 
-from recommendation_service.broker import EmbeddedBroker, ensure_topic
+from recommendation_service.broker import ensure_topic
 from recommendation_service.demo_producers import Pacer
 from recommendation_service.synthetic import TasteModel, make_catalog
 
-from ..conftest import free_port
+from ..processes import (
+    add_broker_argument,
+    broker_of,
+    engines_of,
+    free_port,
+    get,
+    serve,
+    stop,
+    wait_healthy,
+)
 from ..processes import builder as start_builder
-from ..processes import get, serve, stop, wait_healthy
 
 
 def fetch(url: str) -> dict:
@@ -91,11 +102,19 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
+    add_broker_argument(parser)
     args = parser.parse_args()
+    results = {engine: run(engine, args) for engine in engines_of(args.broker)}
+    print(json.dumps(results, indent=2))
+
+
+def run(engine: str, args) -> dict:
+    """Freshness figures through a fresh broker of ``engine``."""
     tastes = TasteModel(make_catalog(2000, 16, 3), 5000, seed=3)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with EmbeddedBroker("127.0.0.1", free_port()) as broker, tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, broker_of(engine, Path(tmp) / "b") as broker:
+        tmp = str(Path(tmp) / "models")
         topic = f"fresh-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
         builder = start_builder(
@@ -147,20 +166,15 @@ def main() -> None:
             "max_ms": round(float(ms.max()), 1),
         }
 
-    print(
-        json.dumps(
-            {
-                "target_rate": args.rate,
-                "sustained_rate": round(stream.sent / stream.seconds, 1),
-                "server_workers": args.workers,
-                "all_probes": summary(known + new),
-                "known_users": summary(known),
-                "first_time_users": summary(new),
-                "first_time_users_served_by_model": f"{new_model}/{len(new)}",
-            },
-            indent=2,
-        )
-    )
+    return {
+        "target_rate": args.rate,
+        "sustained_rate": round(stream.sent / stream.seconds, 1),
+        "server_workers": args.workers,
+        "all_probes": summary(known + new),
+        "known_users": summary(known),
+        "first_time_users": summary(new),
+        "first_time_users_served_by_model": f"{new_model}/{len(new)}",
+    }
 
 
 if __name__ == "__main__":

@@ -1,0 +1,111 @@
+"""Standby takeover: seconds from the active builder's SIGKILL to the standby's first publish.
+
+    .venv/bin/python -m tests.benchmarks.takeover [--trials 5] [--broker both]
+
+For each broker and trial: a stream at 1,000 events/s, an active ``recsvc builder`` and a
+standby on the same model directory; once the active one has published and consumed a few
+thousand events it is SIGKILLed, and the time until a version written by the standby appears is
+measured. Prints every trial and the median per broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from recommendation_service.broker import ensure_topic
+from recommendation_service.control_files import ControlFiles
+from recommendation_service.demo_producers import Pacer
+from recommendation_service.model_store import ModelStore
+
+from ..processes import add_broker_argument, broker_of, engines_of, stop
+from ..processes import builder as start_builder
+from ..test_standby_builder import manifests
+
+
+def wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.02)
+
+
+def stream(bootstrap: str, topic: str, done: threading.Event) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    pacer, sent = Pacer(1000.0), 0
+    while not done.is_set():
+        producer.produce(topic, f"u{sent % 500}:i{sent % 3000}".encode())
+        producer.poll(0)
+        sent += 1
+        pacer.wait(sent)
+    producer.flush(10)
+
+
+def trial(broker, tmp: Path) -> float:
+    topic = f"takeover-{uuid.uuid4().hex[:8]}"
+    ensure_topic(broker.bootstrap_servers, topic)
+    model_dir = tmp / topic
+    store, control = ModelStore(model_dir), ControlFiles(ModelStore(model_dir))
+    args = ["--group-id", f"g-{topic}", "--window", "20000", "--retrain-every", "2000"]
+    done = threading.Event()
+    sender = threading.Thread(target=stream, args=(broker.bootstrap_servers, topic, done))
+    first = start_builder(broker.bootstrap_servers, topic, model_dir, *args)
+    second = None
+    try:
+        wait(lambda: control.read_status() is not None, 30, "the active builder's status")
+        first_id = control.read_status()["builder_id"]
+        second = start_builder(broker.bootstrap_servers, topic, model_dir, *args)
+        sender.start()
+        wait(lambda: len(control.standbys(15)) == 1, 30, "the standby")
+        second_id = control.standbys(15)[0]["builder_id"]
+        wait(
+            lambda: (control.read_status() or {}).get("events_consumed", 0) > 5000
+            and store.versions(),
+            60,
+            "the active builder publishing",
+        )
+        assert {m["builder_id"] for m in manifests(store).values()} == {first_id}
+        first.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        first.wait(10)
+        wait(
+            lambda: any(m["builder_id"] == second_id for m in manifests(store).values()),
+            60,
+            "the standby publishing",
+        )
+        return round(time.monotonic() - killed, 2)
+    finally:
+        done.set()
+        if sender.is_alive():
+            sender.join(15)
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                stop(proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=5)
+    add_broker_argument(parser)
+    args = parser.parse_args()
+    results = {}
+    for engine in engines_of(args.broker):
+        with tempfile.TemporaryDirectory() as tmp, broker_of(engine, Path(tmp) / "b") as broker:
+            seconds = [trial(broker, Path(tmp)) for _ in range(args.trials)]
+        results[engine] = {"takeover_seconds": seconds, "median": statistics.median(seconds)}
+        print(engine, json.dumps(results[engine]), flush=True)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
