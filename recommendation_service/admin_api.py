@@ -109,7 +109,10 @@ def training_status():
         abort(503, description="no builder status yet: is the builder running on this model dir?")
     job = request.args.get("job")
     if job is not None:
-        return jsonify(job=job, **status.get("jobs", {}).get(job, {"state": "unknown"}))
+        state = status.get("jobs", {}).get(job)
+        if state is None:
+            abort(404, description=f"no refit job {job!r}: the builder keeps its last 100 jobs")
+        return jsonify(job=job, **state)
     return jsonify(status)
 
 

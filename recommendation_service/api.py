@@ -8,6 +8,7 @@ from importlib import resources
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from .config import ServerConfig
+from .events import has_control_characters
 from .model_watcher import ModelWatcher
 from .recommender import ServedModel
 
@@ -30,14 +31,24 @@ def model_or_503() -> ServedModel:
     return model
 
 
+def checked_id(value: object, name: str) -> str:
+    """An id from a request, or a JSON 400 saying what an id must be (the events' rule)."""
+    max_length = server_config().max_id_length
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        abort(400, description=f"{name} must be a non-empty string or integer id")
+    text = str(value)
+    if len(text) > max_length:
+        abort(400, description=f"{name} must be at most {max_length} characters")
+    if has_control_characters(text):
+        abort(400, description=f"{name} must not contain control characters (NUL, CR, LF, ...)")
+    return text
+
+
 def user_param() -> str:
     user = request.args.get("user")
-    max_length = server_config().max_id_length
     if user is None or not user.strip():
         abort(400, description="query parameter 'user' is required: a non-empty user id")
-    if len(user) > max_length:
-        abort(400, description=f"query parameter 'user' must be at most {max_length} characters")
-    return user
+    return checked_id(user, "query parameter 'user'")
 
 
 def n_param() -> int:

@@ -6,7 +6,7 @@ import logging
 import time
 
 from flask import Flask, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from .admin_api import bp as admin_bp
 from .api import bp
@@ -66,7 +66,7 @@ def create_app(config: ServerConfig, watcher: ModelWatcher | None = None) -> Fla
 
     @app.errorhandler(HTTPException)
     def json_http_error(exc: HTTPException):
-        response = jsonify(error=exc.name, message=exc.description, status=exc.code)
+        response = jsonify(error=exc.name, message=_message(app, exc), status=exc.code)
         response.status_code = exc.code or 500
         # Keep protocol headers such as Allow (405) that the exception carries.
         for name, value in exc.get_headers():
@@ -82,3 +82,20 @@ def create_app(config: ServerConfig, watcher: ModelWatcher | None = None) -> Fla
         return response
 
     return app
+
+
+def _message(app: Flask, exc: HTTPException) -> str:
+    """The error's own description, or -- for Werkzeug's generic ones -- what was expected."""
+    if exc.description != type(exc).description:
+        return exc.description
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return f"the request body is over the limit of {limit} bytes; send smaller batches"
+    if isinstance(exc, NotFound) and request.url_rule is None:
+        paths = sorted({r.rule for r in app.url_map.iter_rules() if r.endpoint != "static"})
+        return f"no such path {request.path!r}; the API's paths (see /openapi.json): " + ", ".join(
+            paths
+        )
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        return f"{request.method} is not allowed here; use " + " or ".join(exc.valid_methods)
+    return exc.description

@@ -1,7 +1,8 @@
 """The ``recsvc`` command: broker, builder, serve and demo.
 
-Every option can also be set by an environment variable named ``RECSVC_<OPTION>`` (shown in
-``--help``). Options are parsed and validated here, once, into frozen config objects.
+Every option can also be set by an environment variable, ``RECSVC_<COMMAND>_<OPTION>`` (see
+:mod:`~recommendation_service.cli_options`; shown in ``--help``). Options are parsed and
+validated here, once, into frozen config objects.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from . import __version__
 from .ann import IVFParams
 from .associations import AssociationParams
 from .cli_options import (
+    ENV_PREFIX,
     als_params,
     association_params,
     decay_params,
@@ -53,11 +55,16 @@ def _config_or_exit(factory):
         raise click.UsageError(str(exc)) from exc
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+        "auto_envvar_prefix": ENV_PREFIX,
+    }
+)
 @click.version_option(__version__, prog_name="recsvc")
 @opt(
     "--log-level",
-    env="LOG_LEVEL",
     default="info",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
 )
@@ -66,32 +73,28 @@ def main(log_level: str) -> None:
     _setup_logging(log_level)
 
 
-@main.command()
+@main.command(short_help="Run a Kafka broker: embedded Tansu or Apache Kafka.")
 @opt(
     "--engine",
-    env="BROKER_ENGINE",
     default="tansu",
     type=click.Choice(["tansu", "kafka"]),
     help="tansu: embedded, in-memory, pip-only. kafka: Apache Kafka (needs Java 17+), log on disk.",
 )
-@opt("--host", env="BROKER_HOST", default="127.0.0.1", help="Address to listen on.")
+@opt("--host", default="127.0.0.1", help="Address to listen on.")
 @opt(
     "--port",
-    env="BROKER_PORT",
     default=9092,
     type=click.IntRange(1, 65535),
     help="Port to listen on.",
 )
 @opt(
     "--data-dir",
-    env="BROKER_DATA_DIR",
     default=None,
     type=click.Path(file_okay=False, path_type=Path),
     help="Apache Kafka's log directory, kept across restarts (default: temporary, removed).",
 )
 @opt(
     "--kafka-libs",
-    env="BROKER_KAFKA_LIBS",
     default=None,
     type=click.Path(file_okay=False, path_type=Path),
     help="Cache of Apache Kafka's jars, fetched with Maven when empty [default: "
@@ -99,7 +102,6 @@ def main(log_level: str) -> None:
 )
 @opt(
     "--fetch-only",
-    env="BROKER_FETCH_ONLY",
     is_flag=True,
     help="Fetch Apache Kafka's jars (and check Java) then exit, e.g. while building an image.",
 )
@@ -136,20 +138,18 @@ def broker(
         b.close()
 
 
-@main.command()
+@main.command(short_help="Consume interactions, refit ALS, publish model versions.")
 @kafka_options[0]
 @kafka_options[1]
-@opt("--group-id", env="GROUP_ID", default="recsvc-builder", help="Consumer group.")
+@opt("--group-id", default="recsvc-builder", help="Consumer group.")
 @opt(
     "--dead-letter-topic",
-    env="DEAD_LETTER_TOPIC",
     default=None,
     help="Copy malformed messages to this topic (off when unset).",
 )
 @kafka_options[2]
 @opt(
     "--model-dir",
-    env="MODEL_DIR",
     default="models",
     type=click.Path(path_type=Path),
     help="Directory models are published to.",
@@ -157,14 +157,12 @@ def broker(
 @model_options
 @opt(
     "--keep-versions",
-    env="KEEP_VERSIONS",
     default=BuilderConfig.keep_versions,
     type=int,
     help="Model versions kept on disk.",
 )
 @opt(
     "--max-event-bytes",
-    env="MAX_EVENT_BYTES",
     default=BuilderConfig.max_event_bytes,
     type=int,
     help="Larger messages are rejected as malformed.",
@@ -173,43 +171,37 @@ def broker(
 @opt(
     "--action-weight",
     "action_weights",
-    env="ACTION_WEIGHTS",
     multiple=True,
     metavar="ACTION=WEIGHT",
     help="Override or add an action weight, repeatable (env: whitespace-separated).",
 )
 @opt(
     "--update-interval",
-    env="UPDATE_INTERVAL",
     default=BuilderConfig.update_interval,
     type=float,
     help="Seconds between writes of fresh user vectors for the servers.",
 )
 @opt(
     "--ann-min-items",
-    env="ANN_MIN_ITEMS",
     default=IVFParams.min_items,
     type=click.IntRange(1),
     help="Publish an approximate (IVF) index for catalogs of at least this many items.",
 )
 @opt(
     "--session-gap",
-    env="SESSION_GAP",
     default=AssociationParams.session_gap,
     type=float,
     help="Seconds between a user's events that end a basket (events without a basket id).",
 )
 @opt(
     "--min-support",
-    env="MIN_SUPPORT",
     default=AssociationParams.min_support,
     type=int,
     help="Baskets two items must share to be listed as bought together.",
 )
-@opt("--metrics-host", env="METRICS_HOST", default="127.0.0.1", help="Builder metrics address.")
+@opt("--metrics-host", default="127.0.0.1", help="Builder metrics address.")
 @opt(
     "--metrics-port",
-    env="METRICS_PORT",
     default=9108,
     type=click.IntRange(0, 65535),
     help="Builder metrics port (GET /metrics); 0 turns them off.",
@@ -251,84 +243,73 @@ def builder(**opts) -> None:
     worker.run()
 
 
-@main.command()
+@main.command(short_help="Serve the HTTP API from a model directory (gunicorn).")
 @opt(
     "--model-dir",
-    env="MODEL_DIR",
     default="models",
     type=click.Path(path_type=Path),
     help="Directory the builder publishes to.",
 )
-@opt("--host", env="HOST", default="127.0.0.1", help="Address to listen on.")
-@opt("--port", env="PORT", default=5000, type=int, help="Port to listen on.")
-@opt("--workers", env="WORKERS", default=1, type=int, help="Server processes.")
+@opt("--host", default="127.0.0.1", help="Address to listen on.")
+@opt("--port", default=5000, type=int, help="Port to listen on.")
+@opt("--workers", default=1, type=int, help="Server processes.")
 @opt(
     "--threads",
-    env="THREADS",
     default=ServerConfig.threads,
     type=int,
     help="Connection threads per process (8 when slow clients connect directly; see README).",
 )
 @opt(
     "--client-timeout",
-    env="CLIENT_TIMEOUT",
     default=ServerConfig.client_timeout,
     type=float,
     help="Seconds a client may take to send a request body or block a socket read/write.",
 )
 @opt(
     "--reload-interval",
-    env="RELOAD_INTERVAL",
     default=ServerConfig.reload_interval,
     type=float,
     help="Seconds between checks for new model versions and user updates.",
 )
-@opt("--max-n", env="MAX_N", default=1000, type=int, help="Largest n a client may ask for.")
+@opt("--max-n", default=1000, type=int, help="Largest n a client may ask for.")
 @opt(
     "--access-log/--no-access-log",
-    env="ACCESS_LOG",
     default=True,
     help="Write one JSON access-log line per request to stdout.",
 )
 @opt(
     "--ann-probes",
-    env="ANN_PROBES",
     default=ServerConfig.ann_probes,
     type=int,
     help="Clusters scanned per query when the model has an approximate index.",
 )
 @opt(
     "--metrics-dir",
-    env="METRICS_DIR",
     default=None,
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for multi-process metrics (default: a fresh temporary one).",
 )
 @opt(
     "--bootstrap-servers",
-    env="BOOTSTRAP_SERVERS",
     default=None,
     help="Kafka for POST /online/data/add (ingest is off when unset).",
 )
-@opt("--topic", env="TOPIC", default="interactions", help="Topic ingested events go to.")
+@opt("--topic", default="interactions", help="Topic ingested events go to.")
 @kafka_options[2]
 @opt(
     "--admin-token",
-    env="ADMIN_TOKEN",
     default=None,
     help="Bearer token of rollback and training start (off when unset; >= 16 characters).",
 )
 @opt(
     "--action-weight",
     "action_weights",
-    env="ACTION_WEIGHTS",
     multiple=True,
     metavar="ACTION=WEIGHT",
     help="Action table for validating ingested samples (use the builder's).",
 )
 @opt(
     "--max-batch",
-    env="MAX_BATCH",
     default=ServerConfig.max_batch,
     type=int,
     help="Most samples per POST /online/data/add.",
@@ -358,31 +339,28 @@ def serve(**opts) -> None:
     run_server(config)
 
 
-@main.command()
+@main.command(short_help="Replay a log file and score the recommendations.")
 @click.argument("log", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@opt("--user-col", env="EVAL_USER_COL", default="user", help="User column: name or 0-based index.")
-@opt("--item-col", env="EVAL_ITEM_COL", default="item", help="Item column: name or index.")
-@opt("--time-col", env="EVAL_TIME_COL", default="timestamp", help="Time column: name or index.")
-@opt("--weight-col", env="EVAL_WEIGHT_COL", default=None, help="Optional weight column.")
-@opt("--delimiter", env="EVAL_DELIMITER", default=None, help="Field separator (default: by name).")
-@opt("--header/--no-header", env="EVAL_HEADER", default=True, help="First row names columns.")
+@opt("--user-col", default="user", help="User column: name or 0-based index.")
+@opt("--item-col", default="item", help="Item column: name or index.")
+@opt("--time-col", default="timestamp", help="Time column: name or index.")
+@opt("--weight-col", default=None, help="Optional weight column.")
+@opt("--delimiter", default=None, help="Field separator (default: by name).")
+@opt("--header/--no-header", default=True, help="First row names columns.")
 @opt(
     "--test-fraction",
-    env="EVAL_TEST_FRACTION",
     default=0.1,
     type=click.FloatRange(0.001, 0.999),
     help="Share of the newest events that are scored.",
 )
 @opt(
     "--max-test-events",
-    env="EVAL_MAX_TEST_EVENTS",
     default=0,
     type=click.IntRange(0),
     help="Score only this many test events (0 = all).",
 )
 @opt(
     "--json-out",
-    env="EVAL_JSON_OUT",
     default=None,
     type=click.Path(path_type=Path),
     help="Also write the figures as JSON here.",
@@ -455,56 +433,49 @@ def evaluate(log, **opts) -> None:
         opts["json_out"].write_text(json.dumps(figures, indent=2))
 
 
-@main.command()
+@main.command(short_help="Run broker, builder, server and demo producers at once.")
 @opt(
     "--engine",
-    env="DEMO_ENGINE",
     default="tansu",
     type=click.Choice(["tansu", "kafka"]),
     help="Broker to start: tansu (embedded, in-memory) or kafka (Apache Kafka, needs Java 17+).",
 )
 @opt(
     "--port",
-    env="DEMO_BROKER_PORT",
     default=9092,
     type=click.IntRange(1, 65535),
     help="Port of the broker.",
 )
 @opt(
     "--metrics-port",
-    env="DEMO_METRICS_PORT",
     default=9108,
     type=click.IntRange(0, 65535),
     help="Port of the builder's Prometheus metrics (0 = off).",
 )
 @opt(
     "--http-port",
-    env="DEMO_HTTP_PORT",
     default=5000,
     type=click.IntRange(1, 65535),
     help="Port of the recommendation server.",
 )
 @opt(
     "--model-dir",
-    env="DEMO_MODEL_DIR",
     default=None,
     type=click.Path(path_type=Path),
     help="Model directory (default: a temporary directory).",
 )
-@opt("--rate", env="DEMO_RATE", default=200.0, type=float, help="Interactions per second.")
-@opt("--users", env="DEMO_USERS", default=200, type=int, help="Synthetic users.")
-@opt("--items", "n_items", env="DEMO_ITEMS", default=400, type=int, help="Catalog size.")
-@opt("--window", env="DEMO_WINDOW", default=20_000, type=int, help="Builder window (W).")
+@opt("--rate", default=200.0, type=float, help="Interactions per second.")
+@opt("--users", default=200, type=int, help="Synthetic users.")
+@opt("--items", "n_items", default=400, type=int, help="Catalog size.")
+@opt("--window", default=20_000, type=int, help="Builder window (W).")
 @opt(
     "--retrain-every",
-    env="DEMO_RETRAIN_EVERY",
     default=1000,
     type=int,
     help="Builder refit cadence (N).",
 )
 @opt(
     "--duration",
-    env="DEMO_DURATION",
     default=0.0,
     type=float,
     help="Stop after this many seconds (0 = run until Ctrl-C).",

@@ -1,6 +1,9 @@
 """The option sets ``recsvc`` commands share, and turning parsed options into config objects.
 
-Every option also reads ``RECSVC_<NAME>`` from the environment (shown in ``--help``).
+Every option also reads an environment variable, by one rule (click's automatic variables):
+``RECSVC_<COMMAND>_<OPTION>``, upper case, dashes as underscores -- ``recsvc builder --window``
+is ``RECSVC_BUILDER_WINDOW``, ``recsvc item-producer --seed`` is ``RECSVC_ITEM_PRODUCER_SEED``,
+and options of ``recsvc`` itself drop the command (``RECSVC_LOG_LEVEL``). ``--help`` shows each.
 """
 
 from __future__ import annotations
@@ -13,26 +16,25 @@ from .errors import ConfigError
 from .realtime import RealtimeParams
 from .window import Decay
 
+#: Prefix of every environment variable; commands add their name (see the module docstring).
+ENV_PREFIX = "RECSVC"
 
-def opt(*names, env: str, **kwargs):
-    """A click option that also reads ``RECSVC_<env>`` and shows it in ``--help``."""
-    return click.option(
-        *names, envvar=f"RECSVC_{env}", show_envvar=True, show_default=True, **kwargs
-    )
+
+def opt(*names, **kwargs):
+    """A click option that shows its default and its environment variable in ``--help``."""
+    return click.option(*names, show_envvar=True, show_default=True, **kwargs)
 
 
 kafka_options = [
     opt(
         "--bootstrap-servers",
-        env="BOOTSTRAP_SERVERS",
         default="127.0.0.1:9092",
         help="Kafka bootstrap servers (host:port[,host:port...]).",
     ),
-    opt("--topic", env="TOPIC", default="interactions", help="Interactions topic."),
+    opt("--topic", default="interactions", help="Interactions topic."),
     opt(
         "--kafka-option",
         "kafka_options",
-        env="KAFKA_OPTIONS",
         multiple=True,
         metavar="KEY=VALUE",
         help="Extra librdkafka property, repeatable (env: whitespace-separated).",
@@ -43,45 +45,39 @@ kafka_options = [
 model_option_list = [
     opt(
         "--window",
-        env="WINDOW",
         default=BuilderConfig.window,
         type=int,
         help="Number of most recent events kept (W).",
     ),
     opt(
         "--retrain-every",
-        env="RETRAIN_EVERY",
         default=BuilderConfig.retrain_every,
         type=int,
         help="Refit ALS after this many new events (N).",
     ),
     opt(
-        "--factors", env="FACTORS", default=ALSParams.factors, type=int, help="ALS latent factors."
+        "--factors", default=ALSParams.factors, type=int, help="ALS latent factors."
     ),
     opt(
         "--regularization",
-        env="REGULARIZATION",
         default=ALSParams.regularization,
         type=float,
         help="ALS L2 regularization.",
     ),
     opt(
         "--alpha",
-        env="ALPHA",
         default=ALSParams.alpha,
         type=float,
         help="ALS confidence scale for interaction weights.",
     ),
     opt(
         "--iterations",
-        env="ITERATIONS",
         default=ALSParams.iterations,
         type=int,
         help="ALS sweeps per refit.",
     ),
     opt(
         "--num-threads",
-        env="NUM_THREADS",
         default=ALSParams.num_threads,
         type=int,
         help="Threads for ALS (0 = all cores).",
@@ -107,35 +103,30 @@ model_options = stack(model_option_list)
 realtime_option_list = [
     opt(
         "--recent-boost",
-        env="RECENT_BOOST",
         default=RealtimeParams.recent_boost,
         type=float,
         help="Extra fold-in weight of a user's newest event (1 + boost).",
     ),
     opt(
         "--recent-half-life",
-        env="RECENT_HALF_LIFE",
         default=RealtimeParams.recent_half_life,
         type=float,
         help="The boost halves every this many older events of the user.",
     ),
     opt(
         "--similarity-weight",
-        env="SIMILARITY_WEIGHT",
         default=RealtimeParams.similarity_weight,
         type=float,
         help="Weight of item-to-item similarity with the user's recent items.",
     ),
     opt(
         "--decay-half-life-events",
-        env="DECAY_HALF_LIFE_EVENTS",
         default=0.0,
         type=float,
         help="Halve an event's weight after this many newer events (0 = off).",
     ),
     opt(
         "--decay-half-life-seconds",
-        env="DECAY_HALF_LIFE_SECONDS",
         default=0.0,
         type=float,
         help="Halve an event's weight after this many seconds of event time (0 = off).",

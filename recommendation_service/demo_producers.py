@@ -40,10 +40,11 @@ class Pacer:
 
 
 def _producer(bootstrap_servers: str, options: dict[str, str]) -> Producer:
-    # Batches of up to 100 ms, as a high-throughput producer sends them: every batch is a
-    # record the broker keeps, and the embedded broker (Tansu 0.6.0) lists every batch of a
-    # partition on each fetch, so one message per batch slows it down within minutes.
-    return Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 100, **options})
+    # Batches of up to 500 ms (two a second), as a high-throughput producer sends them: the
+    # embedded broker (Tansu 0.6.0) lists every stored batch of a partition on each fetch, so
+    # fetches slow down as batches accumulate (12 ms at 10,000 batches, 0.7 s at 20,000,
+    # tests.benchmarks.tansu_fetch_cost) and one message per batch stalls it within minutes.
+    return Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 500, **options})
 
 
 def _delivery_failed(err, msg) -> None:
@@ -123,10 +124,9 @@ def publish_interactions(
 _common = [
     click.option(
         "--bootstrap-servers",
-        envvar="RECSVC_BOOTSTRAP_SERVERS",
-        show_envvar=True,
         default="127.0.0.1:9092",
         show_default=True,
+        show_envvar=True,
         help="Kafka bootstrap servers.",
     ),
     click.option(
@@ -135,6 +135,7 @@ _common = [
         type=click.IntRange(1),
         default=400,
         show_default=True,
+        show_envvar=True,
         help="Catalog size.",
     ),
     click.option(
@@ -142,6 +143,7 @@ _common = [
         type=click.IntRange(1, 16),
         default=8,
         show_default=True,
+        show_envvar=True,
         help="Number of categories.",
     ),
     click.option(
@@ -149,6 +151,7 @@ _common = [
         type=int,
         default=7,
         show_default=True,
+        show_envvar=True,
         help="Random seed; use the same value for both producers.",
     ),
     click.option(
@@ -156,12 +159,14 @@ _common = [
         "kafka_options",
         multiple=True,
         metavar="KEY=VALUE",
-        help="Extra librdkafka property (repeatable).",
+        show_envvar=True,
+        help="Extra librdkafka property (repeatable; env: whitespace-separated).",
     ),
     click.option(
         "--create-topic/--no-create-topic",
         default=True,
         show_default=True,
+        show_envvar=True,
         help="Create the topic first if it does not exist.",
     ),
 ]
@@ -173,9 +178,17 @@ def common_options(func):
     return func
 
 
-@click.command("item-producer")
+# Run as ``recsvc item-producer`` these read RECSVC_ITEM_PRODUCER_<OPTION>; the context settings
+# give the standalone scripts in demo/ the same variables.
+@click.command(
+    "item-producer",
+    short_help="Publish the synthetic demo catalog to the items topic.",
+    context_settings={"auto_envvar_prefix": "RECSVC_ITEM_PRODUCER"},
+)
 @common_options
-@click.option("--topic", default="items", show_default=True, help="Catalog topic.")
+@click.option(
+    "--topic", default="items", show_default=True, show_envvar=True, help="Catalog topic."
+)
 def item_producer(bootstrap_servers, n_items, categories, seed, kafka_options, create_topic, topic):
     """Publish a synthetic catalog (ids, categories, titles) to the items topic."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -189,14 +202,25 @@ def item_producer(bootstrap_servers, n_items, categories, seed, kafka_options, c
     click.echo(f"published {n} catalog items to '{topic}'")
 
 
-@click.command("user-interactions-producer")
+@click.command(
+    "user-interactions-producer",
+    short_help="Publish synthetic user interactions at a steady rate.",
+    context_settings={"auto_envvar_prefix": "RECSVC_USER_INTERACTIONS_PRODUCER"},
+)
 @common_options
-@click.option("--topic", default="interactions", show_default=True, help="Interactions topic.")
+@click.option(
+    "--topic",
+    default="interactions",
+    show_default=True,
+    show_envvar=True,
+    help="Interactions topic.",
+)
 @click.option(
     "--users",
     type=click.IntRange(1),
     default=200,
     show_default=True,
+    show_envvar=True,
     help="Number of synthetic users.",
 )
 @click.option(
@@ -204,6 +228,7 @@ def item_producer(bootstrap_servers, n_items, categories, seed, kafka_options, c
     type=click.IntRange(0),
     default=0,
     show_default=True,
+    show_envvar=True,
     help="Interactions to send; 0 sends until interrupted.",
 )
 @click.option(
@@ -211,6 +236,7 @@ def item_producer(bootstrap_servers, n_items, categories, seed, kafka_options, c
     type=click.FloatRange(0),
     default=200.0,
     show_default=True,
+    show_envvar=True,
     help="Events per second; 0 sends as fast as possible.",
 )
 @click.option(
@@ -219,6 +245,7 @@ def item_producer(bootstrap_servers, n_items, categories, seed, kafka_options, c
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
+    show_envvar=True,
     help="text = 'user:item', json = {user, item, ts}.",
 )
 @click.option(
@@ -226,6 +253,7 @@ def item_producer(bootstrap_servers, n_items, categories, seed, kafka_options, c
     type=click.FloatRange(0, 1),
     default=0.85,
     show_default=True,
+    show_envvar=True,
     help="Share of a user's interactions in their favourite category.",
 )
 def user_interactions_producer(

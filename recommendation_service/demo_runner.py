@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import shutil
 import signal
@@ -116,7 +117,8 @@ def run_demo(s: DemoSettings) -> None:
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
     broker = make_broker(s.engine, "127.0.0.1", s.broker_port, kafka_libs=s.kafka_libs)
-    admin_token = secrets.token_urlsafe(18)
+    # Hex: never starts with "-", so it is safe wherever it is pasted as an argument.
+    admin_token = secrets.token_hex(16)
     children: dict[str, subprocess.Popen] = {}
     try:
         click.echo(f"starting {broker.description} on 127.0.0.1:{s.broker_port} ...")
@@ -159,9 +161,9 @@ def run_demo(s: DemoSettings) -> None:
                 "--no-access-log",
                 "--bootstrap-servers",
                 bootstrap,
-                "--admin-token",
-                admin_token,
-            )
+            ),
+            # Through the environment, not argv, where `ps` would show it to every user.
+            env={**os.environ, "RECSVC_SERVE_ADMIN_TOKEN": admin_token},
         )
         children["item-producer"] = subprocess.Popen(_recsvc("item-producer", *common))
         children["interactions-producer"] = subprocess.Popen(

@@ -59,6 +59,11 @@ class Event:
     basket: str | None = None  # basket or session id, for "bought together"
 
 
+def has_control_characters(text: str) -> bool:
+    """Whether ``text`` holds ASCII control characters (NUL, CR, LF, ...): never valid in ids."""
+    return _CONTROL_CHARS.search(text) is not None
+
+
 def _check_id(value: object, name: str, max_length: int) -> str:
     # Integers are common ids in JSON; bools are ints in Python but never ids.
     if isinstance(value, bool) or not isinstance(value, (str, int)):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from .api import model_or_503, n_param, server_config
+from .api import checked_id, model_or_503, n_param, server_config
 from .errors import MalformedEvent
 from .ingest import sample_to_event
 from .queries import bought_together, predict, rank_candidates, similar_items
@@ -22,12 +22,7 @@ def _json_object() -> dict:
 
 
 def _id(value: object, name: str) -> str:
-    max_length = server_config().max_id_length
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
-        abort(400, description=f"'{name}' must be a non-empty string or integer")
-    if len(str(value)) > max_length:
-        abort(400, description=f"'{name}' must be at most {max_length} characters")
-    return str(value)
+    return checked_id(value, f"'{name}'")
 
 
 def _id_list(value: object, name: str) -> list[str]:
@@ -72,7 +67,15 @@ def add_data():
     ]
     accepted = len(events) - len(undelivered)
     body = {"accepted": accepted, "rejected": rejected + undelivered}
-    return jsonify(body), (503 if undelivered and not accepted else 200)
+    if not accepted:
+        # Nothing taken: a client checking only the status must not read this as success.
+        # 400 when every sample was invalid, 503 when valid ones could not be delivered.
+        status = 503 if undelivered else 400
+        body.update(error="Bad Request" if status == 400 else "Service Unavailable",
+                    message="no sample was accepted; see 'rejected' for each reason",
+                    status=status)  # fmt: skip
+        return jsonify(body), status
+    return jsonify(body), 200
 
 
 @bp.post("/recommend")
@@ -91,6 +94,7 @@ def recommend_post():
         rec = model.recommend(user, k)
         recommendations = [{"item_id": i, "score": s} for i, s in zip(rec.items, rec.scores)]
         source = rec.source
+    current_app.extensions["recsvc_metrics"].recommendations.labels(source).inc()
     return jsonify(
         user_id=user, recommendations=recommendations, source=source, model_version=model.version
     )

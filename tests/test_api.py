@@ -109,11 +109,35 @@ def test_health_reports_the_builder_state(client, model_dir, status, state):
         assert "No space left" in body["builder"]["publish_error"]
 
 
-def test_unknown_route_and_method_are_json(client):
+def test_unknown_route_and_method_are_json_and_say_what_exists(client):
     missing = client.get("/nope")
-    assert missing.status_code == 404 and missing.get_json()["status"] == 404
+    body = missing.get_json()
+    assert missing.status_code == 404 and body["status"] == 404
+    assert "/openapi.json" in body["message"] and "/recommend" in body["message"]
     wrong = client.delete("/recommend?user=a")
     assert wrong.status_code == 405 and "GET" in wrong.headers["Allow"]
+    assert "GET" in wrong.get_json()["message"]
+
+
+def test_oversized_body_names_the_limit(client):
+    response = client.post(
+        "/recommend", data=b"{" + b" " * (2 << 20) + b"}", content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert str(1 << 20) in response.get_json()["message"]
+
+
+@pytest.mark.parametrize(
+    "query", ["user=%E2%9C%93%00x", "user=a%0Db", "user=tab%09bed", "user=%7F"]
+)
+def test_ids_with_control_characters_are_rejected(client, query):
+    response = client.get(f"/recommend?{query}&n=3")
+    assert response.status_code == 400
+    assert "control characters" in response.get_json()["message"]
+    response = client.post("/recommend", json={"user_id": "a\x00b", "top_k": 3})
+    assert response.status_code == 400 and "control characters" in response.get_json()["message"]
+    assert client.get("/similar?item=x%00y").status_code == 400
+    assert client.get("/items/x%01y/associations").status_code == 400
 
 
 def test_new_version_is_picked_up_and_bad_one_refused(app, client, model_dir, planted_model):
@@ -146,13 +170,15 @@ def test_model_endpoint_returns_the_manifest(client, planted_model):
 def test_metrics_count_requests_by_endpoint_status_and_source(client):
     client.get("/recommend?user=never-seen&n=2")
     client.get("/recommend?user=never-seen&n=2")
+    client.post("/recommend", json={"user_id": "never-seen", "top_k": 2})
     client.get("/recommend?n=2")
     client.get("/no/such/path")
     response = client.get("/metrics")
     assert response.status_code == 200 and response.mimetype == "text/plain"
     text = response.get_data(as_text=True)
-    assert 'recsvc_http_requests_total{endpoint="/recommend",status="200"} 2.0' in text
+    assert 'recsvc_http_requests_total{endpoint="/recommend",status="200"} 3.0' in text
     assert 'recsvc_http_requests_total{endpoint="/recommend",status="400"} 1.0' in text
     assert 'recsvc_http_requests_total{endpoint="unmatched",status="404"} 1.0' in text
-    assert 'recsvc_recommendations_total{source="popular"} 2.0' in text
+    # GET and POST /recommend both count (the README's fallback-rate formula needs both).
+    assert 'recsvc_recommendations_total{source="popular"} 3.0' in text
     assert 'recsvc_http_request_seconds_bucket{endpoint="/recommend",le="0.0005"}' in text

@@ -257,6 +257,14 @@ def test_online_api_against_broker_and_builder(broker, topic, tmp_path):
         assert (
             body["rejected"][0]["index"] == 3 and "unknown_action" in body["rejected"][0]["reason"]
         )
+        # Nothing accepted is not a success, whatever a client reads first.
+        response = client.post(
+            "/online/data/add", json={"samples": [{"user_id": "", "item_id": "x"}]}
+        )
+        body = response.get_json()
+        assert response.status_code == 400 and body["accepted"] == 0
+        assert body["rejected"][0]["index"] == 0
+        assert client.get("/online/training/status?job=no-such-job").status_code == 404
 
         def personalised():
             rec = client.get("/recommend?user=api-user&n=10").get_json()

@@ -1,6 +1,10 @@
+from pathlib import Path
+
+import click
 from click.testing import CliRunner
 
 from recommendation_service.cli import main
+from recommendation_service.cli_reference import markdown_table, option_variables
 from recommendation_service.config import KafkaSettings, parse_kafka_options
 from recommendation_service.errors import ConfigError
 
@@ -8,11 +12,14 @@ from recommendation_service.errors import ConfigError
 def test_help_lists_every_command_and_env_vars():
     result = CliRunner().invoke(main, ["builder", "--help"])
     assert result.exit_code == 0
-    for text in ("--window", "--retrain-every", "RECSVC_WINDOW", "RECSVC_BOOTSTRAP_SERVERS"):
+    for text in ("--window", "--retrain-every", "RECSVC_BUILDER_WINDOW"):
         assert text in result.output
-    top = CliRunner().invoke(main, ["--help"]).output
+    top = CliRunner().invoke(main, ["--help"], terminal_width=200).output
     for command in ("broker", "builder", "serve", "demo", "user-interactions-producer"):
         assert command in top
+    # Every command's summary fits: none is cut short with "...".
+    commands = top.split("Commands:")[1]
+    assert "..." not in commands, commands
 
 
 def test_invalid_values_are_usage_errors_not_tracebacks(tmp_path):
@@ -24,9 +31,33 @@ def test_invalid_values_are_usage_errors_not_tracebacks(tmp_path):
 
 def test_environment_variables_set_options(tmp_path):
     result = CliRunner().invoke(
-        main, ["builder"], env={"RECSVC_RETRAIN_EVERY": "-5", "RECSVC_MODEL_DIR": str(tmp_path)}
+        main,
+        ["builder"],
+        env={"RECSVC_BUILDER_RETRAIN_EVERY": "-5", "RECSVC_BUILDER_MODEL_DIR": str(tmp_path)},
     )
     assert result.exit_code == 2 and "retrain-every must be >= 1" in result.output
+
+
+def test_every_option_reads_the_variable_the_readme_documents(monkeypatch):
+    """One rule for every command (RECSVC_<COMMAND>_<OPTION>), checked option by option."""
+    rows = option_variables(main)
+    assert len(rows) > 60
+    root = click.Context(main, info_name="recsvc", **main.context_settings)
+    for command, flags, variable in rows:
+        name = command.removeprefix("recsvc").strip()
+        cmd = main.commands[name] if name else main
+        ctx = root if not name else click.Context(
+            cmd, info_name=name, parent=root, **cmd.context_settings
+        )
+        prefix = "RECSVC" if not name else "RECSVC_" + name.upper().replace("-", "_")
+        assert variable.startswith(prefix + "_"), (command, flags, variable)
+        param = next(p for p in cmd.params if " / ".join(p.opts) == flags)
+        monkeypatch.setenv(variable, "1")
+        assert param.resolve_envvar_value(ctx) == "1", (command, flags, variable)
+        monkeypatch.delenv(variable)
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    regenerate = "python -m recommendation_service.cli_reference"
+    assert markdown_table(main) in readme, f"README table is stale: {regenerate}"
 
 
 def test_kafka_options_pass_through_but_guarded_keys_are_refused():

@@ -5,11 +5,12 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from .conftest import free_port
-from .processes import get, recsvc, stop, wait_healthy
+from .processes import get, process_tree, recsvc, stop, wait_healthy
 from .test_builder_integration import wait_until
 
 pytestmark = pytest.mark.integration
@@ -31,11 +32,17 @@ def test_demo_learns_and_serves_then_stops_cleanly(engine):
         assert status == 200 and len(body["items"]) == 5
         health = get(f"{url}/health")[1]
         assert health["status"] == "ok" and health["builder"]["state"] == "ok"
+        # The admin token never appears on a command line, where `ps` shows it to all users.
+        for pid in process_tree(demo.pid):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            assert b"--admin-token" not in cmdline, cmdline
     finally:
         out = stop(demo, timeout=90)
     assert demo.returncode == 0, out
     assert "demo stopped" in out
     assert " ERROR " not in out, out
+    token = next(line for line in out.splitlines() if line.startswith("admin token"))
+    assert not token.rsplit(" ", 1)[1].startswith("-")
 
 
 def test_demo_names_the_option_that_moves_a_taken_port():
