@@ -1,12 +1,14 @@
 """Soak test: the whole system under steady load for a long while, watching for leaks.
 
-    .venv/bin/python -m tests.benchmarks.soak [--minutes 10] [--rate 1000]
+    .venv/bin/python -m tests.benchmarks.soak [--minutes 10] [--rate 1000] [--broker kafka]
 
-Embedded broker, ``recsvc builder`` and ``recsvc serve --workers 2`` as child processes; a
+A broker (Apache Kafka by default; ``--broker tansu`` for the embedded one), ``recsvc builder``
+and ``recsvc serve --workers 2`` as child processes; a
 producer sends ``--rate`` events/s and a client sends ``--requests-per-second`` GET /recommend
 for random users. Every 30 s it samples RSS, open file descriptors and threads of the builder
 and the server processes, and the served model version. Prints start and end figures and
-fails (exit 1) on error responses, versions that stop advancing, or resources that keep growing.
+fails (exit 1) on error responses, versions that stop advancing (no new one for two minutes),
+or file descriptors and threads that keep growing.
 """
 
 from __future__ import annotations
@@ -22,13 +24,21 @@ from pathlib import Path
 
 import numpy as np
 
-from recommendation_service.broker import EmbeddedBroker, ensure_topic
+from recommendation_service.broker import ensure_topic
 from recommendation_service.demo_producers import Pacer
 from recommendation_service.synthetic import TasteModel, make_catalog
 
-from ..conftest import free_port
+from ..processes import (
+    add_broker_argument,
+    broker_of,
+    free_port,
+    get,
+    process_tree,
+    serve,
+    stop,
+    wait_healthy,
+)
 from ..processes import builder as start_builder
-from ..processes import get, process_tree, serve, stop, wait_healthy
 from .freshness import Stream
 
 
@@ -82,11 +92,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--requests-per-second", type=float, default=200.0)
+    add_broker_argument(parser, default="kafka")
     args = parser.parse_args()
+    if args.broker == "both":
+        parser.error("the soak runs on one broker at a time")
     tastes = TasteModel(make_catalog(2000, 16, 3), 5000, seed=3)
     http_port = free_port()
     samples = []
-    with EmbeddedBroker("127.0.0.1", free_port()) as broker, tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as root, broker_of(args.broker, Path(root) / "b") as broker:
+        tmp = str(Path(root) / "models")
         topic = f"soak-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
         builder = start_builder(
@@ -127,8 +141,16 @@ def main() -> None:
                 stop(proc)
     first, last = samples[1] if len(samples) > 2 else samples[0], samples[-1]
     errors = sum(n for status, n in client.statuses.items() if status != 200)
+    gaps, last_new = [], samples[0]
+    for sample in samples[1:]:
+        if sample["version"] != last_new["version"]:
+            gaps.append(sample["t"] - last_new["t"])
+            last_new = sample
+    gaps.append(samples[-1]["t"] - last_new["t"])
     report = {
+        "broker": args.broker,
         "minutes": args.minutes,
+        "longest_time_without_a_new_version_s": max(gaps),
         "events_sent": stream.sent,
         "events_per_second": round(stream.sent / stream.seconds, 1),
         "requests": sum(client.statuses.values()),
@@ -143,6 +165,8 @@ def main() -> None:
         problems.append(f"{errors} error responses")
     if not last["version"] or last["version"] <= first["version"]:
         problems.append("model versions did not advance")
+    if max(gaps) > 120:
+        problems.append(f"no new version for {max(gaps)} s")
     for name in ("builder", "server"):
         a, b = first[name], last[name]
         if b["fds"] > a["fds"] + 10 or b["threads"] > a["threads"] + 5:
