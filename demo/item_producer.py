@@ -6,7 +6,7 @@
 The same command is ``recsvc item-producer``; ``--help`` lists every flag.
 """
 
-from recommendation_service.demo_producers import item_producer
+from recommendation_service.sandbox.producers import item_producer
 
 if __name__ == "__main__":
     item_producer()

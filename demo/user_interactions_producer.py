@@ -7,7 +7,7 @@ Each user favours one category (``--focus`` of their events), so the model visib
 The same command is ``recsvc user-interactions-producer``; ``--help`` lists every flag.
 """
 
-from recommendation_service.demo_producers import user_interactions_producer
+from recommendation_service.sandbox.producers import user_interactions_producer
 
 if __name__ == "__main__":
     user_interactions_producer()

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from .ann import IVFParams
-from .associations import AssociationParams
 from .errors import ConfigError
-from .events import DEFAULT_ACTION_WEIGHTS
-from .realtime import RealtimeParams
-from .window import Decay
+from .model.ann import IVFParams
+from .model.associations import AssociationParams
+from .model.events import DEFAULT_ACTION_WEIGHTS
+from .model.realtime import RealtimeParams
+from .model.window import Decay
 
 #: librdkafka settings that make group joins take seconds instead of ~20 s, and keep a fetch
 #: from idling at the broker for long (Tansu, the embedded broker, holds a fetch for its full wait
@@ -251,7 +251,7 @@ class ServerConfig:
     threads
         Connection threads per process: they read requests and write responses, while the
         app runs one request at a time per process (see
-        :mod:`~recommendation_service.request_gate`). A slow client holds one of them for up
+        :mod:`~recommendation_service.server.request_gate`). A slow client holds one of them for up
         to ``client_timeout``; more threads cost throughput (request parsing contends for the
         GIL), so the default suits a server behind a buffering proxy or load balancer.
     client_timeout

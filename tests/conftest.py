@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from recommendation_service.broker import BrokerProcess, ensure_topic
 from recommendation_service.config import ALSParams, ServerConfig
 from recommendation_service.errors import BrokerError
-from recommendation_service.events import Event
-from recommendation_service.model_store import ModelStore
-from recommendation_service.model_watcher import ModelWatcher
-from recommendation_service.synthetic import TasteModel, make_catalog
-from recommendation_service.trainer import ALSTrainer
-from recommendation_service.window import SlidingWindow
+from recommendation_service.model.events import Event
+from recommendation_service.model.store import ModelStore
+from recommendation_service.model.trainer import ALSTrainer
+from recommendation_service.model.window import SlidingWindow
+from recommendation_service.sandbox.brokers import BrokerProcess, ensure_topic
+from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
+from recommendation_service.server.model_watcher import ModelWatcher
 
 from .processes import broker_of
 from .processes import free_port as free_port  # re-exported: tests import it from here
@@ -35,7 +35,11 @@ REQUIRE_KAFKA = os.environ.get("RECSVC_TEST_REQUIRE_KAFKA", "") not in ("", "0")
 @functools.cache
 def kafka_unavailable() -> str | None:
     """Why Apache Kafka cannot run on this machine, or None (jars are fetched on first use)."""
-    from recommendation_service.kafka_broker import default_libs_dir, ensure_kafka_jars, java_binary
+    from recommendation_service.sandbox.kafka_broker import (
+        default_libs_dir,
+        ensure_kafka_jars,
+        java_binary,
+    )
 
     try:
         java_binary()
@@ -115,7 +119,7 @@ def model_dir(tmp_path, planted_model) -> Path:
 
 @pytest.fixture
 def app(model_dir):
-    from recommendation_service.app import create_app
+    from recommendation_service.server.app import create_app
 
     config = ServerConfig(model_dir=model_dir, max_n=50)
     watcher = ModelWatcher(ModelStore(model_dir), config.reload_interval)

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from recommendation_service.broker import BrokerProcess, make_broker
+from recommendation_service.sandbox.brokers import BrokerProcess, make_broker
 
 
 def free_port() -> int:

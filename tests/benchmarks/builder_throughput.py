@@ -20,13 +20,13 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from recommendation_service.broker import ensure_topic
-from recommendation_service.builder import ModelBuilder
+from recommendation_service.builder.model_builder import ModelBuilder
 from recommendation_service.config import ALSParams, BuilderConfig, KafkaSettings
-from recommendation_service.events import Event
-from recommendation_service.synthetic import TasteModel, make_catalog
-from recommendation_service.trainer import ALSTrainer
-from recommendation_service.window import SlidingWindow
+from recommendation_service.model.events import Event
+from recommendation_service.model.trainer import ALSTrainer
+from recommendation_service.model.window import SlidingWindow
+from recommendation_service.sandbox.brokers import ensure_topic
+from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 
 from ..processes import add_broker_argument, broker_of, engines_of
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from confluent_kafka import Producer
 
-from recommendation_service.broker import ensure_topic
-from recommendation_service.demo_producers import Pacer
-from recommendation_service.synthetic import TasteModel, make_catalog
+from recommendation_service.sandbox.brokers import ensure_topic
+from recommendation_service.sandbox.producers import Pacer
+from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 
 from ..processes import (
     add_broker_argument,

@@ -22,9 +22,9 @@ import time
 import numpy as np
 
 from recommendation_service.config import ALSParams
-from recommendation_service.events import Event
-from recommendation_service.model_store import ModelStore
-from recommendation_service.synthetic import TasteModel, make_catalog
+from recommendation_service.model.events import Event
+from recommendation_service.model.store import ModelStore
+from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 
 from ..conftest import free_port, train_window
 from ..processes import serve, stop, wait_healthy

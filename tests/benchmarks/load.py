@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from recommendation_service.ann import IVFParams, build_ivf, reorder_items
-from recommendation_service.model_store import ModelStore
-from recommendation_service.model_watcher import ModelWatcher, lower_thread_priority
-from recommendation_service.realtime import FoldIn, RealtimeParams
+from recommendation_service.model.ann import IVFParams, build_ivf, reorder_items
+from recommendation_service.model.realtime import FoldIn, RealtimeParams
+from recommendation_service.model.store import ModelStore
+from recommendation_service.model.threads import lower_thread_priority
+from recommendation_service.server.model_watcher import ModelWatcher
 
 from ..conftest import free_port
 from ..processes import process_tree, serve, stop, wait_healthy

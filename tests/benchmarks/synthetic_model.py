@@ -11,8 +11,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommendation_service.config import ALSParams
-from recommendation_service.trainer import TrainedModel
-from recommendation_service.window import WindowSnapshot
+from recommendation_service.model.trainer import TrainedModel
+from recommendation_service.model.window import WindowSnapshot
 
 
 def synthetic_model(n_items: int, n_users: int, factors: int = 64, seed: int = 0) -> TrainedModel:

@@ -22,14 +22,14 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from recommendation_service.broker import ensure_topic
-from recommendation_service.control_files import ControlFiles
-from recommendation_service.demo_producers import Pacer
-from recommendation_service.model_store import ModelStore
+from recommendation_service.model.control_files import ControlFiles
+from recommendation_service.model.store import ModelStore
+from recommendation_service.sandbox.brokers import ensure_topic
+from recommendation_service.sandbox.producers import Pacer
 
+from ..integration.test_standby_builder import manifests
 from ..processes import add_broker_argument, broker_of, engines_of, stop
 from ..processes import builder as start_builder
-from ..test_standby_builder import manifests
 
 
 def wait(predicate, timeout: float, what: str) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from recommendation_service.broker import ensure_topic
+from recommendation_service.sandbox.brokers import ensure_topic
 
 from ..processes import add_broker_argument, broker_of, engines_of
 

@@ -1,0 +1,1 @@
+"""What the builder process runs: the consume loop, window rebuild, training thread, lease."""

@@ -1,0 +1,388 @@
+"""The model builder: the worker loop that turns the interactions topic into published models.
+
+One loop iteration is a few named steps: poll a batch, parse each message, apply valid events
+to the window (malformed ones are counted and optionally dead-lettered), store the batch's
+offsets (only after its events are applied), request a refit every N events, and -- every
+``update_interval`` -- publish fresh vectors of the users who had events (fold-in against the
+served model), so servers reflect each event within a fraction of a second. Fitting and
+publishing happen on :class:`TrainingWorker`'s thread, so consuming never stops for training.
+Housekeeping (status file, gauges, refit requests from the API) is in
+:mod:`~recommendation_service.builder.monitor`, outage detection in
+:mod:`~recommendation_service.builder.kafka_health`, and rebuilding the window on (re)assignment in
+:mod:`~recommendation_service.builder.window_rebuild`.
+
+One builder per model directory is active: it holds the directory's lease
+(:mod:`~recommendation_service.builder.lease`). Others started on the same directory stand by
+without joining the consumer group, and the first to get the lease when the active one ends
+takes over: it rebuilds the window from Kafka and publishes the next version.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from ..config import BuilderConfig
+from ..errors import MalformedEvent
+from ..model.control_files import ControlFiles
+from ..model.events import MalformedCounter, parse_event
+from ..model.realtime import FoldIn
+from ..model.store import ModelStore, update_arrays
+from ..model.trainer import ALSTrainer
+from ..model.window import SlidingWindow, WindowSnapshot
+from .kafka_health import KafkaHealth
+from .lease import BuilderLease, new_builder_id
+from .metrics import BuilderMetrics
+from .monitor import BuilderMonitor, RefitJobs
+from .training_worker import TrainingWorker
+from .window_rebuild import plan_assignment, replay
+from .write_failures import WriteFailures
+
+logger = logging.getLogger(__name__)
+
+
+class ModelBuilder:
+    """Consumes interactions, keeps the sliding window, and drives training.
+
+    Parameters
+    ----------
+    config
+        The validated builder configuration.
+    """
+
+    def __init__(self, config: BuilderConfig) -> None:
+        self.config = config
+        self.builder_id = new_builder_id()
+        self.started_at = time.time()
+        self.active_since: float | None = None
+        self.window = SlidingWindow(config.window, config.decay)
+        self.malformed = MalformedCounter()
+        self.events_consumed = 0
+        self.events_since_refit = 0
+        #: Offsets deleted by retention or DeleteRecords before this builder read them.
+        self.offsets_skipped = 0
+        #: Times the live consumer found its next offset deleted and restarted at the log start.
+        self.offset_resets = 0
+        self.store = ModelStore(config.model_dir, keep=config.keep_versions, writer=self.builder_id)
+        self.control = ControlFiles(self.store)
+        self.lease = BuilderLease(self.store.root, self.builder_id)
+        self.trainer = TrainingWorker(
+            ALSTrainer(config.als),
+            self.store,
+            self.snapshot,
+            config.realtime,
+            self._on_published,
+            config.ivf,
+            config.associations,
+        )
+        self.metrics = BuilderMetrics()
+        self.kafka = KafkaHealth()
+        self.monitor = BuilderMonitor(self)
+        # Guards what the training thread reads when it snapshots and writes when it
+        # publishes: the window, positions, refit jobs and the fresh-vector state.
+        self.lock = threading.Lock()
+        self.jobs = RefitJobs()
+        # Fresh-vector state: the served model's fold-in, users with events not yet written,
+        # and users with events since the last snapshot (the next version must redo them).
+        self.fold: FoldIn | None = None
+        self.fold_version: str | None = None
+        self.update_seq = 0
+        self.updates_written = 0
+        self.update_failures = WriteFailures(f"update file to {self.store.root}", maximum=30.0)
+        self._dirty: set[str] = set()
+        self._since_snapshot: set[str] = set()
+        self._next_flush = 0.0
+        # (topic, partition) -> offset of the next event to apply; the window holds all before.
+        self.positions: dict[tuple[str, int], int] = {}
+        self._stop = threading.Event()
+        self.consumer: Consumer | None = None
+        self._dead_letters: Producer | None = None
+
+    # -- shared with the training thread -----------------------------------------------
+    def snapshot(self) -> tuple[WindowSnapshot, Mapping[str, Mapping[int, int]]]:
+        """The window now, and the offsets it covers (called on the training thread)."""
+        with self.lock:
+            snap = self.window.snapshot()
+            self.events_since_refit = 0
+            self._since_snapshot = set()
+            self.jobs.start()
+            offsets: dict[str, dict[int, int]] = {}
+            for (topic, partition), offset in self.positions.items():
+                offsets.setdefault(topic, {})[partition] = offset
+        return snap, offsets
+
+    def _on_published(self, manifest: dict, fold: FoldIn) -> None:
+        """A new version is served: fold later events into it (called on the training thread)."""
+        with self.lock:
+            self.fold, self.fold_version, self.update_seq = fold, manifest["name"], 0
+            self._dirty |= self._since_snapshot
+            self.jobs.finish(manifest)
+        self.metrics.training.observe(manifest["training_seconds"])
+        self.metrics.last_publish.set(manifest["created_ts"])
+        self.metrics.model_version.set(manifest["version"])
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to finish its batch, commit and exit (safe from signal handlers)."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Stand by until this builder holds the model directory, then consume until stopped."""
+        if not self._acquire_lease():
+            return
+        try:
+            self._run_active()
+        finally:
+            self.lease.release()
+
+    def _acquire_lease(self) -> bool:
+        """Wait for the lease, announcing this standby; False if stopped first."""
+        if self.lease.try_acquire():
+            self.active_since = time.time()
+            return True
+        logger.info(
+            "builder %s standing by: %s holds %s",
+            self.builder_id,
+            self.lease.holder() or "another builder",
+            self.store.root,
+        )
+        try:
+            while not self._stop.wait(0.2):
+                if self.lease.try_acquire():
+                    self.active_since = time.time()
+                    logger.info("builder %s took over %s", self.builder_id, self.store.root)
+                    return True
+                self.monitor.write_standby()
+        finally:
+            try:
+                self.control.remove_standby(self.builder_id)
+            except OSError as exc:
+                logger.warning("cannot remove the standby file: %s", exc)
+        return False
+
+    def _run_active(self) -> None:
+        cfg = self.config
+        # Servers read the status from the start, not only after the first model.
+        self.monitor.tick()
+        if cfg.metrics_port:
+            try:
+                self.metrics.serve(cfg.metrics_host, cfg.metrics_port)
+                logger.info(
+                    "builder metrics on http://%s:%d/metrics", cfg.metrics_host, cfg.metrics_port
+                )
+            except OSError as exc:  # metrics are not worth refusing to build models
+                logger.error("cannot serve metrics on port %d: %s", cfg.metrics_port, exc)
+        self.trainer.start()
+        self.consumer = Consumer({**cfg.kafka.consumer_config(), "error_cb": self.kafka.on_error})
+        if cfg.kafka.dead_letter_topic:
+            self._dead_letters = Producer(cfg.kafka.client_config())
+        self.consumer.subscribe(
+            [cfg.kafka.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        logger.info(
+            "builder consuming %s from %s (group %s), window %d, refit every %d events",
+            cfg.kafka.topic,
+            cfg.kafka.bootstrap_servers,
+            cfg.kafka.group_id,
+            cfg.window,
+            cfg.retrain_every,
+        )
+        try:
+            while not self._stop.is_set():
+                self._step()
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        consumer, self.consumer = self.consumer, None
+        if consumer is not None:
+            try:
+                consumer.commit(asynchronous=False)
+            except KafkaException as exc:
+                # NO_OFFSET just means nothing new was stored since the last commit.
+                if exc.args[0].code() != KafkaError._NO_OFFSET:
+                    logger.warning("final offset commit failed: %s", exc)
+            consumer.close()
+        if self._dead_letters is not None:
+            self._dead_letters.flush(10)
+        self.trainer.stop()
+        logger.info("builder stopped after %d events", self.events_consumed)
+
+    # -- the loop's steps ----------------------------------------------------------------
+    def _step(self) -> None:
+        # A short timeout: consume() waits for the full batch or the timeout, and every event
+        # should reach the servers within a fraction of a second.
+        messages = self.consumer.consume(num_messages=5000, timeout=0.02)
+        if messages:
+            self.kafka.records_arrived()
+            self._apply_batch(messages)
+        self._flush_updates()
+        if self._dead_letters is not None:
+            self._dead_letters.poll(0)
+        self.monitor.tick()
+
+    def _apply_batch(self, messages: list[Message]) -> None:
+        cfg = self.config
+        last: dict[tuple[str, int], Message] = {}
+        applied = 0
+        with self.lock:
+            for msg in messages:
+                if msg.error():
+                    self._on_consume_error(msg)
+                    continue
+                key = (msg.topic(), msg.partition())
+                try:
+                    event = parse_event(
+                        msg.value(),
+                        msg.timestamp()[1] / 1000.0,
+                        max_bytes=cfg.max_event_bytes,
+                        max_id_length=cfg.max_id_length,
+                        actions=cfg.actions,
+                    )
+                except MalformedEvent as exc:
+                    self._on_malformed(msg, exc)
+                else:
+                    self.window.add(event)
+                    self._dirty.add(event.user)
+                    self._since_snapshot.add(event.user)
+                    applied += 1
+                self.positions[key] = msg.offset() + 1
+                last[key] = msg
+            self.events_consumed += applied
+            self.events_since_refit += applied
+            due = self.events_since_refit >= cfg.retrain_every
+        self.metrics.events.inc(applied)
+        self._store_offsets(last.values())
+        if due:
+            self.trainer.request()
+
+    def _flush_updates(self) -> None:
+        """Write fresh vectors of the users with new events, at most every update_interval."""
+        now = time.monotonic()
+        if now < self._next_flush or not self.update_failures.ready():
+            return
+        with self.lock:
+            if self.fold is None or not self._dirty:
+                return
+            fold, version, users, self._dirty = self.fold, self.fold_version, self._dirty, set()
+            self.update_seq += 1
+            seq = self.update_seq
+        # The window only changes on this thread, so reading it needs no lock.
+        fresh = [(u, fold.user_vector(h)) for u in users if (h := self.window.user_history(u))]
+        fresh = [(u, v) for u, v in fresh if v is not None]
+        try:
+            if fresh:
+                self.store.write_update(version, seq, update_arrays(*map(list, zip(*fresh))))
+                self.updates_written += 1
+                self.metrics.updates.inc()
+        except OSError as exc:
+            # Those users' vectors go into the next attempt, after a backoff.
+            self.update_failures.failed(exc)
+            with self.lock:
+                self._dirty |= users
+        else:
+            self.update_failures.succeeded()
+        # While catching up on a backlog, many users change per interval; spacing flushes by
+        # four times their cost caps fold-in at a fifth of the time, and users coalesce.
+        spent = time.monotonic() - now
+        self._next_flush = now + max(self.config.update_interval, 4 * spent)
+
+    def _store_offsets(self, messages) -> None:
+        # Stored offsets are committed by auto-commit; they mark events already in the window.
+        for msg in messages:
+            try:
+                self.consumer.store_offsets(message=msg)
+            except KafkaException as exc:
+                # The partition may have been revoked meanwhile; the next owner replays it.
+                logger.warning(
+                    "could not store offset %s[%d]@%d: %s",
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    exc,
+                )
+
+    def _on_malformed(self, msg: Message, exc: MalformedEvent) -> None:
+        where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+        self.malformed.record(exc, where)
+        self.metrics.malformed.labels(exc.reason).inc()
+        if self._dead_letters is None:
+            return
+        headers = {
+            "recsvc-error": exc.reason,
+            "recsvc-source": where,
+        }
+        try:
+            self._dead_letters.produce(
+                self.config.kafka.dead_letter_topic,
+                value=msg.value(),
+                key=msg.key(),
+                headers=headers,
+            )
+        except (BufferError, KafkaException) as err:
+            logger.warning("dead-letter produce failed for %s: %s", where, err)
+
+    def _on_consume_error(self, msg: Message) -> None:
+        error = msg.error()
+        if error.code() == KafkaError._AUTO_OFFSET_RESET:
+            # The broker deleted records (retention, DeleteRecords) this builder had not read
+            # yet; librdkafka resumes at the log start (auto.offset.reset=earliest).
+            logger.error(
+                "%s[%s]: the next offset to read was deleted by the broker before the builder "
+                "read it (retention too short for the builder's lag?); resuming at the log "
+                "start: %s",
+                msg.topic(),
+                msg.partition(),
+                error,
+            )
+            with self.lock:
+                self.offset_resets += 1
+            return
+        logger.warning(
+            "consume error on %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(), error
+        )
+        if error.fatal():
+            raise KafkaException(error)
+
+    # -- rebalance callbacks -------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        cfg = self.config
+        committed = consumer.committed(partitions, timeout=30)
+        resume, ranges, skipped = plan_assignment(
+            consumer, committed, cfg.kafka, self.positions
+        )
+        result = replay(
+            cfg.kafka,
+            ranges,
+            cfg.window,
+            max_bytes=cfg.max_event_bytes,
+            max_id_length=cfg.max_id_length,
+        )
+        with self.lock:
+            for event in result.events:
+                self.window.add(event)
+            self.offsets_skipped += sum(skipped.values())
+            self.positions.update(resume)
+            self.positions.update(result.resume)
+        for tp in committed:
+            tp.offset = self.positions[(tp.topic, tp.partition)]
+        consumer.assign(committed)
+        logger.info(
+            "assigned %s; window rebuilt with %d events",
+            [f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in committed],
+            len(result.events),
+        )
+        if result.events:
+            self.trainer.request()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                logger.warning("offset commit on revoke failed: %s", exc)
+        logger.info("revoked %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])

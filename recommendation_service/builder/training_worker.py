@@ -1,0 +1,163 @@
+"""The training thread: refits on the newest window whenever asked, and publishes the result.
+
+Requests coalesce: while a fit runs, any number of new requests collapse into one, and the next
+fit snapshots the window as it is *then*. Consuming never waits for training, and no queue of
+stale snapshots can build up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+from ..errors import ModelFitError
+from ..model.ann import IVFParams, build_ivf, reorder_items
+from ..model.associations import AssociationParams, associations
+from ..model.realtime import FoldIn, RealtimeParams
+from ..model.store import ModelStore
+from ..model.threads import lower_thread_priority
+from ..model.trainer import ALSTrainer
+from ..model.window import WindowSnapshot
+from .write_failures import WriteFailures
+
+logger = logging.getLogger(__name__)
+
+SnapshotSource = Callable[[], tuple[WindowSnapshot, Mapping[str, Mapping[int, int]]]]
+PublishedHook = Callable[[dict, FoldIn], None]
+
+
+class TrainingWorker:
+    """Runs fits and publishes in a daemon thread.
+
+    Parameters
+    ----------
+    trainer
+        Fits ALS on a snapshot.
+    store
+        Where models are published.
+    take_snapshot
+        Called on the training thread; returns the window snapshot and the offsets it covers.
+    realtime
+        Fold-in settings published with each model.
+    on_published
+        Called on the training thread with the manifest and fold-in state of each new version.
+    ivf
+        When to build an approximate index (and reorder the catalog by its clusters).
+    assoc
+        How baskets are formed and which co-occurrences are kept.
+    max_backoff
+        Upper bound of the wait between retries after a failed publish.
+    """
+
+    def __init__(
+        self,
+        trainer: ALSTrainer,
+        store: ModelStore,
+        take_snapshot: SnapshotSource,
+        realtime: RealtimeParams | None = None,
+        on_published: PublishedHook | None = None,
+        ivf: IVFParams | None = None,
+        assoc: AssociationParams | None = None,
+        max_backoff: float = 60.0,
+    ) -> None:
+        self.trainer = trainer
+        self.store = store
+        self.take_snapshot = take_snapshot
+        self.realtime = realtime or RealtimeParams()
+        self.ivf = ivf or IVFParams()
+        self.assoc = assoc or AssociationParams()
+        self.on_published = on_published
+        self.trainings = 0
+        #: Fits that raised (the window is kept; the next events trigger another try).
+        self.fit_failures = 0
+        #: Publishes that failed (disk full, unwritable directory), retried with backoff.
+        self.publish_failures = WriteFailures(f"model to {store.root}", maximum=max_backoff)
+        self.last_manifest: dict | None = None
+        self.training = False
+        self._wanted = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread = threading.Thread(target=self._run, name="als-trainer", daemon=True)
+
+    def start(self) -> TrainingWorker:
+        self._thread.start()
+        return self
+
+    def request(self) -> None:
+        """Ask for a refit on the newest window (cheap; coalesces with pending requests)."""
+        self._idle.clear()
+        self._wanted.set()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no fit is pending or running (used by tests and shutdown)."""
+        return self._idle.wait(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wanted.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        lower_thread_priority()
+        while True:
+            self._wanted.wait()
+            if self._stop.is_set():
+                return
+            self._wanted.clear()
+            self.training = True
+            try:
+                ok = self._train_once()
+            finally:
+                self.training = False
+            if not ok:
+                # Retry later with the newest window; never spin on a full disk.
+                self._wanted.set()
+                if self._stop.wait(self.publish_failures.delay()):
+                    return
+            if not self._wanted.is_set():
+                self._idle.set()
+
+    def _train_once(self) -> bool:
+        snapshot, offsets = self.take_snapshot()
+        if snapshot.matrix.nnz == 0:
+            return True
+        try:
+            model = self.trainer.fit(snapshot)
+        except ModelFitError as exc:
+            self.fit_failures += 1
+            logger.error("training failed, keeping the last model: %s", exc)
+            return True  # the same window would fail again; wait for new events
+        start = time.perf_counter()
+        fold = FoldIn(snapshot.item_ids, model.item_factors, model.params, self.realtime)
+        index = None
+        if snapshot.n_items >= self.ivf.min_items:
+            order, index = build_ivf(fold.scoring_matrix, self.ivf)
+            model = reorder_items(model, order)
+            fold = FoldIn(model.snapshot.item_ids, model.item_factors, model.params, self.realtime)
+        assoc = None
+        if model.snapshot.positive_events is not None:
+            assoc = associations(model.snapshot.positive_events, model.snapshot.n_items, self.assoc)
+        try:
+            manifest = self.store.publish(model, fold, offsets, index=index, assoc=assoc)
+        except OSError as exc:
+            self.publish_failures.failed(exc)
+            return False
+        self.publish_failures.succeeded()
+        self.trainings += 1
+        self.last_manifest = manifest
+        if self.on_published is not None:
+            self.on_published(manifest, fold)
+        logger.info(
+            "published model %s: window %d events, %d users, %d items, trained %.2f s, "
+            "written %.2f s",
+            manifest["name"],
+            manifest["window_size"],
+            manifest["n_users"],
+            manifest["n_items"],
+            model.training_seconds,
+            time.perf_counter() - start,
+        )
+        return True

@@ -1,0 +1,134 @@
+"""``recsvc builder``: the model builder process (consume, window, refit, publish)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import click
+
+from ..config import (
+    BuilderConfig,
+    KafkaSettings,
+    parse_action_weights,
+    parse_kafka_options,
+)
+from ..model.ann import IVFParams
+from ..model.associations import AssociationParams
+from .options import (
+    als_params,
+    association_params,
+    config_or_exit,
+    decay_params,
+    kafka_options,
+    model_options,
+    opt,
+    realtime_options,
+    realtime_params,
+    split_env_list,
+)
+
+
+@click.command(short_help="Consume interactions, refit ALS, publish model versions.")
+@kafka_options[0]
+@kafka_options[1]
+@opt("--group-id", default="recsvc-builder", help="Consumer group.")
+@opt(
+    "--dead-letter-topic",
+    default=None,
+    help="Copy malformed messages to this topic (off when unset).",
+)
+@kafka_options[2]
+@opt(
+    "--model-dir",
+    default="models",
+    type=click.Path(path_type=Path),
+    help="Directory models are published to.",
+)
+@model_options
+@opt(
+    "--keep-versions",
+    default=BuilderConfig.keep_versions,
+    type=int,
+    help="Model versions kept on disk.",
+)
+@opt(
+    "--max-event-bytes",
+    default=BuilderConfig.max_event_bytes,
+    type=int,
+    help="Larger messages are rejected as malformed.",
+)
+@realtime_options
+@opt(
+    "--action-weight",
+    "action_weights",
+    multiple=True,
+    metavar="ACTION=WEIGHT",
+    help="Override or add an action weight, repeatable (env: whitespace-separated).",
+)
+@opt(
+    "--update-interval",
+    default=BuilderConfig.update_interval,
+    type=float,
+    help="Seconds between writes of fresh user vectors for the servers.",
+)
+@opt(
+    "--ann-min-items",
+    default=IVFParams.min_items,
+    type=click.IntRange(1),
+    help="Publish an approximate (IVF) index for catalogs of at least this many items.",
+)
+@opt(
+    "--session-gap",
+    default=AssociationParams.session_gap,
+    type=float,
+    help="Seconds between a user's events that end a basket (events without a basket id).",
+)
+@opt(
+    "--min-support",
+    default=AssociationParams.min_support,
+    type=int,
+    help="Baskets two items must share to be listed as bought together.",
+)
+@opt("--metrics-host", default="127.0.0.1", help="Builder metrics address.")
+@opt(
+    "--metrics-port",
+    default=9108,
+    type=click.IntRange(0, 65535),
+    help="Builder metrics port (GET /metrics); 0 turns them off.",
+)
+def builder(**opts) -> None:
+    """Consume interactions, keep the sliding window, retrain ALS and publish models."""
+
+    def make():
+        return BuilderConfig(
+            kafka=KafkaSettings(
+                bootstrap_servers=opts["bootstrap_servers"],
+                topic=opts["topic"],
+                group_id=opts["group_id"],
+                dead_letter_topic=opts["dead_letter_topic"] or None,
+                options=parse_kafka_options(split_env_list(opts["kafka_options"])),
+            ),
+            model_dir=opts["model_dir"],
+            als=als_params(opts),
+            window=opts["window"],
+            retrain_every=opts["retrain_every"],
+            keep_versions=opts["keep_versions"],
+            max_event_bytes=opts["max_event_bytes"],
+            realtime=realtime_params(opts),
+            decay=decay_params(opts),
+            actions=parse_action_weights(split_env_list(opts["action_weights"])),
+            update_interval=opts["update_interval"],
+            ivf=IVFParams(min_items=opts["ann_min_items"]),
+            associations=association_params(opts),
+            metrics_host=opts["metrics_host"],
+            metrics_port=opts["metrics_port"],
+        )
+
+    config = config_or_exit(make)
+    from ..builder.model_builder import ModelBuilder
+
+    worker = ModelBuilder(config)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: worker.stop())
+    worker.run()

@@ -1,0 +1,183 @@
+"""The option sets ``recsvc`` commands share, and turning parsed options into config objects.
+
+Every option also reads an environment variable, by one rule (click's automatic variables):
+``RECSVC_<COMMAND>_<OPTION>``, upper case, dashes as underscores -- ``recsvc builder --window``
+is ``RECSVC_BUILDER_WINDOW``, ``recsvc item-producer --seed`` is ``RECSVC_ITEM_PRODUCER_SEED``,
+and options of ``recsvc`` itself drop the command (``RECSVC_LOG_LEVEL``). ``--help`` shows each.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..config import ALSParams, BuilderConfig
+from ..errors import ConfigError
+from ..model.associations import AssociationParams
+from ..model.realtime import RealtimeParams
+from ..model.window import Decay
+
+#: Prefix of every environment variable; commands add their name (see the module docstring).
+ENV_PREFIX = "RECSVC"
+
+
+def config_or_exit(factory):
+    """Build a config object, turning a :class:`ConfigError` into a usage error (exit 2)."""
+    try:
+        return factory()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def opt(*names, **kwargs):
+    """A click option that shows its default and its environment variable in ``--help``."""
+    return click.option(*names, show_envvar=True, show_default=True, **kwargs)
+
+
+kafka_options = [
+    opt(
+        "--bootstrap-servers",
+        default="127.0.0.1:9092",
+        help="Kafka bootstrap servers (host:port[,host:port...]).",
+    ),
+    opt("--topic", default="interactions", help="Interactions topic."),
+    opt(
+        "--kafka-option",
+        "kafka_options",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Extra librdkafka property, repeatable (env: whitespace-separated).",
+    ),
+]
+
+
+model_option_list = [
+    opt(
+        "--window",
+        default=BuilderConfig.window,
+        type=int,
+        help="Number of most recent events kept (W).",
+    ),
+    opt(
+        "--retrain-every",
+        default=BuilderConfig.retrain_every,
+        type=int,
+        help="Refit ALS after this many new events (N).",
+    ),
+    opt(
+        "--factors", default=ALSParams.factors, type=int, help="ALS latent factors."
+    ),
+    opt(
+        "--regularization",
+        default=ALSParams.regularization,
+        type=float,
+        help="ALS L2 regularization.",
+    ),
+    opt(
+        "--alpha",
+        default=ALSParams.alpha,
+        type=float,
+        help="ALS confidence scale for interaction weights.",
+    ),
+    opt(
+        "--iterations",
+        default=ALSParams.iterations,
+        type=int,
+        help="ALS sweeps per refit.",
+    ),
+    opt(
+        "--num-threads",
+        default=ALSParams.num_threads,
+        type=int,
+        help="Threads for ALS (0 = all cores).",
+    ),
+]
+
+
+def stack(options):
+    """One decorator applying a list of click options, in list order on the help page."""
+
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+#: Window, refit cadence and ALS options (builder and evaluate).
+model_options = stack(model_option_list)
+
+
+realtime_option_list = [
+    opt(
+        "--recent-boost",
+        default=RealtimeParams.recent_boost,
+        type=float,
+        help="Extra fold-in weight of a user's newest event (1 + boost).",
+    ),
+    opt(
+        "--recent-half-life",
+        default=RealtimeParams.recent_half_life,
+        type=float,
+        help="The boost halves every this many older events of the user.",
+    ),
+    opt(
+        "--similarity-weight",
+        default=RealtimeParams.similarity_weight,
+        type=float,
+        help="Weight of item-to-item similarity with the user's recent items.",
+    ),
+    opt(
+        "--decay-half-life-events",
+        default=0.0,
+        type=float,
+        help="Halve an event's weight after this many newer events (0 = off).",
+    ),
+    opt(
+        "--decay-half-life-seconds",
+        default=0.0,
+        type=float,
+        help="Halve an event's weight after this many seconds of event time (0 = off).",
+    ),
+]
+
+
+realtime_options = stack(realtime_option_list)
+
+
+def als_params(opts) -> ALSParams:
+    return ALSParams(
+        factors=opts["factors"],
+        regularization=opts["regularization"],
+        alpha=opts["alpha"],
+        iterations=opts["iterations"],
+        num_threads=opts["num_threads"],
+    )
+
+
+def realtime_params(opts) -> RealtimeParams:
+    try:
+        return RealtimeParams(
+            opts["recent_boost"], opts["recent_half_life"], opts["similarity_weight"]
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def association_params(opts) -> AssociationParams:
+    try:
+        return AssociationParams(opts["session_gap"], opts["min_support"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def decay_params(opts) -> Decay:
+    try:
+        return Decay(opts["decay_half_life_events"], opts["decay_half_life_seconds"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def split_env_list(values: tuple[str, ...]) -> list[str]:
+    # From the environment click passes one string; split it like a shell word list.
+    return [part for value in values for part in value.split()]

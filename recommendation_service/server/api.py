@@ -1,0 +1,169 @@
+"""HTTP endpoints: recommendations, health, the served model's manifest, and metrics."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+
+from ..config import ServerConfig
+from ..model.events import has_control_characters
+from ..model.served_model import ServedModel
+from .model_watcher import ModelWatcher
+
+bp = Blueprint("api", __name__)
+
+
+def watcher() -> ModelWatcher:
+    return current_app.extensions["recsvc_watcher"]
+
+
+def server_config() -> ServerConfig:
+    return current_app.config["RECSVC"]
+
+
+def model_or_503() -> ServedModel:
+    # Read the reference once: the whole response then comes from one model version.
+    model = watcher().model
+    if model is None:
+        abort(503, description="no model has been published yet; the builder is still training")
+    return model
+
+
+def checked_id(value: object, name: str) -> str:
+    """An id from a request, or a JSON 400 saying what an id must be (the events' rule)."""
+    max_length = server_config().max_id_length
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        abort(400, description=f"{name} must be a non-empty string or integer id")
+    text = str(value)
+    if len(text) > max_length:
+        abort(400, description=f"{name} must be at most {max_length} characters")
+    if has_control_characters(text):
+        abort(400, description=f"{name} must not contain control characters (NUL, CR, LF, ...)")
+    return text
+
+
+def user_param() -> str:
+    user = request.args.get("user")
+    if user is None or not user.strip():
+        abort(400, description="query parameter 'user' is required: a non-empty user id")
+    return checked_id(user, "query parameter 'user'")
+
+
+def n_param() -> int:
+    raw = request.args.get("n")
+    max_n = server_config().max_n
+    if raw is None:
+        return min(10, max_n)
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= max_n or not raw.strip().lstrip("+").isdigit():
+        abort(400, description=f"query parameter 'n' must be an integer from 1 to {max_n}")
+    return n
+
+
+@bp.get("/recommend")
+def recommend():
+    """Top-N items for a user, best first, excluding items the user already has."""
+    user = user_param()
+    n = n_param()
+    model = model_or_503()
+    result = model.recommend(user, n)
+    current_app.extensions["recsvc_metrics"].recommendations.labels(result.source).inc()
+    return jsonify(
+        user=user,
+        items=result.items,
+        scores=result.scores,
+        source=result.source,
+        model_version=model.version,
+        as_of=result.as_of,
+    )
+
+
+#: A builder status older than this means the builder is not running (it writes every second).
+BUILDER_STALE_SECONDS = 15.0
+
+
+def _builder_health(holder: ModelWatcher) -> dict:
+    """The builder's state as its status file tells: ok, kafka_unreachable, kafka_stalled (behind
+    the partition end, nothing arriving), publish_failing (writes to the model directory fail),
+    stale (no status for a while) or unknown."""
+    from ..model.control_files import ControlFiles
+
+    control = ControlFiles(holder.store)
+    try:
+        standbys = [s.get("builder_id") for s in control.standbys(BUILDER_STALE_SECONDS)]
+    except OSError:
+        standbys = []
+    status = control.read_status()
+    if status is None:
+        return {"state": "unknown", "standbys": standbys}
+    age = round(time.time() - float(status.get("updated_at", 0)), 3)
+    if age > BUILDER_STALE_SECONDS:
+        state = "stale"
+    elif status.get("kafka") in ("unreachable", "stalled"):
+        state = f"kafka_{status['kafka']}"
+    elif _failing(status.get("publish")) or _failing(status.get("update_files")):
+        state = "publish_failing"
+    else:
+        state = "ok"
+    body = {
+        "state": state,
+        "status_age_seconds": age,
+        "active": status.get("builder_id"),
+        "phase": status.get("phase"),
+        "standbys": standbys,
+    }
+    if state == "publish_failing":
+        failing = status["publish"] if _failing(status.get("publish")) else status["update_files"]
+        body["publish_error"] = failing.get("last_error")
+    return body
+
+
+def _failing(writes) -> bool:
+    return isinstance(writes, dict) and writes.get("state") == "failing"
+
+
+@bp.get("/health")
+def health():
+    """Liveness and readiness: 200 once a model is served, 503 before."""
+    holder = watcher()
+    model = holder.model
+    builder = _builder_health(holder)
+    # A refused version means the newest model on disk is not the one served.
+    healthy = builder["state"] in ("ok", "unknown") and holder.failed_version is None
+    body = {
+        "status": ("ok" if healthy else "degraded") if model is not None else "no_model",
+        "model_version": model.version if model else None,
+        "model_age_seconds": (
+            round(time.time() - model.manifest["created_ts"], 3) if model else None
+        ),
+        "last_error": holder.last_error,
+        "refused_version": holder.failed_version,
+        "builder": builder,
+    }
+    return jsonify(body), (200 if model is not None else 503)
+
+
+@bp.get("/model")
+def model_manifest():
+    """The manifest of the model this process serves (version, times, parameters, offsets)."""
+    model = model_or_503()
+    return jsonify({**model.manifest, "updates_applied": model.applied_update})
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text format, aggregated over every worker process."""
+    body, content_type = current_app.extensions["recsvc_metrics"].exposition()
+    return Response(body, content_type=content_type)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 description of every endpoint (kept in the repository)."""
+    spec = resources.files(__package__).joinpath("openapi.json").read_text("utf-8")
+    return Response(spec, content_type="application/json")

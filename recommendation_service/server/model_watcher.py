@@ -1,0 +1,165 @@
+"""Keeps a server process on the newest published model, without restarting it.
+
+A daemon thread polls the store's ``CURRENT`` pointer; when it names a new version the watcher
+loads and verifies it off the request path, then swaps one reference. On the same poll it
+applies the version's new update files (fresh vectors of users with new events). A request
+reads that reference once, so every response comes from exactly one version. A version that
+fails to load is logged, remembered, and skipped while the previous model keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from ..errors import ModelLoadError, NoModelError
+from ..model.served_model import ServedModel
+from ..model.store import CURRENT_FILE, ModelStore, version_name
+from ..model.threads import lower_thread_priority
+
+logger = logging.getLogger(__name__)
+
+
+class ModelWatcher:
+    """Holds the served model of one process and refreshes it in the background.
+
+    Parameters
+    ----------
+    store
+        The model store to follow.
+    interval
+        Seconds between checks of ``CURRENT`` and of the version's update files.
+    probes
+        Clusters scanned per query when a version carries an approximate index.
+    """
+
+    def __init__(self, store: ModelStore, interval: float = 0.1, probes: int = 32) -> None:
+        self.store = store
+        self.interval = interval
+        self.probes = probes
+        #: Called (on the watcher thread) after every poll with the served model.
+        self.on_refresh = None
+        self.model: ServedModel | None = None
+        self.last_error: str | None = None
+        self.failed_version: str | None = None
+        self.loaded_at: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def refresh(self) -> bool:
+        """Load the current version if it is new, then apply its new update files.
+
+        Returns True when the served version changed.
+        """
+        with self._lock:
+            changed = self._refresh_version()
+            if self.model is not None:
+                self._apply_updates(self.model)
+                if self.on_refresh is not None:
+                    self.on_refresh(self.model)
+            return changed
+
+    def _refresh_version(self) -> bool:
+        try:
+            name = self.store.served_name()
+        except ModelLoadError as exc:
+            self._fail(CURRENT_FILE, exc)
+            return self._fall_back(None)
+        if name is None:
+            return False
+        if self.model is not None and self.model.name == name:
+            # CURRENT points at what is served again (repaired by hand, or a rollback pin).
+            self._clear_failure()
+            return False
+        if name == self.failed_version:
+            return False
+        try:
+            model = self._load(name)
+        except NoModelError:
+            return False
+        except ModelLoadError as exc:
+            self._fail(name, exc)
+            return self._fall_back(name)
+        self.last_error = None
+        self.failed_version = None
+        self._swap(model)
+        return True
+
+    def _load(self, name: str) -> ServedModel:
+        manifest, arrays = self.store.read_version(name)
+        return ServedModel(manifest, arrays, probes=self.probes)
+
+    def _swap(self, model: ServedModel) -> None:
+        # Catch up on its updates before the swap, so no request sees it staler than the old.
+        self._apply_updates(model)
+        self.model = model
+        self.loaded_at = time.time()
+        logger.info(
+            "serving model %s (%d users, %d items)", model.name, model.n_users, model.n_items
+        )
+
+    def _fall_back(self, refused: str | None) -> bool:
+        """With nothing served yet (a process starting while the current version is bad),
+        serve the newest older version that loads rather than nothing."""
+        if self.model is not None:
+            return False
+        for number in reversed(self.store.versions()):
+            name = version_name(number)
+            if name == refused:
+                continue
+            try:
+                model = self._load(name)
+            except (ModelLoadError, NoModelError) as exc:
+                logger.error("cannot fall back to %s either: %s", name, exc)
+                continue
+            logger.warning("falling back to model %s while %s is refused", name, refused)
+            self._swap(model)
+            return True
+        return False
+
+    def _apply_updates(self, model: ServedModel) -> None:
+        for seq in self.store.update_numbers(model.name, after=model.applied_update):
+            try:
+                model.apply_update(seq, self.store.read_update(model.name, seq))
+            except ModelLoadError as exc:
+                # Skip it: the next update or refit carries those users' newer state.
+                model.applied_update = seq
+                self.last_error = str(exc)
+                logger.error("skipping %s", exc)
+
+    def _fail(self, name: str, exc: Exception) -> None:
+        if name == self.failed_version and self.last_error == str(exc):
+            return  # logged when it first failed; polls must not flood the log
+        self.failed_version = name
+        self.last_error = str(exc)
+        serving = self.model.name if self.model else "none"
+        logger.error("refusing model %s: %s (still serving %s)", name, exc, serving)
+
+    def _clear_failure(self) -> None:
+        if self.failed_version is not None:
+            logger.info("no longer refusing %s", self.failed_version)
+            self.failed_version = None
+            self.last_error = None
+
+    def start(self) -> ModelWatcher:
+        """Load what is there now and start polling in a daemon thread."""
+        self.refresh()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="model-watcher", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        lower_thread_priority()
+        while not self._stop.wait(self.interval):
+            try:
+                self.refresh()
+            except Exception:  # the watcher must outlive any surprise; the old model keeps serving
+                logger.exception("model refresh failed unexpectedly")

@@ -1,0 +1,85 @@
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+
+from recommendation_service.cli import main
+from recommendation_service.cli.reference import markdown_table, option_variables
+from recommendation_service.config import KafkaSettings, parse_kafka_options
+from recommendation_service.errors import ConfigError
+
+
+def test_help_lists_every_command_and_env_vars():
+    result = CliRunner().invoke(main, ["builder", "--help"])
+    assert result.exit_code == 0
+    for text in ("--window", "--retrain-every", "RECSVC_BUILDER_WINDOW"):
+        assert text in result.output
+    top = CliRunner().invoke(main, ["--help"], terminal_width=200).output
+    for command in ("broker", "builder", "serve", "demo", "user-interactions-producer"):
+        assert command in top
+    # Every command's summary fits: none is cut short with "...".
+    commands = top.split("Commands:")[1]
+    assert "..." not in commands, commands
+
+
+def test_invalid_values_are_usage_errors_not_tracebacks(tmp_path):
+    result = CliRunner().invoke(main, ["builder", "--window", "0", "--model-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "window must be >= 1" in result.output
+    result = CliRunner().invoke(main, ["serve", "--workers", "0"])
+    assert result.exit_code == 2 and "workers must be between 1 and 64" in result.output
+
+
+def test_environment_variables_set_options(tmp_path):
+    result = CliRunner().invoke(
+        main,
+        ["builder"],
+        env={"RECSVC_BUILDER_RETRAIN_EVERY": "-5", "RECSVC_BUILDER_MODEL_DIR": str(tmp_path)},
+    )
+    assert result.exit_code == 2 and "retrain-every must be >= 1" in result.output
+
+
+def test_every_option_reads_the_variable_the_readme_documents(monkeypatch):
+    """One rule for every command (RECSVC_<COMMAND>_<OPTION>), checked option by option."""
+    rows = option_variables(main)
+    assert len(rows) > 60
+    root = click.Context(main, info_name="recsvc", **main.context_settings)
+    for command, flags, variable in rows:
+        name = command.removeprefix("recsvc").strip()
+        cmd = main.commands[name] if name else main
+        ctx = root if not name else click.Context(
+            cmd, info_name=name, parent=root, **cmd.context_settings
+        )
+        prefix = "RECSVC" if not name else "RECSVC_" + name.upper().replace("-", "_")
+        assert variable.startswith(prefix + "_"), (command, flags, variable)
+        param = next(p for p in cmd.params if " / ".join(p.opts) == flags)
+        monkeypatch.setenv(variable, "1")
+        assert param.resolve_envvar_value(ctx) == "1", (command, flags, variable)
+        monkeypatch.delenv(variable)
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    regenerate = "python -m recommendation_service.cli.reference"
+    assert markdown_table(main) in readme, f"README table is stale: {regenerate}"
+
+
+def test_kafka_options_pass_through_but_guarded_keys_are_refused():
+    options = parse_kafka_options(["security.protocol=SASL_SSL", "sasl.mechanism = PLAIN"])
+    settings = KafkaSettings(options=options)
+    config = settings.consumer_config()
+    assert config["security.protocol"] == "SASL_SSL" and config["sasl.mechanism"] == "PLAIN"
+    assert config["enable.auto.offset.store"] is False
+    for bad in (["no-equals"], ["=value"]):
+        try:
+            parse_kafka_options(bad)
+        except ConfigError:
+            continue
+        raise AssertionError(f"{bad} accepted")
+    try:
+        KafkaSettings(options={"enable.auto.offset.store": "true"})
+    except ConfigError as exc:
+        assert "set by the service" in str(exc)
+    else:
+        raise AssertionError("reserved key accepted")
+
+
+def test_user_options_override_consumer_defaults():
+    config = KafkaSettings(options={"session.timeout.ms": "45000"}).consumer_config()
+    assert config["session.timeout.ms"] == "45000"
