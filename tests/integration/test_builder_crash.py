@@ -57,7 +57,11 @@ class Prober:
 
 
 def produce_at(broker, topic, rate, done: threading.Event) -> None:
-    producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 1})
+    # One request in flight: a retried first batch (the new topic's leader not yet known to
+    # the producer) cannot land after later ones, so offsets follow the order of production.
+    producer = Producer(
+        {"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 1, "max.in.flight": 1}
+    )
     pacer = Pacer(rate)
     for k in range(EVENTS):
         # Every event has its own item: the window's (user, item) pairs are exactly its events.

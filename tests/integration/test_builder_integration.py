@@ -31,7 +31,11 @@ def wait_until(predicate, timeout=60.0, interval=0.1, what="condition"):
 
 
 def produce(broker, topic, values, partition=None, timestamp=None):
-    producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 5})
+    # One request in flight: a retried first batch (the new topic's leader not yet known to
+    # the producer) cannot land after later ones, so offsets follow the order of production.
+    producer = Producer(
+        {"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 5, "max.in.flight": 1}
+    )
     for k, value in enumerate(values):
         kwargs = {} if partition is None else {"partition": partition(k)}
         if timestamp is not None:

@@ -86,7 +86,11 @@ def test_three_partitions_keyed_by_user_rebuild_exactly_after_sigkill(broker, tm
     ensure_topic(broker.bootstrap_servers, topic, partitions=3)
     events, window = 6000, 2000
     base_ms = int(time.time() * 1000) - events
-    producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 5})
+    # One request in flight: a retried first batch (the new topic's leader not yet known to
+    # the producer) cannot land after later ones, so offsets follow the order of production.
+    producer = Producer(
+        {"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 5, "max.in.flight": 1}
+    )
     for k in range(events):
         user = f"u{k % 97}"
         producer.produce(topic, value=f"{user}:i{k}".encode(), key=user, timestamp=base_ms + k)
