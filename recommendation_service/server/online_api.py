@@ -86,8 +86,11 @@ def recommend_post():
     k = _top_k(body)
     model = model_or_503()
     if "candidate_items" in body:
+        exclude_seen = body.get("exclude_seen", False)
+        if not isinstance(exclude_seen, bool):
+            abort(400, description="'exclude_seen' must be true or false")
         result = rank_candidates(
-            model, user, _id_list(body["candidate_items"], "candidate_items"), k
+            model, user, _id_list(body["candidate_items"], "candidate_items"), k, exclude_seen
         )
         recommendations, source = result["ranked"], result["source"]
     else:

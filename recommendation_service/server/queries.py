@@ -30,12 +30,23 @@ def _all_scores(model: ServedModel, user: str) -> tuple[np.ndarray, bool]:
     return model.scoring_matrix @ state[0], True
 
 
-def rank_candidates(model: ServedModel, user: str, candidates: list[str], k: int) -> dict:
-    """The candidates best first for ``user``; ids the model does not know come last, marked."""
+def rank_candidates(
+    model: ServedModel, user: str, candidates: list[str], k: int, exclude_seen: bool = False
+) -> dict:
+    """The candidates best first for ``user``; ids the model does not know come last, marked.
+
+    A candidate's score is the one ``GET /recommend`` gives the same item for this user (same
+    vector, same scoring), so the two orders agree. Unlike ``GET /recommend``, items the user
+    already interacted with in the window are ranked too -- they usually score high, since the
+    model reconstructs what it saw -- and marked ``"seen": true``; ``exclude_seen`` drops them.
+    """
     cols = [model.item_ids.row_of(c) for c in candidates]
     known = [(c, col) for c, col in zip(candidates, cols) if col is not None]
     unknown = [c for c, col in zip(candidates, cols) if col is None]
     state = model.user_state(user)
+    seen = set() if state is None else set(state[1].tolist())
+    if exclude_seen:
+        known = [(c, col) for c, col in known if col not in seen]
     if known:
         idx = np.array([col for _, col in known], dtype=np.int64)
         if state is None:
@@ -43,7 +54,12 @@ def rank_candidates(model: ServedModel, user: str, candidates: list[str], k: int
         else:
             scores = model.scoring_matrix[idx] @ state[0]
         order = np.argsort(-scores, kind="stable")
-        ranked = [{"item_id": known[i][0], "score": float(scores[i])} for i in order]
+        ranked = []
+        for i in order:
+            entry = {"item_id": known[i][0], "score": float(scores[i])}
+            if known[i][1] in seen:
+                entry["seen"] = True
+            ranked.append(entry)
     else:
         ranked = []
     ranked += [{"item_id": c, "score": None, "unknown": True} for c in unknown]

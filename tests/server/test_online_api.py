@@ -81,6 +81,37 @@ def test_rank_candidates_puts_unknown_last(online):
     assert body["source"] == "model"
 
 
+def test_candidate_scores_are_get_recommend_scores_and_seen_items_are_marked(online):
+    client, watcher = online
+    user = planted_tastes().users[0]
+    top = client.get(f"/recommend?user={user}&n=5").get_json()
+    model = watcher.model
+    row = model.user_ids.row_of(user)
+    seen = [model.item_ids[c] for c in model.seen_items(row).tolist()[:2]]
+    body = client.post(
+        "/recommend",
+        json={"user_id": user, "candidate_items": [*top["items"], *seen], "top_k": 7},
+    ).get_json()
+    ranked = {r["item_id"]: r for r in body["recommendations"]}
+    # Same item, same user, same version: the same score GET /recommend gave it.
+    for item, score in zip(top["items"], top["scores"]):
+        assert ranked[item]["score"] == pytest.approx(score, rel=1e-6)
+        assert "seen" not in ranked[item]
+    for item in seen:
+        assert ranked[item]["seen"] is True
+    scores = [r["score"] for r in body["recommendations"]]
+    assert scores == sorted(scores, reverse=True)
+    dropped = client.post(
+        "/recommend",
+        json={"user_id": user, "candidate_items": [*top["items"], *seen], "exclude_seen": True},
+    ).get_json()
+    assert [r["item_id"] for r in dropped["recommendations"]] == top["items"]
+    bad = client.post(
+        "/recommend", json={"user_id": user, "candidate_items": seen, "exclude_seen": "yes"}
+    )
+    assert bad.status_code == 400 and "exclude_seen" in bad.get_json()["message"]
+
+
 def test_post_recommend_without_candidates_matches_get(online):
     client, _ = online
     user = planted_tastes().users[1]
