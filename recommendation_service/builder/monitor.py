@@ -71,12 +71,18 @@ class BuilderMonitor:
         self._last_stats = time.monotonic()
         self._stats_events = 0
 
+    def _second_passed(self, now: float) -> bool:
+        """True at most once a second: the builder loop calls in far more often."""
+        if now < self._next_tick:
+            return False
+        self._next_tick = now + 1.0
+        return True
+
     def tick(self) -> None:
         """Do the housekeeping if a second has passed since the last time (cheap otherwise)."""
         now = time.monotonic()
-        if now < self._next_tick:
+        if not self._second_passed(now):
             return
-        self._next_tick = now + 1.0
         b = self.builder
         topic, partition = next(iter(b.positions), (b.config.kafka.topic, 0))
         if b.consumer is not None:
@@ -137,10 +143,8 @@ class BuilderMonitor:
 
     def write_standby(self) -> None:
         """Announce this builder as a standby (at most once a second)."""
-        now = time.monotonic()
-        if now < self._next_tick:
+        if not self._second_passed(time.monotonic()):
             return
-        self._next_tick = now + 1.0
         b = self.builder
         status = {
             "updated_at": time.time(),
