@@ -21,9 +21,15 @@ import socket
 import uuid
 from pathlib import Path
 
+from ..errors import RecommendationServiceError
+
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = "builder.lock"
+
+
+class LeaseError(RecommendationServiceError):
+    """The model directory's lock file cannot be created or locked (permissions, no flock)."""
 
 
 def new_builder_id() -> str:
@@ -55,16 +61,21 @@ class BuilderLease:
         """Take the lease if nobody holds it; True if this process holds it now."""
         if self._fd is not None:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LeaseError(f"cannot create the builder lock {self.path}: {exc}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return False
-        except BaseException:
+        except OSError as exc:
             os.close(fd)
-            raise
+            raise LeaseError(
+                f"cannot lock {self.path} (does the file system support flock?): {exc}"
+            ) from exc
         # For humans only: who holds it. The lock itself is the kernel's.
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{self.builder_id}\n".encode(), 0)

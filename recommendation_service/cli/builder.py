@@ -126,9 +126,13 @@ def builder(**opts) -> None:
         )
 
     config = config_or_exit(make)
+    from ..builder.lease import LeaseError
     from ..builder.model_builder import ModelBuilder
 
     worker = ModelBuilder(config)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: worker.stop())
-    worker.run()
+    try:
+        worker.run()
+    except LeaseError as exc:
+        raise click.ClickException(str(exc)) from exc
