@@ -15,7 +15,7 @@ from recommendation_service.model.events import Event
 from recommendation_service.model.store import ModelStore
 from recommendation_service.model.trainer import ALSTrainer
 from recommendation_service.model.window import SlidingWindow
-from recommendation_service.sandbox.brokers import BrokerProcess, ensure_topic
+from recommendation_service.sandbox.brokers import ENGINES, BrokerProcess, ensure_topic
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 from recommendation_service.server.model_watcher import ModelWatcher
 
@@ -25,8 +25,6 @@ from .processes import free_port as free_port  # re-exported: tests import it fr
 SMALL_ALS = ALSParams(factors=16, iterations=10, regularization=0.05, num_threads=1)
 
 
-#: Every test that talks to a broker runs once per engine.
-ENGINES = ["tansu", "kafka"]
 
 #: Set (CI sets it) to make the Apache Kafka variants fail, not skip, when Kafka cannot start.
 REQUIRE_KAFKA = os.environ.get("RECSVC_TEST_REQUIRE_KAFKA", "") not in ("", "0")

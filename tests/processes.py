@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from recommendation_service.sandbox.brokers import BrokerProcess, make_broker
+from recommendation_service.sandbox.brokers import ENGINES, BrokerProcess, make_broker
 
 
 def free_port() -> int:
@@ -151,11 +151,11 @@ def add_broker_argument(parser, default: str = "both") -> None:
     """``--broker tansu|kafka|both`` for benchmarks that compare the two engines in one run."""
     parser.add_argument(
         "--broker",
-        choices=["tansu", "kafka", "both"],
+        choices=[*ENGINES, "both"],
         default=default,
         help="broker engine(s) to run against, side by side",
     )
 
 
 def engines_of(choice: str) -> list[str]:
-    return ["tansu", "kafka"] if choice == "both" else [choice]
+    return list(ENGINES) if choice == "both" else [choice]

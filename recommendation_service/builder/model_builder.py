@@ -65,8 +65,6 @@ class ModelBuilder:
         self.events_since_refit = 0
         #: Offsets deleted by retention or DeleteRecords before this builder read them.
         self.offsets_skipped = 0
-        #: Times the live consumer found its next offset deleted and restarted at the log start.
-        self.offset_resets = 0
         self.store = ModelStore(config.model_dir, keep=config.keep_versions, writer=self.builder_id)
         self.control = ControlFiles(self.store)
         self.lease = BuilderLease(self.store.root, self.builder_id)
@@ -134,6 +132,7 @@ class ModelBuilder:
         """Stand by until this builder holds the model directory, then consume until stopped."""
         if not self._acquire_lease():
             return
+        self.active_since = time.time()
         try:
             self._run_active()
         finally:
@@ -142,7 +141,6 @@ class ModelBuilder:
     def _acquire_lease(self) -> bool:
         """Wait for the lease, announcing this standby; False if stopped first."""
         if self.lease.try_acquire():
-            self.active_since = time.time()
             return True
         logger.info(
             "builder %s standing by: %s holds %s",
@@ -153,7 +151,6 @@ class ModelBuilder:
         try:
             while not self._stop.wait(0.2):
                 if self.lease.try_acquire():
-                    self.active_since = time.time()
                     logger.info("builder %s took over %s", self.builder_id, self.store.root)
                     return True
                 self.monitor.write_standby()
@@ -328,20 +325,6 @@ class ModelBuilder:
 
     def _on_consume_error(self, msg: Message) -> None:
         error = msg.error()
-        if error.code() == KafkaError._AUTO_OFFSET_RESET:
-            # The broker deleted records (retention, DeleteRecords) this builder had not read
-            # yet; librdkafka resumes at the log start (auto.offset.reset=earliest).
-            logger.error(
-                "%s[%s]: the next offset to read was deleted by the broker before the builder "
-                "read it (retention too short for the builder's lag?); resuming at the log "
-                "start: %s",
-                msg.topic(),
-                msg.partition(),
-                error,
-            )
-            with self.lock:
-                self.offset_resets += 1
-            return
         logger.warning(
             "consume error on %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(), error
         )

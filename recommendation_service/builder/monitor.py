@@ -126,7 +126,6 @@ class BuilderMonitor:
                 "window_events": len(b.window),
                 "offsets": {f"{t}[{p}]": o for (t, p), o in b.positions.items()},
                 "offsets_skipped": b.offsets_skipped,
-                "offset_resets": b.offset_resets,
                 "kafka": b.kafka.state(self.lag),
                 "kafka_unreachable_since": b.kafka.down_since,
                 "publish": b.trainer.publish_failures.status(),

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import BrokerError
+from ..sandbox.brokers import ENGINES
 from .options import (
     opt,
 )
@@ -18,7 +19,7 @@ from .options import (
 @opt(
     "--engine",
     default="tansu",
-    type=click.Choice(["tansu", "kafka"]),
+    type=click.Choice(ENGINES),
     help="tansu: embedded, in-memory, pip-only. kafka: Apache Kafka (needs Java 17+), log on disk.",
 )
 @opt("--host", default="127.0.0.1", help="Address to listen on.")

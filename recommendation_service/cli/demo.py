@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import BrokerError
+from ..sandbox.brokers import ENGINES
 from .options import (
     opt,
 )
@@ -16,7 +17,7 @@ from .options import (
 @opt(
     "--engine",
     default="tansu",
-    type=click.Choice(["tansu", "kafka"]),
+    type=click.Choice(ENGINES),
     help="Broker to start: tansu (embedded, in-memory) or kafka (Apache Kafka, needs Java 17+).",
 )
 @opt(

@@ -59,22 +59,23 @@ class Event:
     basket: str | None = None  # basket or session id, for "bought together"
 
 
-def has_control_characters(text: str) -> bool:
-    """Whether ``text`` holds ASCII control characters (NUL, CR, LF, ...): never valid in ids."""
-    return _CONTROL_CHARS.search(text) is not None
+def check_id(value: object, name: str, max_length: int) -> str:
+    """``value`` as an id, or :class:`MalformedEvent` saying what an id must be.
 
-
-def _check_id(value: object, name: str, max_length: int) -> str:
+    The one rule for ids, in events and in HTTP requests alike.
+    """
     # Integers are common ids in JSON; bools are ints in Python but never ids.
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise MalformedEvent(f"bad_{name}", f"{name} must be a string or integer")
+        raise MalformedEvent(f"bad_{name}", f"{name} must be a non-empty string or integer id")
     text = str(value)
     if not text or not text.strip():
         raise MalformedEvent(f"empty_{name}")
     if len(text) > max_length:
-        raise MalformedEvent(f"long_{name}", f"{name} longer than {max_length} characters")
+        raise MalformedEvent(f"long_{name}", f"{name} must be at most {max_length} characters")
     if _CONTROL_CHARS.search(text):
-        raise MalformedEvent(f"bad_{name}", f"{name} contains control characters")
+        raise MalformedEvent(
+            f"bad_{name}", f"{name} must not contain control characters (NUL, CR, LF, ...)"
+        )
     return text
 
 
@@ -170,8 +171,8 @@ def parse_event(
         raise MalformedEvent("bad_format", "expected userid:itemid or a JSON object")
     user, item = text.split(":")
     return Event(
-        _check_id(user, "user", max_id_length),
-        _check_id(item, "item", max_id_length),
+        check_id(user, "user", max_id_length),
+        check_id(item, "item", max_id_length),
         1.0,
         kafka_ts,
     )
@@ -186,14 +187,14 @@ def _parse_json(
         raise MalformedEvent("bad_json") from None
     if not isinstance(obj, dict):
         raise MalformedEvent("bad_json", "expected a JSON object")
-    user = _check_id(obj.get("user"), "user", max_id_length)
-    item = _check_id(obj.get("item"), "item", max_id_length)
+    user = check_id(obj.get("user"), "user", max_id_length)
+    item = check_id(obj.get("item"), "item", max_id_length)
     weight = _parse_action(obj, actions) * _parse_weight(obj.get("weight"))
     if weight == 0:
         raise MalformedEvent("zero_weight", "the action and weight give this event no weight")
     basket = obj.get("basket", obj.get("session"))
     if basket is not None:
-        basket = _check_id(basket, "basket", max_id_length)
+        basket = check_id(basket, "basket", max_id_length)
     return Event(user, item, weight, _parse_ts(obj.get("ts"), kafka_ts), basket)
 
 

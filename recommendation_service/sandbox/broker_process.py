@@ -105,9 +105,6 @@ class BrokerProcess:
         logger.info("%s listening on %s", self.description, self.bootstrap_servers)
         return self
 
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def stop(self, timeout: float = 30.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
@@ -115,12 +112,6 @@ class BrokerProcess:
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def kill(self) -> None:
-        """SIGKILL the broker (no clean shutdown), for failure tests."""
-        if self.running():
             self.process.kill()
             self.process.wait()
 

@@ -19,10 +19,8 @@ import time
 from pathlib import Path
 
 from ..errors import BrokerError
-from .broker_process import BrokerProcess, port_open, wait_for_kafka
+from .broker_process import BrokerProcess
 from .kafka_broker import ApacheKafkaBroker
-
-__all__ = ["BrokerProcess", "port_open", "wait_for_kafka"]  # re-exported for callers
 
 logger = logging.getLogger(__name__)
 

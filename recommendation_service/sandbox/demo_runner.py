@@ -26,7 +26,8 @@ from pathlib import Path
 
 import click
 
-from .brokers import ensure_topic, make_broker, port_open
+from .broker_process import port_open
+from .brokers import ensure_topic, make_broker
 from .synthetic import TasteModel, make_catalog
 
 logger = logging.getLogger(__name__)

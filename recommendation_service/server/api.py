@@ -8,7 +8,8 @@ from importlib import resources
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from ..config import ServerConfig
-from ..model.events import has_control_characters
+from ..errors import MalformedEvent
+from ..model.events import check_id
 from ..model.served_model import ServedModel
 from .model_watcher import ModelWatcher
 
@@ -33,15 +34,10 @@ def model_or_503() -> ServedModel:
 
 def checked_id(value: object, name: str) -> str:
     """An id from a request, or a JSON 400 saying what an id must be (the events' rule)."""
-    max_length = server_config().max_id_length
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
-        abort(400, description=f"{name} must be a non-empty string or integer id")
-    text = str(value)
-    if len(text) > max_length:
-        abort(400, description=f"{name} must be at most {max_length} characters")
-    if has_control_characters(text):
-        abort(400, description=f"{name} must not contain control characters (NUL, CR, LF, ...)")
-    return text
+    try:
+        return check_id(value, name, server_config().max_id_length)
+    except MalformedEvent as exc:
+        abort(400, description=exc.detail or f"{name} must be a non-empty string or integer id")
 
 
 def user_param() -> str:

@@ -114,19 +114,19 @@ def run(engine: str, args) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp, broker_of(engine, Path(tmp) / "b") as broker:
-        tmp = str(Path(tmp) / "models")
+        model_dir = str(Path(tmp) / "models")
         topic = f"fresh-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
         builder = start_builder(
             broker.bootstrap_servers,
             topic,
-            tmp,
+            model_dir,
             "--retrain-every",
             "5000",
             "--group-id",
             f"g-{topic}",
         )
-        server = serve(tmp, port, workers=args.workers)
+        server = serve(model_dir, port, workers=args.workers)
         stream = Stream(broker.bootstrap_servers, topic, args.rate, tastes)
         sender = threading.Thread(target=stream.run, daemon=True)
         sender.start()

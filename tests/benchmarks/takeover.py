@@ -20,35 +20,18 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Producer
-
 from recommendation_service.model.control_files import ControlFiles
 from recommendation_service.model.store import ModelStore
 from recommendation_service.sandbox.brokers import ensure_topic
-from recommendation_service.sandbox.producers import Pacer
+from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 
+from ..integration.test_builder_integration import wait_until
 from ..integration.test_standby_builder import manifests
 from ..processes import add_broker_argument, broker_of, engines_of, stop
 from ..processes import builder as start_builder
+from .freshness import Stream
 
-
-def wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)
-
-
-def stream(bootstrap: str, topic: str, done: threading.Event) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    pacer, sent = Pacer(1000.0), 0
-    while not done.is_set():
-        producer.produce(topic, f"u{sent % 500}:i{sent % 3000}".encode())
-        producer.poll(0)
-        sent += 1
-        pacer.wait(sent)
-    producer.flush(10)
+TASTES = TasteModel(make_catalog(3000, 16, 3), 500, seed=3)
 
 
 def trial(broker, tmp: Path) -> float:
@@ -57,35 +40,38 @@ def trial(broker, tmp: Path) -> float:
     model_dir = tmp / topic
     store, control = ModelStore(model_dir), ControlFiles(ModelStore(model_dir))
     args = ["--group-id", f"g-{topic}", "--window", "20000", "--retrain-every", "2000"]
-    done = threading.Event()
-    sender = threading.Thread(target=stream, args=(broker.bootstrap_servers, topic, done))
+    stream = Stream(broker.bootstrap_servers, topic, 1000.0, TASTES)
+    sender = threading.Thread(target=stream.run)
     first = start_builder(broker.bootstrap_servers, topic, model_dir, *args)
     second = None
     try:
-        wait(lambda: control.read_status() is not None, 30, "the active builder's status")
+        wait_until(
+            lambda: control.read_status() is not None, 30, what="the active builder's status"
+        )
         first_id = control.read_status()["builder_id"]
         second = start_builder(broker.bootstrap_servers, topic, model_dir, *args)
         sender.start()
-        wait(lambda: len(control.standbys(15)) == 1, 30, "the standby")
+        wait_until(lambda: len(control.standbys(15)) == 1, 30, what="the standby")
         second_id = control.standbys(15)[0]["builder_id"]
-        wait(
+        wait_until(
             lambda: (control.read_status() or {}).get("events_consumed", 0) > 5000
             and store.versions(),
             60,
-            "the active builder publishing",
+            what="the active builder publishing",
         )
         assert {m["builder_id"] for m in manifests(store).values()} == {first_id}
         first.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         first.wait(10)
-        wait(
+        wait_until(
             lambda: any(m["builder_id"] == second_id for m in manifests(store).values()),
             60,
-            "the standby publishing",
+            interval=0.02,
+            what="the standby publishing",
         )
         return round(time.monotonic() - killed, 2)
     finally:
-        done.set()
+        stream.done.set()
         if sender.is_alive():
             sender.join(15)
         for proc in (first, second):

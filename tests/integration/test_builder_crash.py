@@ -157,15 +157,21 @@ def test_sigkill_mid_stream_then_restart_rebuilds_the_window_exactly(broker, top
     assert_exact_window(store, topic)
 
 
-def assert_exact_window(store: ModelStore, topic: str) -> None:
-    """The current version holds exactly the last WINDOW of the EVENTS produce_at sent."""
+def window_pairs(store: ModelStore) -> tuple[dict, ServedModel, set[tuple[str, str]]]:
+    """The current version's manifest and model, and the (user, item) pairs of its window."""
     manifest, arrays = store.read_version()
     model = ServedModel(manifest, arrays)
-    assert manifest["window_size"] == WINDOW
-    assert manifest["offsets"] == {topic: {"0": EVENTS}}
     pairs = set()
     for row, user in enumerate(model.user_ids):
         pairs.update((user, model.item_ids[c]) for c in model.seen_items(row).tolist())
+    return manifest, model, pairs
+
+
+def assert_exact_window(store: ModelStore, topic: str) -> None:
+    """The current version holds exactly the last WINDOW of the EVENTS produce_at sent."""
+    manifest, model, pairs = window_pairs(store)
+    assert manifest["window_size"] == WINDOW
+    assert manifest["offsets"] == {topic: {"0": EVENTS}}
     expected = {(f"u{k % 97}", f"i{k}") for k in range(EVENTS - WINDOW, EVENTS)}
     assert pairs == expected, (len(pairs - expected), len(expected - pairs))
     assert np.all(np.diff(model.seen_indptr) > 0)

@@ -16,12 +16,12 @@ from confluent_kafka.admin import AdminClient
 
 from recommendation_service.builder.model_builder import ModelBuilder
 from recommendation_service.model.control_files import ControlFiles
-from recommendation_service.model.served_model import ServedModel
 from recommendation_service.model.store import ModelStore
 from recommendation_service.sandbox.brokers import ensure_topic
 
 from ..processes import builder as start_builder
 from ..processes import stop
+from .test_builder_crash import window_pairs
 from .test_builder_integration import builder_config, produce, wait_until
 
 pytestmark = pytest.mark.integration
@@ -31,15 +31,6 @@ FAST_COMMIT = ["--kafka-option", "auto.commit.interval.ms=200"]
 
 def status_of(model_dir) -> dict:
     return ControlFiles(ModelStore(model_dir)).read_status() or {}
-
-
-def window_pairs(store: ModelStore) -> tuple[dict, set[tuple[str, str]]]:
-    manifest, arrays = store.read_version()
-    model = ServedModel(manifest, arrays)
-    pairs = set()
-    for row, user in enumerate(model.user_ids):
-        pairs.update((user, model.item_ids[c]) for c in model.seen_items(row).tolist())
-    return manifest, pairs
 
 
 def test_records_deleted_before_the_builder_reads_them_are_skipped(broker, topic, tmp_path):
@@ -75,7 +66,7 @@ def test_records_deleted_before_the_builder_reads_them_are_skipped(broker, topic
             lambda: store.read_version()[0]["offsets"] == {topic: {"0": 2000}},
             what="a version of the new window",
         )
-        _, pairs = window_pairs(store)
+        _, _, pairs = window_pairs(store)
         assert pairs == {(f"u{k % 31}", f"i{k}") for k in range(1500, 2000)}
     finally:
         stop(builder)
@@ -118,7 +109,7 @@ def test_three_partitions_keyed_by_user_rebuild_exactly_after_sigkill(broker, tm
     second = start_builder(broker.bootstrap_servers, topic, model_dir, *args)
     try:
         wait_until(lambda: bool(store.versions()), what="the restarted builder publishing")
-        manifest, pairs = window_pairs(store)
+        manifest, _, pairs = window_pairs(store)
         assert sum(int(o) for o in manifest["offsets"][topic].values()) == events
         assert manifest["window_size"] == window
         # The newest W events by timestamp, whichever partition they were keyed to.
