@@ -32,6 +32,7 @@ from ..model.control_files import ControlFiles
 from ..model.events import MalformedCounter, parse_event
 from ..model.realtime import FoldIn
 from ..model.store import ModelStore, update_arrays
+from ..model.threads import StopFlag
 from ..model.trainer import ALSTrainer
 from ..model.window import SlidingWindow, WindowSnapshot
 from .kafka_health import KafkaHealth
@@ -96,7 +97,8 @@ class ModelBuilder:
         self._next_flush = 0.0
         # (topic, partition) -> offset of the next event to apply; the window holds all before.
         self.positions: dict[tuple[str, int], int] = {}
-        self._stop = threading.Event()
+        # Set by SIGTERM/SIGINT handlers: a StopFlag, never a lock-taking Event.
+        self._stop = StopFlag()
         self.consumer: Consumer | None = None
         self._dead_letters: Producer | None = None
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import signal
-import threading
 from pathlib import Path
 
 import click
 
 from ..errors import BrokerError
+from ..model.threads import StopFlag
 from ..sandbox.brokers import ENGINES
 from .options import (
     opt,
@@ -69,7 +69,7 @@ def broker(
         "in-memory: data is lost on stop" if engine == "tansu" else "temporary log, removed on stop"
     )
     click.echo(f"{b.description} ready on {b.bootstrap_servers} ({keeps})")
-    stop = threading.Event()
+    stop = StopFlag()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:

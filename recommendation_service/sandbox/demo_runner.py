@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import click
 
+from ..model.threads import StopFlag
 from .broker_process import port_open
 from .brokers import ensure_topic, make_broker
 from .synthetic import TasteModel, make_catalog
@@ -64,7 +64,7 @@ def _get_json(url: str, timeout: float = 2.0) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def _wait_for_model(url: str, children: dict[str, subprocess.Popen], stop: threading.Event):
+def _wait_for_model(url: str, children: dict[str, subprocess.Popen], stop: StopFlag):
     while not stop.is_set():
         _check_children(children)
         try:
@@ -113,7 +113,7 @@ def run_demo(s: DemoSettings) -> None:
     if model_dir is None:
         tmp = tempfile.mkdtemp(prefix="recsvc-demo-")
         model_dir = Path(tmp)
-    stop = threading.Event()
+    stop = StopFlag()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
