@@ -125,9 +125,7 @@ def examples(demo: Demo) -> dict[str, str]:
         ("POST", "/recommend", {"user_id": USER, "candidate_items": [top, seen, "no-such-item"],
                                 "top_k": 3}, False),
     )  # fmt: skip
-    out["predict"] = run(
-        ("POST", "/predict", {"user_id": USER, "item_ids": [top, seen]}, False)
-    )
+    out["predict"] = run(("POST", "/predict", {"user_id": USER, "item_ids": [top, seen]}, False))
     out["similar"] = run(("GET", f"/similar?item={top}&n=3", None, False))
     out["associations"] = run(("GET", f"/items/{top}/associations?n=2", None, False))
     out["popular"] = run(("GET", "/popular?n=3", None, False))

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from .errors import ConfigError
-from .model.ann import IVFParams
+from .model.ann import ANNParams
 from .model.associations import AssociationParams
 from .model.events import DEFAULT_ACTION_WEIGHTS
 from .model.realtime import RealtimeParams
@@ -217,7 +217,7 @@ class BuilderConfig:
     decay: Decay = field(default_factory=Decay)
     actions: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_ACTION_WEIGHTS))
     update_interval: float = 0.1
-    ivf: IVFParams = field(default_factory=IVFParams)
+    ann: ANNParams = field(default_factory=ANNParams)
     associations: AssociationParams = field(default_factory=AssociationParams)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
@@ -265,8 +265,9 @@ class ServerConfig:
         Longest accepted user id.
     access_log
         One JSON line per request on stdout.
-    ann_probes
-        Clusters scanned per query for models with an approximate index (recall vs. speed).
+    ann_ef
+        Candidate list size of a search for models with an approximate index (HNSW's
+        ``efSearch``: recall vs. speed).
     max_body_bytes
         Larger request bodies are refused with 413.
     metrics_dir
@@ -291,7 +292,7 @@ class ServerConfig:
     max_n: int = 1000
     max_id_length: int = 256
     access_log: bool = True
-    ann_probes: int = 32
+    ann_ef: int = 128
     max_body_bytes: int = 1 << 20
     metrics_dir: Path | None = None
     ingest: KafkaSettings | None = None
@@ -306,7 +307,7 @@ class ServerConfig:
         _require(0.1 <= self.client_timeout <= 3600, "client-timeout must be 0.1..3600 s")
         _require(0.01 <= self.reload_interval <= 3600, "reload-interval must be 0.01..3600 s")
         _require(1 <= self.max_n <= 100_000, "max-n must be between 1 and 100000")
-        _require(1 <= self.ann_probes <= 100_000, "ann-probes must be >= 1")
+        _require(10 <= self.ann_ef <= 100_000, "ann-ef must be between 10 and 100000")
         _require(1 <= self.max_batch <= 100_000, "max-batch must be between 1 and 100000")
         _require(
             self.admin_token is None or len(self.admin_token) >= 16,

@@ -25,7 +25,6 @@ from .processes import free_port as free_port  # re-exported: tests import it fr
 SMALL_ALS = ALSParams(factors=16, iterations=10, regularization=0.05, num_threads=1)
 
 
-
 #: Set (CI sets it) to make the Apache Kafka variants fail, not skip, when Kafka cannot start.
 REQUIRE_KAFKA = os.environ.get("RECSVC_TEST_REQUIRE_KAFKA", "") not in ("", "0")
 

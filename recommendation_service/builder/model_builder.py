@@ -75,7 +75,7 @@ class ModelBuilder:
             self.snapshot,
             config.realtime,
             self._on_published,
-            config.ivf,
+            config.ann,
             config.associations,
         )
         self.metrics = BuilderMetrics()
@@ -337,9 +337,7 @@ class ModelBuilder:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         cfg = self.config
         committed = consumer.committed(partitions, timeout=30)
-        resume, ranges, skipped = plan_assignment(
-            consumer, committed, cfg.kafka, self.positions
-        )
+        resume, ranges, skipped = plan_assignment(consumer, committed, cfg.kafka, self.positions)
         result = replay(
             cfg.kafka,
             ranges,

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from ..errors import ModelFitError
-from ..model.ann import IVFParams, build_ivf, reorder_items
+from ..model.ann import ANNParams, build_index
 from ..model.associations import AssociationParams, associations
 from ..model.realtime import FoldIn, RealtimeParams
 from ..model.store import ModelStore
@@ -43,8 +43,8 @@ class TrainingWorker:
         Fold-in settings published with each model.
     on_published
         Called on the training thread with the manifest and fold-in state of each new version.
-    ivf
-        When to build an approximate index (and reorder the catalog by its clusters).
+    ann
+        When and how to build the approximate (HNSW) index published with each version.
     assoc
         How baskets are formed and which co-occurrences are kept.
     max_backoff
@@ -58,7 +58,7 @@ class TrainingWorker:
         take_snapshot: SnapshotSource,
         realtime: RealtimeParams | None = None,
         on_published: PublishedHook | None = None,
-        ivf: IVFParams | None = None,
+        ann: ANNParams | None = None,
         assoc: AssociationParams | None = None,
         max_backoff: float = 60.0,
     ) -> None:
@@ -66,7 +66,7 @@ class TrainingWorker:
         self.store = store
         self.take_snapshot = take_snapshot
         self.realtime = realtime or RealtimeParams()
-        self.ivf = ivf or IVFParams()
+        self.ann = ann or ANNParams()
         self.assoc = assoc or AssociationParams()
         self.on_published = on_published
         self.trainings = 0
@@ -133,10 +133,8 @@ class TrainingWorker:
         start = time.perf_counter()
         fold = FoldIn(snapshot.item_ids, model.item_factors, model.params, self.realtime)
         index = None
-        if snapshot.n_items >= self.ivf.min_items:
-            order, index = build_ivf(fold.scoring_matrix, self.ivf)
-            model = reorder_items(model, order)
-            fold = FoldIn(model.snapshot.item_ids, model.item_factors, model.params, self.realtime)
+        if snapshot.n_items >= self.ann.min_items:
+            index = build_index(fold.scoring_matrix, self.ann)
         assoc = None
         if model.snapshot.positive_events is not None:
             assoc = associations(model.snapshot.positive_events, model.snapshot.n_items, self.assoc)

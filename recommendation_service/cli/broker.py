@@ -65,8 +65,14 @@ def broker(
         b = make_broker(engine, host, port, data_dir=data_dir, kafka_libs=kafka_libs).start()
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc
-    keeps = "log kept in " + str(data_dir) if engine == "kafka" and data_dir else (
-        "in-memory: data is lost on stop" if engine == "tansu" else "temporary log, removed on stop"
+    keeps = (
+        "log kept in " + str(data_dir)
+        if engine == "kafka" and data_dir
+        else (
+            "in-memory: data is lost on stop"
+            if engine == "tansu"
+            else "temporary log, removed on stop"
+        )
     )
     click.echo(f"{b.description} ready on {b.bootstrap_servers} ({keeps})")
     stop = StopFlag()

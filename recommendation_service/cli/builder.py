@@ -13,7 +13,7 @@ from ..config import (
     parse_action_weights,
     parse_kafka_options,
 )
-from ..model.ann import IVFParams
+from ..model.ann import ANNParams
 from ..model.associations import AssociationParams
 from .options import (
     als_params,
@@ -74,9 +74,9 @@ from .options import (
 )
 @opt(
     "--ann-min-items",
-    default=IVFParams.min_items,
+    default=ANNParams.min_items,
     type=click.IntRange(1),
-    help="Publish an approximate (IVF) index for catalogs of at least this many items.",
+    help="Publish an approximate (HNSW) index for catalogs of at least this many items.",
 )
 @opt(
     "--session-gap",
@@ -119,7 +119,7 @@ def builder(**opts) -> None:
             decay=decay_params(opts),
             actions=parse_action_weights(split_env_list(opts["action_weights"])),
             update_interval=opts["update_interval"],
-            ivf=IVFParams(min_items=opts["ann_min_items"]),
+            ann=ANNParams(min_items=opts["ann_min_items"]),
             associations=association_params(opts),
             metrics_host=opts["metrics_host"],
             metrics_port=opts["metrics_port"],

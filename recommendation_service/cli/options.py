@@ -63,9 +63,7 @@ model_option_list = [
         type=int,
         help="Refit ALS after this many new events (N).",
     ),
-    opt(
-        "--factors", default=ALSParams.factors, type=int, help="ALS latent factors."
-    ),
+    opt("--factors", default=ALSParams.factors, type=int, help="ALS latent factors."),
     opt(
         "--regularization",
         default=ALSParams.regularization,

@@ -55,10 +55,11 @@ from .options import (
     help="Write one JSON access-log line per request to stdout.",
 )
 @opt(
-    "--ann-probes",
-    default=ServerConfig.ann_probes,
+    "--ann-ef",
+    default=ServerConfig.ann_ef,
     type=int,
-    help="Clusters scanned per query when the model has an approximate index.",
+    help="Search breadth when the model has an approximate index: higher finds more of the "
+    "exact top-N, slower.",
 )
 @opt(
     "--metrics-dir",

@@ -24,8 +24,8 @@ import numpy as np
 
 from ..config import ALSParams
 from ..model.events import Event
+from ..model.ranking import top_n
 from ..model.realtime import FoldIn, RealtimeParams
-from ..model.served_model import top_n
 from ..model.trainer import ALSTrainer, TrainedModel
 from ..model.window import Decay, SlidingWindow
 

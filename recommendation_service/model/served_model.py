@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelLoadError
-from .ann import IVFIndex, ivf_candidates
+from . import ann
 from .id_table import IdTable, decode_strings
+from .ranking import top_n
 
 
 @dataclass(frozen=True)
@@ -33,16 +34,6 @@ class _Fresh:
     vector: np.ndarray
     seen: np.ndarray
     last_ts: float
-
-
-def top_n(scores: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the ``n`` largest finite scores, best first (ties by lower index)."""
-    n = min(n, len(scores))
-    if n <= 0:
-        return np.empty(0, dtype=np.int64)
-    candidates = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
-    order = candidates[np.lexsort((candidates, -scores[candidates]))]
-    return order[np.isfinite(scores[order])]
 
 
 class ServedModel:
@@ -61,7 +52,9 @@ class ServedModel:
         If the arrays do not fit together (wrong lengths, out-of-range indices, NaNs).
     """
 
-    def __init__(self, manifest: dict, arrays: dict[str, np.ndarray], probes: int = 32) -> None:
+    def __init__(
+        self, manifest: dict, arrays: dict[str, np.ndarray], index=None, ef: int = 128
+    ) -> None:
         self.manifest = manifest
         self.version = int(manifest["version"])
         self.name = str(manifest["name"])
@@ -82,12 +75,9 @@ class ServedModel:
         half = self.scoring_matrix.shape[1] // 2
         self.item_factors = self.scoring_matrix[:, :half]
         self.user_factors = self.user_vectors[:, :half]
-        self.index = (
-            IVFIndex(arrays["ivf_offsets"], arrays["ivf_centroids"])
-            if "ivf_offsets" in arrays
-            else None
-        )
-        self.probes = probes
+        # Versions published with the old IVF index (ivf_* arrays) are searched exactly.
+        self.index = index
+        self.ef = ef
         self.assoc = (
             (
                 arrays["assoc_indptr"],
@@ -135,10 +125,8 @@ class ServedModel:
             or (len(self.assoc[1]) and (self.assoc[1].min() < 0 or self.assoc[1].max() >= n_items))
         ):
             problems.append("associations do not match the items")
-        if self.index is not None and (
-            int(self.index.offsets[-1]) != n_items
-            or np.any(np.diff(self.index.offsets) < 0)
-            or self.index.centroids.shape[1:] != self.scoring_matrix.shape[1:]
+        if self.index is not None and not ann.index_fits(
+            self.index, n_items, self.scoring_matrix.shape[1]
         ):
             problems.append("approximate index does not match the items")
         if not all(np.isfinite(a).all() for a in (self.scoring_matrix, self.user_vectors)):
@@ -209,16 +197,12 @@ class ServedModel:
             return self.popular(n)
         vector, seen, as_of = state
         if self.index is None:
-            cols, scores = None, self.scoring_matrix @ vector
+            scores = self.scoring_matrix @ vector
             scores[seen] = -np.inf
+            chosen = top_n(scores, n)
+            scores = scores[chosen]
         else:
-            cols, scores = ivf_candidates(self.scoring_matrix, self.index, vector, self.probes)
-            scores[np.isin(cols, seen)] = -np.inf
-        best = top_n(scores, n)
-        chosen = best if cols is None else cols[best]
+            chosen, scores = ann.search(self.index, self.scoring_matrix, vector, seen, n, self.ef)
         return Recommendation(
-            [self.item_ids[c] for c in chosen.tolist()],
-            [float(s) for s in scores[best]],
-            "model",
-            as_of,
+            [self.item_ids[c] for c in chosen.tolist()], scores.tolist(), "model", as_of
         )

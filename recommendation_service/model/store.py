@@ -16,8 +16,7 @@ Layout of a model directory::
                                the ALS item factors
         user_vectors.npy       float32 (n_users, 2*factors): [x, q] per user, x being the ALS
                                user factors and q the similarity term
-        ivf_offsets.npy        large catalogs only: cluster boundaries (items are stored
-        ivf_centroids.npy      cluster by cluster) and cluster centroids
+        ann_index.faiss        large catalogs only: HNSW graph over the scoring rows (ann.py)
         assoc_*.npy            items bought together: top partners per item (CSR) with
         item_baskets.npy       co-occurrence counts, and baskets per item
     updates/v00000007/         fresh user vectors written between refits, for that version
@@ -49,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelLoadError, NoModelError
-from .ann import IVFIndex
+from .ann import INDEX_FILE, write_index
 from .associations import Associations
 from .control_files import ControlFiles
 from .files import VERSION_NAME, fsync_dir, version_name, write_atomic
@@ -86,7 +85,6 @@ def _sha256(path: Path) -> str:
 def model_arrays(
     model: TrainedModel,
     fold: FoldIn,
-    index: IVFIndex | None = None,
     assoc: Associations | None = None,
 ) -> dict[str, np.ndarray]:
     """Every array of a published version, by file stem."""
@@ -108,8 +106,6 @@ def model_arrays(
         "scoring_matrix": fold.scoring_matrix,
         "user_vectors": fold.base_vectors(model.user_factors, snap),
     }
-    if index is not None:
-        arrays = {**arrays, "ivf_offsets": index.offsets, "ivf_centroids": index.centroids}
     if assoc is not None:
         arrays = {
             **arrays,
@@ -169,7 +165,7 @@ class ModelStore:
         model: TrainedModel,
         fold: FoldIn | None = None,
         offsets: Mapping[str, Mapping[int, int]] | None = None,
-        index: IVFIndex | None = None,
+        index=None,
         assoc: Associations | None = None,
     ) -> dict:
         """Write ``model`` as the next version, make it current, prune old ones.
@@ -184,7 +180,7 @@ class ModelStore:
         offsets
             ``{topic: {partition: next offset}}`` of the events the snapshot contains.
         index
-            An IVF index over the (already cluster-ordered) catalog, for large catalogs.
+            An approximate index over ``fold.scoring_matrix`` (see ann.py), for large catalogs.
         assoc
             Items bought together in the window's baskets.
 
@@ -204,7 +200,7 @@ class ModelStore:
         tmp_dir.mkdir()
         try:
             files = {}
-            for stem, array in model_arrays(model, fold, index, assoc).items():
+            for stem, array in model_arrays(model, fold, assoc).items():
                 path = tmp_dir / f"{stem}.npy"
                 with open(path, "wb") as fh:
                     np.save(_Writer(fh), np.ascontiguousarray(array), allow_pickle=False)
@@ -214,6 +210,19 @@ class ModelStore:
                     "sha256": _sha256(path),
                     "shape": list(array.shape),
                     "dtype": str(array.dtype),
+                }
+            ann = None
+            if index is not None:
+                path = tmp_dir / INDEX_FILE
+                write_index(index, path)
+                with open(path, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                ann = {
+                    "type": "hnsw",
+                    "file": INDEX_FILE,
+                    "neighbors": int(index.hnsw.nb_neighbors(1)),
+                    "bytes": path.stat().st_size,
+                    "sha256": _sha256(path),
                 }
             now = time.time()
             snap = model.snapshot
@@ -233,7 +242,7 @@ class ModelStore:
                 },
                 "params": asdict(model.params),
                 "realtime": asdict(fold.params),
-                "ann": None if index is None else {"type": "ivf", "clusters": len(index.centroids)},
+                "ann": ann,
                 "n_baskets": None if assoc is None else assoc.n_baskets,
                 "training_seconds": round(model.training_seconds, 4),
                 "builder_id": self.writer,
@@ -368,8 +377,22 @@ class ModelStore:
                 if list(array.shape) != meta["shape"] or str(array.dtype) != meta["dtype"]:
                     raise ModelLoadError(f"{name}/{stem}.npy: shape or dtype differs from manifest")
                 arrays[stem] = array
+            ann = manifest.get("ann") or {}
+            if ann.get("type") == "hnsw" and _sha256(directory / INDEX_FILE) != ann["sha256"]:
+                raise ModelLoadError(f"{name}/{INDEX_FILE}: checksum mismatch")
         except ModelLoadError:
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelLoadError(f"cannot load {name}: {exc}") from exc
         return manifest, arrays
+
+    def index_path(self, manifest: dict) -> Path | None:
+        """The approximate index file of a version read by :meth:`read_version`, if it has one.
+
+        Versions published before the HNSW index (``"type": "ivf"``) have none: their items
+        are searched exactly.
+        """
+        ann = manifest.get("ann") or {}
+        if ann.get("type") != "hnsw":
+            return None
+        return self.versions_dir / manifest["name"] / INDEX_FILE

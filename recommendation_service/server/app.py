@@ -13,6 +13,7 @@ from ..model.store import ModelStore
 from .admin_api import bp as admin_bp
 from .api import bp
 from .ingest import EventPublisher
+from .json_provider import OrjsonProvider
 from .metrics import ServerMetrics
 from .model_watcher import ModelWatcher
 from .online_api import bp as online_bp
@@ -36,7 +37,7 @@ def create_app(config: ServerConfig, watcher: ModelWatcher | None = None) -> Fla
     metrics = ServerMetrics.create()
     if watcher is None:
         watcher = ModelWatcher(
-            ModelStore(config.model_dir), config.reload_interval, probes=config.ann_probes
+            ModelStore(config.model_dir), config.reload_interval, ef=config.ann_ef
         )
         watcher.on_refresh = lambda model: metrics.set_model(
             model.version, model.manifest["created_ts"]
@@ -44,7 +45,7 @@ def create_app(config: ServerConfig, watcher: ModelWatcher | None = None) -> Fla
         watcher.start()
     app.extensions["recsvc_watcher"] = watcher
     app.extensions["recsvc_metrics"] = metrics
-    app.json.sort_keys = False
+    app.json = OrjsonProvider(app)
     app.register_blueprint(bp)
     app.register_blueprint(online_bp)
     app.register_blueprint(admin_bp)

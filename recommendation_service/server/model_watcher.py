@@ -14,6 +14,7 @@ import threading
 import time
 
 from ..errors import ModelLoadError, NoModelError
+from ..model.ann import load_index
 from ..model.served_model import ServedModel
 from ..model.store import CURRENT_FILE, ModelStore, version_name
 from ..model.threads import lower_thread_priority
@@ -30,14 +31,15 @@ class ModelWatcher:
         The model store to follow.
     interval
         Seconds between checks of ``CURRENT`` and of the version's update files.
-    probes
-        Clusters scanned per query when a version carries an approximate index.
+    ef
+        Candidate list size of a search when a version carries an approximate index
+        (HNSW's ``efSearch``): larger finds more of the exact top-N, slower.
     """
 
-    def __init__(self, store: ModelStore, interval: float = 0.1, probes: int = 32) -> None:
+    def __init__(self, store: ModelStore, interval: float = 0.1, ef: int = 128) -> None:
         self.store = store
         self.interval = interval
-        self.probes = probes
+        self.ef = ef
         #: Called (on the watcher thread) after every poll with the served model.
         self.on_refresh = None
         self.model: ServedModel | None = None
@@ -89,7 +91,14 @@ class ModelWatcher:
 
     def _load(self, name: str) -> ServedModel:
         manifest, arrays = self.store.read_version(name)
-        return ServedModel(manifest, arrays, probes=self.probes)
+        path = self.store.index_path(manifest)
+        index = None
+        if path is not None:
+            try:
+                index = load_index(path)
+            except RuntimeError as exc:  # FAISS raises RuntimeError on unreadable files
+                raise ModelLoadError(f"{name}: cannot read its approximate index: {exc}") from exc
+        return ServedModel(manifest, arrays, index=index, ef=self.ef)
 
     def _swap(self, model: ServedModel) -> None:
         # Catch up on its updates before the swap, so no request sees it staler than the old.

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model.served_model import ServedModel, top_n
+from ..model.ranking import top_n
+from ..model.served_model import ServedModel
 
 
 def _popularity_by_column(model: ServedModel) -> np.ndarray:

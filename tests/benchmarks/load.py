@@ -1,13 +1,17 @@
 """Load benchmark: requests/s and latency of ``recsvc serve`` against the seed's design.
 
-    .venv/bin/python -m tests.benchmarks.load [--items 100000] [--users 50000] [--factors 64]
+    .venv/bin/python -m tests.benchmarks.load [--stream taste] [--items 100000] [--users 30000]
+        [--events 300000] [--ef 128]
 
-Needs ``wrk`` (Debian: ``apt-get install wrk``). Builds a synthetic model of the given size,
-publishes it (with the approximate index when the catalog reaches the builder's default
-threshold), and drives the real server over real sockets with wrk: 1 and 2 workers at 4 and 32
+Needs ``wrk`` (Debian: ``apt-get install wrk``). Trains a model on a realistic stream with the
+builder's own code (``--stream pareto|taste|retail``, see real_factors.py; ``synthetic`` draws
+clean clustered factors instead, for reference), publishes it as the builder does (with the
+HNSW index when the catalog reaches the builder's default threshold), and drives the real
+server over real sockets with wrk: 1 and 2 workers at 4 and 32
 concurrent connections, a run with 2 workers while three new versions are published, and the
 seed's design (model unpickled and matrix reloaded per request, Flask development server) at
-the same concurrencies. Also reports recall@10 of what is served against exact float32 search,
+the same concurrencies. Also reports recall@10 of what is served against exact float32 search
+(seen items excluded, users sampled from the model),
 and the memory (PSS) of the server with 1 and 2 workers. Prints a table and writes JSON.
 """
 
@@ -22,24 +26,28 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
 
-from recommendation_service.model.ann import IVFParams, build_ivf, reorder_items
+from recommendation_service.model.ann import ANNParams, build_index
 from recommendation_service.model.realtime import FoldIn, RealtimeParams
+from recommendation_service.model.served_model import ServedModel
 from recommendation_service.model.store import ModelStore
 from recommendation_service.model.threads import lower_thread_priority
 from recommendation_service.server.model_watcher import ModelWatcher
 
 from ..conftest import free_port
 from ..processes import process_tree, serve, stop, wait_healthy
+from .real_factors import retail_events, stream_events, train
 from .synthetic_model import synthetic_model
 
 WRK_SCRIPT = """
 math.randomseed(%(seed)d)
+ids = {%(ids)s}
 request = function()
-  return wrk.format("GET", "/recommend?user=user-" .. math.random(0, %(users)d - 1) .. "&n=10")
+  return wrk.format("GET", "/recommend?user=" .. ids[math.random(1, #ids)] .. "&n=10")
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -98,39 +106,53 @@ def pss_mb(root_pid: int) -> float:
     return round(total / 1024, 1)
 
 
-def publish(model, store: ModelStore, ivf: IVFParams) -> None:
+def publish(model, store: ModelStore, ann: ANNParams) -> None:
+    """As the builder's training worker publishes a refit."""
     fold = FoldIn(model.snapshot.item_ids, model.item_factors, model.params, RealtimeParams())
     index = None
-    if model.snapshot.n_items >= ivf.min_items:
-        order, index = build_ivf(fold.scoring_matrix, ivf)
-        model = reorder_items(model, order)
-        fold = FoldIn(model.snapshot.item_ids, model.item_factors, model.params, RealtimeParams())
+    if model.snapshot.n_items >= ann.min_items:
+        index = build_index(fold.scoring_matrix, ann)
     store.publish(model, fold, index=index)
 
 
-def recall_at_10(store: ModelStore, users: int, probes: int, sample: int = 500) -> float | None:
-    served = ModelWatcher(store, probes=probes)
+def recall_at_10(store: ModelStore, ef: int, sample: int = 1000) -> float | None:
+    served = ModelWatcher(store, ef=ef)
     served.refresh()
     if served.model.index is None:
         return None
-    exact = ModelWatcher(store, probes=10**9)  # every cluster: exact float32 search
-    exact.refresh()
+    exact = ServedModel(*store.read_version())  # no index: exact float32 search
     rng = np.random.default_rng(1)
     hits = []
-    for u in rng.choice(users, size=sample, replace=False):
-        a = set(served.model.recommend(f"user-{u}", 10).items)
-        b = set(exact.model.recommend(f"user-{u}", 10).items)
-        hits.append(len(a & b) / 10)
+    users = exact.user_ids
+    for row in rng.choice(len(users), size=min(sample, len(users)), replace=False).tolist():
+        a = set(served.model.recommend(users[row], 10).items)
+        b = set(exact.recommend(users[row], 10).items)
+        hits.append(len(a & b) / max(1, len(b)))
     return round(float(np.mean(hits)), 4)
+
+
+def make_model(args):
+    if args.stream == "synthetic":
+        return synthetic_model(args.items, args.users, args.factors)
+    if args.stream == "retail":
+        events = retail_events(args.log) if args.log else retail_events()
+    else:
+        events = stream_events(args.stream, args.events, args.users, args.items)
+    return train(events, window=10**8)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--stream", choices=("taste", "pareto", "retail", "synthetic"), default="taste"
+    )
+    parser.add_argument("--log", type=Path, help="interaction log for --stream retail")
     parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--users", type=int, default=50_000)
-    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--users", type=int, default=30_000)
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--factors", type=int, default=64, help="for --stream synthetic")
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--probes", type=int, default=32)
+    parser.add_argument("--ef", type=int, default=128, help="the server's --ann-ef")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-seed", action="store_true", help="do not run the seed design")
     parser.add_argument("--json-out", type=Path, default=Path("load_benchmark.json"))
@@ -139,20 +161,25 @@ def main() -> None:
         raise SystemExit("this benchmark needs wrk: apt-get install wrk")
 
     t = time.perf_counter()
-    model = synthetic_model(args.items, args.users, args.factors)
+    model = make_model(args)
+    n_users = model.snapshot.n_users
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         script = tmp / "load.lua"
-        script.write_text(WRK_SCRIPT % {"seed": 7, "users": args.users})
+        # Users of the model (at most 100,000 of them): unknown ids would get the cheap
+        # popularity answer and flatter the figures.
+        rng = np.random.default_rng(7)
+        known = model.snapshot.user_ids
+        picked = rng.choice(len(known), size=min(100_000, len(known)), replace=False)
+        ids = ",".join(json.dumps(urllib.parse.quote(known[i])) for i in picked.tolist())
+        script.write_text(WRK_SCRIPT % {"seed": 7, "ids": ids})
         store = ModelStore(tmp / "models", keep=3)
-        ivf = IVFParams()
-        publish(model, store, ivf)
-        model_mb = (
-            sum(f.stat().st_size for f in (tmp / "models" / "versions").rglob("*.npy")) / 2**20
-        )
+        ann = ANNParams()
+        publish(model, store, ann)
+        model_mb = sum(f.stat().st_size for f in (tmp / "models" / "versions").rglob("*.*")) / 2**20
         build_seconds = time.perf_counter() - t
-        recall = recall_at_10(store, args.users, args.probes)
+        recall = recall_at_10(store, args.ef)
         memory = {}
         baseline = {}
         for workers in (1, 2):
@@ -173,8 +200,8 @@ def main() -> None:
             server = serve(
                 store.root,
                 port,
-                "--ann-probes",
-                str(args.probes),
+                "--ann-ef",
+                str(args.ef),
                 "--threads",
                 str(args.threads),
                 workers=workers,
@@ -196,7 +223,7 @@ def main() -> None:
                         lower_thread_priority()  # as the builder's training thread does
                         for _ in range(3):
                             time.sleep(args.seconds / 4)
-                            publish(model, store, ivf)
+                            publish(model, store, ann)
 
                     publisher = threading.Thread(target=publish_three)
                     publisher.start()
@@ -235,12 +262,13 @@ def main() -> None:
 
     result = {
         "model": {
-            "items": args.items,
-            "users": args.users,
-            "factors": args.factors,
+            "stream": args.stream,
+            "items": model.snapshot.n_items,
+            "users": n_users,
+            "factors": model.params.factors,
             "published_mb": round(model_mb, 1),
             "approximate_index": recall is not None,
-            "probes": args.probes,
+            "ef": args.ef,
             "recall_at_10_vs_exact": recall,
             "build_and_publish_seconds": round(build_seconds, 1),
         },

@@ -54,8 +54,9 @@ def trial(broker, tmp: Path) -> float:
         wait_until(lambda: len(control.standbys(15)) == 1, 30, what="the standby")
         second_id = control.standbys(15)[0]["builder_id"]
         wait_until(
-            lambda: (control.read_status() or {}).get("events_consumed", 0) > 5000
-            and store.versions(),
+            lambda: (
+                (control.read_status() or {}).get("events_consumed", 0) > 5000 and store.versions()
+            ),
             60,
             what="the active builder publishing",
         )

@@ -46,8 +46,10 @@ def test_every_option_reads_the_variable_the_readme_documents(monkeypatch):
     for command, flags, variable in rows:
         name = command.removeprefix("recsvc").strip()
         cmd = main.commands[name] if name else main
-        ctx = root if not name else click.Context(
-            cmd, info_name=name, parent=root, **cmd.context_settings
+        ctx = (
+            root
+            if not name
+            else click.Context(cmd, info_name=name, parent=root, **cmd.context_settings)
         )
         prefix = "RECSVC" if not name else "RECSVC_" + name.upper().replace("-", "_")
         assert variable.startswith(prefix + "_"), (command, flags, variable)

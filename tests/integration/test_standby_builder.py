@@ -107,8 +107,9 @@ def test_standby_builder_takes_over_from_a_killed_one(broker, topic, tmp_path):
         job = uuid.uuid4().hex
         control.request_training(job)
         wait_until(
-            lambda: (control.read_status() or {}).get("jobs", {}).get(job, {}).get("state")
-            == "done",
+            lambda: (
+                (control.read_status() or {}).get("jobs", {}).get(job, {}).get("state") == "done"
+            ),
             timeout=60,
             what="a refit of the rebuilt window",
         )
