@@ -29,7 +29,7 @@ from recommendation_service.model.ranking import top_n
 from recommendation_service.model.realtime import FoldIn, RealtimeParams
 
 from .ivf_reference import IVFParams, build_ivf, ivf_candidates
-from .real_factors import retail_events, stream_events, train
+from .real_factors import events_of, train
 
 
 def anonymous_kb() -> int:
@@ -186,10 +186,7 @@ CANDIDATES = {
 
 
 def real_model(args):
-    if args.stream == "retail":
-        events = retail_events(args.log) if args.log else retail_events()
-    else:
-        events = stream_events(args.stream, args.events, args.users, args.items)
+    events = events_of(args.stream, args.events, args.users, args.items, args.log)
     t = time.perf_counter()
     model = train(events, window=args.window)
     fold = FoldIn(model.snapshot.item_ids, model.item_factors, model.params, RealtimeParams())

@@ -40,7 +40,7 @@ from recommendation_service.server.model_watcher import ModelWatcher
 
 from ..conftest import free_port
 from ..processes import process_tree, serve, stop, wait_healthy
-from .real_factors import retail_events, stream_events, train
+from .real_factors import events_of, train
 from .synthetic_model import synthetic_model
 
 WRK_SCRIPT = """
@@ -134,11 +134,7 @@ def recall_at_10(store: ModelStore, ef: int, sample: int = 1000) -> float | None
 def make_model(args):
     if args.stream == "synthetic":
         return synthetic_model(args.items, args.users, args.factors)
-    if args.stream == "retail":
-        events = retail_events(args.log) if args.log else retail_events()
-    else:
-        events = stream_events(args.stream, args.events, args.users, args.items)
-    return train(events, window=10**8)
+    return train(events_of(args.stream, args.events, args.users, args.items, args.log), 10**8)
 
 
 def main() -> None:

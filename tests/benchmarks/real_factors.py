@@ -84,6 +84,13 @@ def retail_events(path: Path = RETAIL_LOG) -> list[Event]:
     return events
 
 
+def events_of(stream: str, events: int, users: int, items: int, log: Path | None = None):
+    """The events of a named stream: ``retail`` reads ``log`` (default: the shared log)."""
+    if stream == "retail":
+        return retail_events(log or RETAIL_LOG)
+    return stream_events(stream, events, users, items)
+
+
 def train(events, window: int, params: ALSParams | None = None) -> TrainedModel:
     """Fit the builder's ALS on the newest ``window`` events, through its sliding window."""
     sliding = SlidingWindow(window)
