@@ -17,6 +17,8 @@ from .model.ann import ANNParams
 from .model.associations import AssociationParams
 from .model.events import DEFAULT_ACTION_WEIGHTS
 from .model.realtime import RealtimeParams
+from .model.trainer import ALSParams
+from .model.tuning import TuneParams
 from .model.window import Decay
 
 #: librdkafka settings that make group joins take seconds instead of ~20 s, and keep a fetch
@@ -147,38 +149,26 @@ class KafkaSettings:
 
 
 @dataclass(frozen=True)
-class ALSParams:
-    """Hyper-parameters of implicit's alternating least squares.
+class LiveQualityParams:
+    """How live quality is measured.
 
     Parameters
     ----------
-    factors
-        Latent dimensions.
-    regularization
-        L2 penalty on the factors.
-    alpha
-        Confidence scale applied to the interaction weights.
-    iterations
-        ALS sweeps per refit.
-    num_threads
-        Threads implicit may use; 0 means all cores.
-    random_state
-        Seed for reproducible factors.
+    k
+        Length of the recommendation list an event is checked against.
+    size
+        Scored events the rolling figures cover.
+    budget
+        Largest share of the consumer thread's time spent scoring (0 turns scoring off).
     """
 
-    factors: int = 64
-    regularization: float = 0.05
-    alpha: float = 3.0
-    iterations: int = 15
-    num_threads: int = 0
-    random_state: int | None = 42
+    k: int = 10
+    size: int = 10_000
+    budget: float = 0.02
 
     def __post_init__(self) -> None:
-        _require(1 <= self.factors <= 1024, "factors must be between 1 and 1024")
-        _require(self.regularization >= 0, "regularization must be >= 0")
-        _require(self.alpha > 0, "alpha must be > 0")
-        _require(1 <= self.iterations <= 1000, "iterations must be between 1 and 1000")
-        _require(self.num_threads >= 0, "num_threads must be >= 0 (0 = all cores)")
+        if not 1 <= self.k <= 1000 or self.size < 1 or not 0 <= self.budget <= 1:
+            raise ValueError("live quality needs 1 <= k <= 1000, size >= 1, 0 <= budget <= 1")
 
 
 @dataclass(frozen=True)
@@ -203,6 +193,10 @@ class BuilderConfig:
         Messages larger than this are malformed.
     max_id_length
         User or item ids longer than this (in characters) are malformed.
+    live_quality
+        How incoming events are scored against what the service would have recommended.
+    tuning
+        Whether refits search their settings on the window's newest events (on by default).
     """
 
     kafka: KafkaSettings
@@ -221,6 +215,8 @@ class BuilderConfig:
     associations: AssociationParams = field(default_factory=AssociationParams)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
+    live_quality: LiveQualityParams = field(default_factory=LiveQualityParams)
+    tuning: TuneParams = field(default_factory=TuneParams)
 
     def __post_init__(self) -> None:
         _require(self.window >= 1, "window must be >= 1 event")

@@ -52,5 +52,21 @@ class BuilderMetrics:
             registry=r,
         )
 
+        self.live_hit_rate = Gauge(
+            "recsvc_builder_live_hit_rate",
+            "Share of recent scored events whose item was in the top 10, by method",
+            ["method"],
+            registry=r,
+        )
+        self.live_ndcg = Gauge(
+            "recsvc_builder_live_ndcg",
+            "NDCG@10 over recent scored events, by method",
+            ["method"],
+            registry=r,
+        )
+        self.live_scored = Counter(
+            "recsvc_builder_live_scored_events", "Events scored for live quality", registry=r
+        )
+
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)

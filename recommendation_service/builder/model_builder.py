@@ -31,12 +31,14 @@ from ..errors import MalformedEvent
 from ..model.control_files import ControlFiles
 from ..model.events import MalformedCounter, parse_event
 from ..model.realtime import FoldIn
-from ..model.store import ModelStore, update_arrays
+from ..model.store import ModelStore
 from ..model.threads import StopFlag
 from ..model.trainer import ALSTrainer
 from ..model.window import SlidingWindow, WindowSnapshot
+from .fresh_state import fresh_state
 from .kafka_health import KafkaHealth
 from .lease import BuilderLease, new_builder_id
+from .live_quality import LiveQuality
 from .metrics import BuilderMetrics
 from .monitor import BuilderMonitor, RefitJobs
 from .training_worker import TrainingWorker
@@ -77,8 +79,10 @@ class ModelBuilder:
             self._on_published,
             config.ann,
             config.associations,
+            config.tuning,
         )
         self.metrics = BuilderMetrics()
+        self.quality = LiveQuality(config.live_quality)
         self.kafka = KafkaHealth()
         self.monitor = BuilderMonitor(self)
         # Guards what the training thread reads when it snapshots and writes when it
@@ -94,6 +98,11 @@ class ModelBuilder:
         self.update_failures = WriteFailures(f"update file to {self.store.root}", maximum=30.0)
         self._dirty: set[str] = set()
         self._since_snapshot: set[str] = set()
+        # The same for items: those the served version does not know get folded-in rows.
+        self._dirty_items: set[str] = set()
+        self._since_snapshot_items: set[str] = set()
+        # (version, users, items, arrays) of an update whose write failed, to retry as is.
+        self._unwritten: tuple | None = None
         self._next_flush = 0.0
         # (topic, partition) -> offset of the next event to apply; the window holds all before.
         self.positions: dict[tuple[str, int], int] = {}
@@ -109,6 +118,7 @@ class ModelBuilder:
             snap = self.window.snapshot()
             self.events_since_refit = 0
             self._since_snapshot = set()
+            self._since_snapshot_items = set()
             self.jobs.start()
             offsets: dict[str, dict[int, int]] = {}
             for (topic, partition), offset in self.positions.items():
@@ -120,6 +130,7 @@ class ModelBuilder:
         with self.lock:
             self.fold, self.fold_version, self.update_seq = fold, manifest["name"], 0
             self._dirty |= self._since_snapshot
+            self._dirty_items |= self._since_snapshot_items
             self.jobs.finish(manifest)
         self.metrics.training.observe(manifest["training_seconds"])
         self.metrics.last_publish.set(manifest["created_ts"])
@@ -132,6 +143,15 @@ class ModelBuilder:
 
     def run(self) -> None:
         """Stand by until this builder holds the model directory, then consume until stopped."""
+        # implicit loads a BLAS of its own (scipy's): load it first, so the limit covers it.
+        import implicit.cpu.als  # noqa: F401
+        from threadpoolctl import threadpool_limits
+
+        # Fold-ins and live scoring are small matrix products on the consumer thread; BLAS
+        # threads would only spin beside it (they tripled the builder's CPU per event). This
+        # thread then owns OpenBLAS's settings (threadpoolctl >= 3.6): the training thread's
+        # own limit is a no-op, and the libraries are already at one thread.
+        threadpool_limits(1, "blas")
         if not self._acquire_lease():
             return
         self.active_since = time.time()
@@ -227,7 +247,7 @@ class ModelBuilder:
     def _apply_batch(self, messages: list[Message]) -> None:
         cfg = self.config
         last: dict[tuple[str, int], Message] = {}
-        applied = 0
+        applied = scored = 0
         with self.lock:
             for msg in messages:
                 if msg.error():
@@ -245,9 +265,14 @@ class ModelBuilder:
                 except MalformedEvent as exc:
                     self._on_malformed(msg, exc)
                 else:
+                    # Scored before it is applied: what the service answered this user then.
+                    if self.quality.score(event, self.window, self.fold):
+                        scored += 1
                     self.window.add(event)
                     self._dirty.add(event.user)
                     self._since_snapshot.add(event.user)
+                    self._dirty_items.add(event.item)
+                    self._since_snapshot_items.add(event.item)
                     applied += 1
                 self.positions[key] = msg.offset() + 1
                 last[key] = msg
@@ -255,6 +280,7 @@ class ModelBuilder:
             self.events_since_refit += applied
             due = self.events_since_refit >= cfg.retrain_every
         self.metrics.events.inc(applied)
+        self.metrics.live_scored.inc(scored)
         self._store_offsets(last.values())
         if due:
             self.trainer.request()
@@ -265,25 +291,35 @@ class ModelBuilder:
         if now < self._next_flush or not self.update_failures.ready():
             return
         with self.lock:
-            if self.fold is None or not self._dirty:
+            retry = self._unwritten
+            if retry is not None and retry[0] != self.fold_version:
+                # A new version re-folds everything since its snapshot; the old update is moot.
+                retry = self._unwritten = None
+            if self.fold is None or not (self._dirty or retry):
                 return
             fold, version, users, self._dirty = self.fold, self.fold_version, self._dirty, set()
+            items, self._dirty_items = self._dirty_items, set()
             self.update_seq += 1
             seq = self.update_seq
-        # The window only changes on this thread, so reading it needs no lock.
-        fresh = [(u, fold.user_vector(h)) for u in users if (h := self.window.user_history(u))]
-        fresh = [(u, v) for u, v in fresh if v is not None]
+        if retry is not None and not users:
+            # Nothing changed since the failed write: write the same arrays, not recompute them.
+            _, users, items, fresh = retry
+        else:
+            if retry is not None:
+                users, items = users | retry[1], items | retry[2]
+            # The window only changes on this thread, so reading it needs no lock.
+            fresh = fresh_state(self.window, fold, users, items)
         try:
-            if fresh:
-                self.store.write_update(version, seq, update_arrays(*map(list, zip(*fresh))))
+            if fresh is not None:
+                self.store.write_update(version, seq, fresh)
                 self.updates_written += 1
                 self.metrics.updates.inc()
         except OSError as exc:
-            # Those users' vectors go into the next attempt, after a backoff.
+            # Retried after a backoff, with whatever changes meanwhile.
             self.update_failures.failed(exc)
-            with self.lock:
-                self._dirty |= users
+            self._unwritten = (version, users, items, fresh)
         else:
+            self._unwritten = None
             self.update_failures.succeeded()
         # While catching up on a backlog, many users change per interval; spacing flushes by
         # four times their cost caps fold-in at a fifth of the time, and users coalesce.

@@ -138,6 +138,7 @@ class BuilderMonitor:
                     "training_seconds": last["training_seconds"],
                 },
                 "jobs": dict(b.jobs.states),
+                "live_quality": b.quality.summary(),
             }
 
     def write_standby(self) -> None:
@@ -172,6 +173,12 @@ class BuilderMonitor:
         m.window_items.set(len(b.window.items))
         m.write_failures.labels("model").set(b.trainer.publish_failures.consecutive)
         m.write_failures.labels("update").set(b.update_failures.consecutive)
+        with b.lock:
+            quality = b.quality.summary()
+        for method in ("service", "popularity"):
+            if method in quality:
+                m.live_hit_rate.labels(method).set(quality[method]["hit_rate"])
+                m.live_ndcg.labels(method).set(quality[method]["ndcg"])
         lag = 0
         for (topic, partition), position in list(b.positions.items()):
             # The cached high watermark comes with every fetch (no extra request).

@@ -19,6 +19,7 @@ from ..model.realtime import FoldIn, RealtimeParams
 from ..model.store import ModelStore
 from ..model.threads import lower_thread_priority
 from ..model.trainer import ALSTrainer
+from ..model.tuning import TuneParams, TuneResult, tune
 from ..model.window import WindowSnapshot
 from .write_failures import WriteFailures
 
@@ -47,6 +48,8 @@ class TrainingWorker:
         When and how to build the approximate (HNSW) index published with each version.
     assoc
         How baskets are formed and which co-occurrences are kept.
+    tuning
+        Whether and how often refits search their settings on held-out events.
     max_backoff
         Upper bound of the wait between retries after a failed publish.
     """
@@ -60,6 +63,7 @@ class TrainingWorker:
         on_published: PublishedHook | None = None,
         ann: ANNParams | None = None,
         assoc: AssociationParams | None = None,
+        tuning: TuneParams | None = None,
         max_backoff: float = 60.0,
     ) -> None:
         self.trainer = trainer
@@ -68,6 +72,11 @@ class TrainingWorker:
         self.realtime = realtime or RealtimeParams()
         self.ann = ann or ANNParams()
         self.assoc = assoc or AssociationParams()
+        self.tuning = tuning or TuneParams(enabled=False)
+        #: The last tuning's outcome, reused by the refits between tunings.
+        self.tuned: TuneResult | None = None
+        # (offsets, model, fold, index, assoc, tuning) of a fit whose publish failed.
+        self._unpublished: tuple | None = None
         self.on_published = on_published
         self.trainings = 0
         #: Fits that raised (the window is kept; the next events trigger another try).
@@ -124,25 +133,38 @@ class TrainingWorker:
         snapshot, offsets = self.take_snapshot()
         if snapshot.matrix.nnz == 0:
             return True
-        try:
-            model = self.trainer.fit(snapshot)
-        except ModelFitError as exc:
-            self.fit_failures += 1
-            logger.error("training failed, keeping the last model: %s", exc)
-            return True  # the same window would fail again; wait for new events
         start = time.perf_counter()
-        fold = FoldIn(snapshot.item_ids, model.item_factors, model.params, self.realtime)
-        index = None
-        if snapshot.n_items >= self.ann.min_items:
-            index = build_index(fold.scoring_matrix, self.ann)
-        assoc = None
-        if model.snapshot.positive_events is not None:
-            assoc = associations(model.snapshot.positive_events, model.snapshot.n_items, self.assoc)
+        if self._unpublished is not None and self._unpublished[0] == offsets:
+            # The last publish failed and no event came since: publish that model again.
+            _, model, fold, index, assoc, tuning = self._unpublished
+        else:
+            self._unpublished = None
+            try:
+                als, realtime, tuning = self._settings(snapshot)
+                model = self.trainer.fit(snapshot, als)
+            except ModelFitError as exc:
+                self.fit_failures += 1
+                logger.error("training failed, keeping the last model: %s", exc)
+                return True  # the same window would fail again; wait for new events
+            start = time.perf_counter()
+            fold = FoldIn(
+                snapshot.item_ids, model.item_factors, model.params, realtime, model.user_factors
+            )
+            index = None
+            if snapshot.n_items >= self.ann.min_items:
+                index = build_index(fold.scoring_matrix, self.ann)
+            assoc = None
+            if snapshot.positive_events is not None:
+                assoc = associations(snapshot.positive_events, snapshot.n_items, self.assoc)
         try:
-            manifest = self.store.publish(model, fold, offsets, index=index, assoc=assoc)
+            manifest = self.store.publish(
+                model, fold, offsets, index=index, assoc=assoc, tuning=tuning
+            )
         except OSError as exc:
             self.publish_failures.failed(exc)
+            self._unpublished = (offsets, model, fold, index, assoc, tuning)
             return False
+        self._unpublished = None
         self.publish_failures.succeeded()
         self.trainings += 1
         self.last_manifest = manifest
@@ -159,3 +181,15 @@ class TrainingWorker:
             time.perf_counter() - start,
         )
         return True
+
+    def _settings(self, snapshot: WindowSnapshot):
+        """ALS and real-time settings for this refit, and the tuning report for the manifest."""
+        t = self.tuning
+        if not t.enabled:
+            return self.trainer.params, self.realtime, None
+        due = self.tuned is None or self.trainings % t.every == 0
+        if due:
+            self.tuned = tune(snapshot, self.trainer.params, self.realtime, t, self.trainer.fit)
+        report = self.tuned.as_dict()
+        report["tuned_at_this_refit"] = due
+        return self.tuned.als, self.tuned.realtime, report

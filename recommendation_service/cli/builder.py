@@ -10,6 +10,7 @@ import click
 from ..config import (
     BuilderConfig,
     KafkaSettings,
+    LiveQualityParams,
     parse_action_weights,
     parse_kafka_options,
 )
@@ -26,6 +27,8 @@ from .options import (
     realtime_options,
     realtime_params,
     split_env_list,
+    tune_params,
+    tuning_options,
 )
 
 
@@ -59,6 +62,7 @@ from .options import (
     help="Larger messages are rejected as malformed.",
 )
 @realtime_options
+@tuning_options
 @opt(
     "--action-weight",
     "action_weights",
@@ -89,6 +93,13 @@ from .options import (
     default=AssociationParams.min_support,
     type=int,
     help="Baskets two items must share to be listed as bought together.",
+)
+@opt(
+    "--live-quality-budget",
+    default=LiveQualityParams.budget,
+    type=click.FloatRange(0, 1),
+    help="Share of the consumer's time spent scoring events against the served top 10 "
+    "(live HR@10 and NDCG@10); events beyond it are sampled out, 0 turns it off.",
 )
 @opt("--metrics-host", default="127.0.0.1", help="Builder metrics address.")
 @opt(
@@ -123,6 +134,8 @@ def builder(**opts) -> None:
             associations=association_params(opts),
             metrics_host=opts["metrics_host"],
             metrics_port=opts["metrics_port"],
+            live_quality=LiveQualityParams(budget=opts["live_quality_budget"]),
+            tuning=tune_params(opts),
         )
 
     config = config_or_exit(make)

@@ -15,6 +15,8 @@ from .options import (
     opt,
     realtime_options,
     realtime_params,
+    tune_params,
+    tuning_options,
 )
 
 
@@ -46,6 +48,7 @@ from .options import (
 )
 @model_options
 @realtime_options
+@tuning_options
 def evaluate(log, **opts) -> None:
     """Replay LOG (CSV/TSV, .gz accepted) and score the service against baselines."""
     import json
@@ -73,6 +76,7 @@ def evaluate(log, **opts) -> None:
             decay=decay_params(opts),
             test_fraction=opts["test_fraction"],
             max_test_events=opts["max_test_events"],
+            tuning=tune_params(opts),
         )
     )
     try:
@@ -102,11 +106,15 @@ def evaluate(log, **opts) -> None:
         f"{figures['events_per_second']} events/s, {figures['refits']} refits, "
         f"{figures['refit_seconds_mean']} s per refit"
     )
+    for choice in figures["tuning_choices"]:
+        settings = ", ".join(f"{k} {v:g}" for k, v in choice.items() if k != "refits")
+        click.echo(f"tuning chose {settings} for {choice['refits']} fit(s)")
     if opts["json_out"]:
         figures["config"] = {
             "window": config.window,
             "retrain_every": config.retrain_every,
             "als": vars(config.als),
             "realtime": vars(config.realtime),
+            "tune": opts["tune"],
         }
         opts["json_out"].write_text(json.dumps(figures, indent=2))

@@ -14,6 +14,7 @@ from ..config import ALSParams, BuilderConfig
 from ..errors import ConfigError
 from ..model.associations import AssociationParams
 from ..model.realtime import RealtimeParams
+from ..model.tuning import ALS_KNOBS, REALTIME_KNOBS, TuneParams
 from ..model.window import Decay
 
 #: Prefix of every environment variable; commands add their name (see the module docstring).
@@ -141,6 +142,53 @@ realtime_option_list = [
 
 
 realtime_options = stack(realtime_option_list)
+
+
+tuning_option_list = [
+    opt(
+        "--tune",
+        type=click.Choice(["on", "off"]),
+        default="on",
+        help="At refits, hold out the window's newest events and pick factors, "
+        "regularization, alpha and the real-time settings that predict them best; settings "
+        "given explicitly (option or environment) are kept and not searched.",
+    ),
+    opt(
+        "--tune-every",
+        default=TuneParams.every,
+        type=click.IntRange(1),
+        help="Tune at every k-th refit; the refits between reuse the last choice.",
+    ),
+    opt(
+        "--tune-holdout",
+        default=TuneParams.holdout,
+        type=click.FloatRange(0.01, 0.49),
+        help="Share of the window's newest events held out to score settings.",
+    ),
+]
+
+#: Settings search of refits (builder and evaluate).
+tuning_options = stack(tuning_option_list)
+
+
+def tune_params(opts) -> TuneParams:
+    """The tuning settings; what the user set explicitly is pinned (never searched)."""
+    ctx = click.get_current_context()
+    pinned = {
+        knob
+        for knob in (*ALS_KNOBS, *REALTIME_KNOBS)
+        if ctx.get_parameter_source(knob)
+        not in (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP)
+    }
+    try:
+        return TuneParams(
+            enabled=opts["tune"] == "on",
+            every=opts["tune_every"],
+            holdout=opts["tune_holdout"],
+            pinned=frozenset(pinned),
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def als_params(opts) -> ALSParams:

@@ -22,14 +22,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import ALSParams
 from ..model.events import Event
 from ..model.ranking import top_n
 from ..model.realtime import FoldIn, RealtimeParams
-from ..model.trainer import ALSTrainer, TrainedModel
+from ..model.trainer import ALSParams, ALSTrainer, TrainedModel
+from ..model.tuning import ALS_KNOBS, TuneParams, TuneResult, tune
 from ..model.window import Decay, SlidingWindow
 
 METHODS = ("service", "popularity", "refit-only", "refit-only+popular")
+CHOICE_KEYS = (
+    "factors",
+    "regularization",
+    "alpha",
+    "recent_boost",
+    "recent_half_life",
+    "similarity_weight",
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class EvalConfig:
     test_fraction: float = 0.1
     max_test_events: int = 0  # 0 = all
     k: int = 10
+    tuning: TuneParams = field(default_factory=lambda: TuneParams(enabled=False))
 
 
 @dataclass
@@ -64,6 +73,9 @@ class EvalReport:
     scores: dict[str, MethodScore]
     seconds: float
     refit_seconds: list[float]
+    #: Settings each fit used when tuning was on (the first fit, before the scored events,
+    #: included): (factors, regularization, alpha, boost, half-life, similarity) -> fits.
+    chosen: dict[tuple, int] = field(default_factory=dict)
 
     def hit_rate(self, method: str) -> float:
         return self.scores[method].hits / self.scored if self.scored else 0.0
@@ -84,20 +96,23 @@ class EvalReport:
                 m: {"hit_rate": round(self.hit_rate(m), 5), "ndcg": round(self.ndcg(m), 5)}
                 for m in METHODS
             },
+            "tuning_choices": [
+                {**dict(zip(CHOICE_KEYS, key)), "refits": n} for key, n in self.chosen.items()
+            ],
         }
 
 
 class _Fitted:
     """What one refit gives each recommender."""
 
-    def __init__(self, model: TrainedModel, config: EvalConfig) -> None:
+    def __init__(self, model: TrainedModel, realtime: RealtimeParams) -> None:
         snap = model.snapshot
         self.item_ids = snap.item_ids
         self.item_factors = model.item_factors
         self.user_factors = model.user_factors
         self.row = {u: r for r, u in enumerate(snap.user_ids)}
         self.seen = snap.seen
-        self.fold = FoldIn(snap.item_ids, model.item_factors, config.als, config.realtime)
+        self.fold = FoldIn(snap.item_ids, model.item_factors, model.params, realtime)
         self.base = self.fold.base_vectors(model.user_factors, snap)
         counts = snap.seen.getnnz(axis=0)
         self.popular = [snap.item_ids[c] for c in np.lexsort((np.arange(len(counts)), -counts))]
@@ -130,10 +145,21 @@ def evaluate(
         window.add(e)
         seen_users.add(e.user)
     refit_seconds: list[float] = []
+    chosen: dict[tuple, int] = {}
+    tuned: list[TuneResult] = []
 
     def refit() -> _Fitted:
+        # As the builder's training worker: tune (when on and due), then fit the whole window.
         start = time.perf_counter()
-        fitted = _Fitted(trainer.fit(window.snapshot()), config)
+        snap = window.snapshot()
+        als, realtime = config.als, config.realtime
+        if config.tuning.enabled:
+            if not tuned or len(refit_seconds) % config.tuning.every == 0:
+                tuned[:] = [tune(snap, config.als, config.realtime, config.tuning, trainer.fit)]
+            als, realtime = tuned[0].als, tuned[0].realtime
+            key = tuple(getattr(als if k in ALS_KNOBS else realtime, k) for k in CHOICE_KEYS)
+            chosen[key] = chosen.get(key, 0) + 1
+        fitted = _Fitted(trainer.fit(snap, als), realtime)
         refit_seconds.append(time.perf_counter() - start)
         return fitted
 
@@ -156,7 +182,9 @@ def evaluate(
             touched.clear()
         if progress is not None and n % 500 == 499:
             progress(500)
-    return EvalReport(scored, len(test), scores, time.perf_counter() - start, refit_seconds[1:])
+    return EvalReport(
+        scored, len(test), scores, time.perf_counter() - start, refit_seconds[1:], chosen
+    )
 
 
 def _score_event(e, window, fitted: _Fitted, touched, scores, k) -> None:

@@ -6,7 +6,9 @@ model, minus the items they already interacted with in the window, with ``source
 
 Between refits the builder publishes fresh vectors of the users who had events (update files);
 they are applied on top of the version they belong to, newest last, and replace that user's
-vector and seen items. They live only as long as their version: the next refit includes them.
+vector and seen items. Updates also carry scoring rows of items the version does not know
+(folded in against their users), which ``recommend`` ranks alongside the model's items. They
+live only as long as their version: the next refit includes them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ class _Fresh:
     vector: np.ndarray
     seen: np.ndarray
     last_ts: float
+    seen_new: frozenset[str] = frozenset()  # items the version does not know, touched
+
+
+@dataclass(frozen=True)
+class _NewItems:
+    """Scoring rows of items first seen after the refit, as the latest update gave them."""
+
+    ids: tuple[str, ...] = ()
+    rows: np.ndarray | None = None
 
 
 class ServedModel:
@@ -90,6 +101,7 @@ class ServedModel:
         )
         self._check()
         self.fresh: dict[str, _Fresh] = {}
+        self.new_items = _NewItems()
         self.applied_update = 0
 
     def _check(self) -> None:
@@ -172,13 +184,37 @@ class ServedModel:
         users = decode_strings(arrays["user_ids.blob"], arrays["user_ids.offsets"])
         indptr = arrays["seen_indptr"]
         last_ts = arrays["last_ts"]
+        seen_new = [[] for _ in users]
+        if "new_item_rows" in arrays:
+            seen_new = self._take_new_items(seq, arrays, len(users))
         for k, user in enumerate(users):
             # One dict assignment per user: a request sees the old or the new entry, whole.
             self.fresh[user] = _Fresh(
-                vectors[k], indices[indptr[k] : indptr[k + 1]], float(last_ts[k])
+                vectors[k],
+                indices[indptr[k] : indptr[k + 1]],
+                float(last_ts[k]),
+                frozenset(seen_new[k]),
             )
         self.applied_update = seq
         return len(users)
+
+    def _take_new_items(self, seq: int, arrays: dict, n_users: int) -> list[list[str]]:
+        """Merge an update's new-item rows; return each user's touched new items."""
+        rows = arrays["new_item_rows"]
+        if len(rows) and (
+            rows.shape[1] != self.scoring_matrix.shape[1] or not np.isfinite(rows).all()
+        ):
+            raise ModelLoadError(f"update {seq} of {self.name} has bad new-item rows")
+        ids = decode_strings(arrays["new_item_ids.blob"], arrays["new_item_ids.offsets"])
+        if ids:
+            old = self.new_items
+            merged = dict(zip(old.ids, () if old.rows is None else old.rows))
+            merged.update(zip(ids, rows))
+            # One assignment: a request sees the old or the new table, whole.
+            self.new_items = _NewItems(tuple(merged), np.stack(list(merged.values())))
+        seen = decode_strings(arrays["seen_new_ids.blob"], arrays["seen_new_ids.offsets"])
+        bounds = arrays["seen_new_indptr"].tolist()
+        return [seen[bounds[k] : bounds[k + 1]] for k in range(n_users)]
 
     def user_state(self, user: str) -> tuple[np.ndarray, np.ndarray, float | None] | None:
         """(vector, seen item columns, as_of) of ``user``, or None for an unknown user."""
@@ -203,6 +239,23 @@ class ServedModel:
             scores = scores[chosen]
         else:
             chosen, scores = ann.search(self.index, self.scoring_matrix, vector, seen, n, self.ef)
-        return Recommendation(
-            [self.item_ids[c] for c in chosen.tolist()], scores.tolist(), "model", as_of
-        )
+        items = [self.item_ids[c] for c in chosen.tolist()]
+        scores = scores.tolist()
+        new = self.new_items
+        if new.ids:
+            fresh = self.fresh.get(user)
+            items, scores = _merge_new(
+                items, scores, new, vector, n, fresh.seen_new if fresh else ()
+            )
+        return Recommendation(items, scores, "model", as_of)
+
+
+def _merge_new(items, scores, new: _NewItems, vector, n: int, seen) -> tuple[list, list]:
+    """The best ``n`` of the model's picks and the new items the user has not touched."""
+    extra = new.rows @ vector
+    picks = [(s, i) for s, i in zip(scores, items)]
+    for c in top_n(extra, min(len(extra), n + len(seen))).tolist():
+        if new.ids[c] not in seen:
+            picks.append((float(extra[c]), new.ids[c]))
+    picks.sort(key=lambda p: -p[0])
+    return [i for _, i in picks[:n]], [s for s, _ in picks[:n]]

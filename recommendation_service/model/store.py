@@ -20,7 +20,8 @@ Layout of a model directory::
         assoc_*.npy            items bought together: top partners per item (CSR) with
         item_baskets.npy       co-occurrence counts, and baskets per item
     updates/v00000007/         fresh user vectors written between refits, for that version
-        00000001.npz ...       user ids, vectors, seen items, last event time (no pickle)
+        00000001.npz ...       user ids, vectors, seen items, last event time; scoring rows
+                               of items the version does not know yet (no pickle)
 
 A version is written into a temporary directory, every file fsynced, then renamed into
 ``versions/``; only then is ``CURRENT`` replaced (temp file, fsync, rename). A reader that
@@ -53,8 +54,9 @@ from .associations import Associations
 from .control_files import ControlFiles
 from .files import VERSION_NAME, fsync_dir, version_name, write_atomic
 from .id_table import byte_order, encode_strings
-from .realtime import FoldIn, RealtimeParams, UserVector
+from .realtime import FoldIn, RealtimeParams
 from .trainer import TrainedModel, popularity
+from .update_files import check_update
 
 logger = logging.getLogger(__name__)
 
@@ -117,22 +119,6 @@ def model_arrays(
     return arrays
 
 
-def update_arrays(users: list[str], vectors: list[UserVector]) -> dict[str, np.ndarray]:
-    """Arrays of one update file: fresh vectors of some users."""
-    blob, offsets = encode_strings(users)
-    lengths = [len(v.seen) for v in vectors]
-    indptr = np.zeros(len(vectors) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=indptr[1:])
-    return {
-        "user_ids.blob": blob,
-        "user_ids.offsets": offsets,
-        "vectors": np.stack([v.vector for v in vectors]).astype(np.float32),
-        "seen_indptr": indptr,
-        "seen_indices": np.concatenate([v.seen for v in vectors]).astype(np.int32),
-        "last_ts": np.array([v.last_ts for v in vectors], dtype=np.float64),
-    }
-
-
 class ModelStore:
     """Publishes, lists, prunes and opens model versions under ``root``.
 
@@ -167,6 +153,7 @@ class ModelStore:
         offsets: Mapping[str, Mapping[int, int]] | None = None,
         index=None,
         assoc: Associations | None = None,
+        tuning: dict | None = None,
     ) -> dict:
         """Write ``model`` as the next version, make it current, prune old ones.
 
@@ -183,6 +170,8 @@ class ModelStore:
             An approximate index over ``fold.scoring_matrix`` (see ann.py), for large catalogs.
         assoc
             Items bought together in the window's baskets.
+        tuning
+            What the refit's settings search tried and chose (see tuning.py), if it ran.
 
         Returns
         -------
@@ -245,6 +234,7 @@ class ModelStore:
                 "ann": ann,
                 "n_baskets": None if assoc is None else assoc.n_baskets,
                 "training_seconds": round(model.training_seconds, 4),
+                "tuning": tuning,
                 "builder_id": self.writer,
                 "files": files,
             }
@@ -318,13 +308,7 @@ class ModelStore:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
-            n = len(arrays["vectors"])
-            if len(arrays["user_ids.offsets"]) != n + 1 or len(arrays["seen_indptr"]) != n + 1:
-                raise ValueError("array lengths disagree")
-            if len(arrays["last_ts"]) != n or arrays["seen_indptr"][-1] != len(
-                arrays["seen_indices"]
-            ):
-                raise ValueError("array lengths disagree")
+            check_update(arrays)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise ModelLoadError(f"bad update {name}/{seq:08d}.npz: {exc}") from exc
         return arrays

@@ -9,11 +9,50 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..config import ALSParams
-from ..errors import ModelFitError
+from ..errors import ConfigError, ModelFitError
 from .window import WindowSnapshot
 
 logger = logging.getLogger(__name__)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class ALSParams:
+    """Hyper-parameters of implicit's alternating least squares.
+
+    Parameters
+    ----------
+    factors
+        Latent dimensions.
+    regularization
+        L2 penalty on the factors.
+    alpha
+        Confidence scale applied to the interaction weights.
+    iterations
+        ALS sweeps per refit.
+    num_threads
+        Threads implicit may use; 0 means all cores.
+    random_state
+        Seed for reproducible factors.
+    """
+
+    factors: int = 64
+    regularization: float = 0.05
+    alpha: float = 3.0
+    iterations: int = 15
+    num_threads: int = 0
+    random_state: int | None = 42
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.factors <= 1024, "factors must be between 1 and 1024")
+        _require(self.regularization >= 0, "regularization must be >= 0")
+        _require(self.alpha > 0, "alpha must be > 0")
+        _require(1 <= self.iterations <= 1000, "iterations must be between 1 and 1000")
+        _require(self.num_threads >= 0, "num_threads must be >= 0 (0 = all cores)")
 
 
 @dataclass(frozen=True)
@@ -56,8 +95,8 @@ class ALSTrainer:
     def __init__(self, params: ALSParams) -> None:
         self.params = params
 
-    def fit(self, snapshot: WindowSnapshot) -> TrainedModel:
-        """Train on ``snapshot``.
+    def fit(self, snapshot: WindowSnapshot, params: ALSParams | None = None) -> TrainedModel:
+        """Train on ``snapshot`` (with ``params`` instead of the trainer's, when given).
 
         Raises
         ------
@@ -69,7 +108,7 @@ class ALSTrainer:
 
         if snapshot.matrix.nnz == 0:
             raise ModelFitError("cannot train on an empty window")
-        p = self.params
+        p = params or self.params
         start = time.perf_counter()
         # implicit parallelises with its own threads; BLAS threads on top oversubscribe (and
         # implicit warns about it when the model is constructed, so construct it in here too).

@@ -126,12 +126,13 @@ class UserHistory:
 
 @dataclass(frozen=True)
 class EventArrays:
-    """The window's positive events as arrays (user row, item column, time, basket key)."""
+    """Events as arrays, oldest first: user row, item column, time, basket key, weight."""
 
     rows: np.ndarray
     cols: np.ndarray
     ts: np.ndarray
     baskets: np.ndarray
+    weights: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,8 @@ class WindowSnapshot:
     n_events: int
     last_ts: float
     positive_events: EventArrays | None = None
+    #: Every event of the window with its (decayed) weight, for holding the newest ones out.
+    events: EventArrays | None = None
 
     @property
     def n_users(self) -> int:
@@ -185,8 +188,9 @@ class SlidingWindow:
         # Basket ids as 63-bit hashes (0 = none): enough to group, without storing strings.
         self._basket = np.zeros(capacity, dtype=np.int64)
         self._seq = np.zeros(capacity, dtype=np.int64)
-        # Ring positions of each user's events (by user slot), oldest first.
+        # Ring positions of each user's (and item's) events, by slot, oldest first.
         self._user_positions: dict[int, deque[int]] = {}
+        self._item_positions: dict[int, deque[int]] = {}
         # Events per (user slot, item slot) pair, and distinct users per item slot, kept
         # incrementally so popularity is always current.
         self._pair_events: dict[tuple[int, int], int] = {}
@@ -214,6 +218,7 @@ class SlidingWindow:
         self._basket[pos] = _basket_key(event.basket)
         self._seq[pos] = self.total_added
         self._user_positions.setdefault(user, deque()).append(pos)
+        self._item_positions.setdefault(item, deque()).append(pos)
         pair = (user, item)
         count = self._pair_events.get(pair, 0)
         self._pair_events[pair] = count + 1
@@ -233,6 +238,10 @@ class SlidingWindow:
         positions.popleft()  # events leave oldest first, so this is ``pos``
         if not positions:
             del self._user_positions[user]
+        positions = self._item_positions[item]
+        positions.popleft()
+        if not positions:
+            del self._item_positions[item]
         pair = (user, item)
         count = self._pair_events[pair] - 1
         if count:
@@ -255,6 +264,21 @@ class SlidingWindow:
                 self._seq[pos], self._ts[pos], self.total_added - 1, self._newest_ts()
             )
         return UserHistory(self.items.ids_of(self._item_slots[pos]), weights, self._ts[pos])
+
+    def item_history(self, item: str) -> tuple[list[str], np.ndarray] | None:
+        """Users of ``item``'s events in the window and their summed (decayed) weights."""
+        slot = self.items.slot(item)
+        if slot is None:
+            return None
+        pos = np.fromiter(self._item_positions[slot], dtype=np.int64)
+        weights = self._weights[pos].astype(np.float64)
+        if self.decay.enabled:
+            weights *= self.decay.factors(
+                self._seq[pos], self._ts[pos], self.total_added - 1, self._newest_ts()
+            )
+        users, inverse = np.unique(self._user_slots[pos], return_inverse=True)
+        summed = np.bincount(inverse, weights=weights, minlength=len(users))
+        return self.users.ids_of(users), summed
 
     def popular_items(self, n: int, exclude: set[str] = frozenset()) -> list[str]:
         """The ``n`` items with the most distinct users in the window, minus ``exclude``."""
@@ -314,6 +338,8 @@ class SlidingWindow:
         seen = matrix.copy()
         matrix.eliminate_zeros()
         positive = self._weights[order] > 0
+        ts = self._ts[order]
+        baskets = self._basket[order]
         return WindowSnapshot(
             matrix=matrix,
             seen=seen,
@@ -322,9 +348,7 @@ class SlidingWindow:
             n_events=self._size,
             last_ts=float(self._ts[order[-1]]) if self._size else 0.0,
             positive_events=EventArrays(
-                rows[positive],
-                cols[positive],
-                self._ts[order][positive],
-                self._basket[order][positive],
+                rows[positive], cols[positive], ts[positive], baskets[positive]
             ),
+            events=EventArrays(rows, cols, ts, baskets, weights),
         )

@@ -35,7 +35,9 @@ def model_info():
     model = model_or_503()
     m = model.manifest
     store = watcher().store
-    pin = ControlFiles(store).pin()
+    control = ControlFiles(store)
+    pin = control.pin()
+    status = control.read_status() or {}
     return jsonify(
         version=m["version"],
         trained_at=m["created_at"],
@@ -47,6 +49,8 @@ def model_info():
         realtime=m.get("realtime"),
         ann=m.get("ann"),
         evaluation=m.get("evaluation"),
+        tuning=m.get("tuning"),
+        live_quality=status.get("live_quality"),
         updates_applied=model.applied_update,
         pinned=pin is not None,
     )

@@ -4,8 +4,10 @@
 
 For each broker (Tansu and Apache Kafka side by side by default): publishes a backlog of
 demo-style events (text ``user:item``), then runs the builder with the default window and
-refit cadence until it has applied every event, training concurrently as it goes. Separately,
-times one ALS fit with the default parameters on a 100,000-event window of the same stream.
+refit cadence until it has applied every event, training concurrently as it goes; then, on the
+first broker, the same without live-quality scoring and without tuning. Separately, times one
+ALS fit with the default parameters on a 100,000-event window of the same stream, and a tuned
+refit (search plus final fit) on the same window.
 """
 
 from __future__ import annotations
@@ -21,18 +23,29 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from recommendation_service.builder.model_builder import ModelBuilder
-from recommendation_service.config import ALSParams, BuilderConfig, KafkaSettings
+from recommendation_service.config import (
+    ALSParams,
+    BuilderConfig,
+    KafkaSettings,
+    LiveQualityParams,
+)
 from recommendation_service.model.events import Event
+from recommendation_service.model.realtime import RealtimeParams
 from recommendation_service.model.trainer import ALSTrainer
+from recommendation_service.model.tuning import TuneParams, tune
 from recommendation_service.model.window import SlidingWindow
 from recommendation_service.sandbox.brokers import ensure_topic
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 
 from ..processes import add_broker_argument, broker_of, engines_of
+from .real_factors import retail_events
 
 
-def run_backlog(engine: str, pairs: list[tuple[str, str]]) -> dict:
-    """Builder throughput on a backlog of ``pairs`` in a fresh broker of ``engine``."""
+def run_backlog(engine: str, pairs: list[tuple[str, str]], **settings) -> dict:
+    """Builder throughput on a backlog of ``pairs`` in a fresh broker of ``engine``.
+
+    ``settings`` override BuilderConfig fields (the defaults otherwise).
+    """
     with tempfile.TemporaryDirectory() as tmp, broker_of(engine, Path(tmp) / "broker") as broker:
         topic = f"bench-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
@@ -50,6 +63,7 @@ def run_backlog(engine: str, pairs: list[tuple[str, str]]) -> dict:
         config = BuilderConfig(
             kafka=KafkaSettings(broker.bootstrap_servers, topic, f"bench-{uuid.uuid4().hex}"),
             model_dir=Path(tmp) / "models",
+            **settings,
         )
         builder = ModelBuilder(config)
         thread = threading.Thread(target=builder.run, daemon=True)
@@ -69,6 +83,7 @@ def run_backlog(engine: str, pairs: list[tuple[str, str]]) -> dict:
         "events_per_second": round(consumed / seconds),
         "seconds": round(seconds, 2),
         "refits_published_meanwhile": builder.trainer.trainings,
+        "live_quality": builder.quality.summary(),
     }
 
 
@@ -78,6 +93,10 @@ def main() -> None:
     add_broker_argument(parser)
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--items", type=int, default=5_000)
+    parser.add_argument(
+        "--fit-log", type=Path, help="time the fits on this log's newest 100,000 events instead"
+    )
+    parser.add_argument("--fits-only", action="store_true", help="skip the catch-up runs")
     args = parser.parse_args()
 
     tastes = TasteModel(make_catalog(args.items, 16, 1), args.users, seed=1)
@@ -85,15 +104,43 @@ def main() -> None:
 
     defaults = BuilderConfig(kafka=KafkaSettings(), model_dir=Path("."))
     window = SlidingWindow(100_000)
-    for k, (u, i) in enumerate(pairs[-100_000:]):
-        window.add(Event(u, i, 1.0, float(k)))
+    if args.fit_log:
+        for e in retail_events(args.fit_log)[-100_000:]:
+            window.add(e)
+    else:
+        for k, (u, i) in enumerate(pairs[-100_000:]):
+            window.add(Event(u, i, 1.0, float(k)))
     snapshot = window.snapshot()
     fit = ALSTrainer(ALSParams()).fit(snapshot)
 
-    catch_up = {engine: run_backlog(engine, pairs) for engine in engines_of(args.broker)}
+    # What tuning costs a refit on this window: the search plus the final fit, against one fit.
+    start = time.perf_counter()
+    trainer = ALSTrainer(ALSParams())
+    tuned = tune(snapshot, ALSParams(), RealtimeParams(), TuneParams(), trainer.fit)
+    trainer.fit(snapshot, tuned.als)
+    tuned_seconds = time.perf_counter() - start
+
+    engines = [] if args.fits_only else engines_of(args.broker)
+    catch_up = {engine: run_backlog(engine, pairs) for engine in engines}
+    # The same backlog on the first broker without live quality, and without tuning.
+    variants = (
+        {}
+        if not engines
+        else {
+            "defaults": catch_up[engines[0]],
+            "--live-quality-budget 0": run_backlog(
+                engines[0], pairs, live_quality=LiveQualityParams(budget=0.0)
+            ),
+            "--tune off": run_backlog(engines[0], pairs, tuning=TuneParams(enabled=False)),
+        }
+    )
     result = {
         "events": args.events,
         "catch_up": catch_up,
+        f"catch_up_variants_{engines[0] if engines else 'none'}": {
+            name: {k: run[k] for k in ("events_per_second", "refits_published_meanwhile")}
+            for name, run in variants.items()
+        },
         "window": defaults.window,
         "retrain_every": defaults.retrain_every,
         "train_100k_window": {
@@ -102,6 +149,12 @@ def main() -> None:
             "items": snapshot.n_items,
             "nonzeros": int(snapshot.matrix.nnz),
             "params": vars(ALSParams()),
+        },
+        "tuned_refit_100k_window": {
+            "seconds": round(tuned_seconds, 2),
+            "times_one_fit": round(tuned_seconds / fit.training_seconds, 2),
+            "fits": len({(t["factors"], t["regularization"], t["alpha"]) for t in tuned.trials}),
+            "winner": tuned.as_dict()["winner"],
         },
     }
     print(json.dumps(result, indent=2))

@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from recommendation_service.builder.model_builder import ModelBuilder
-from recommendation_service.config import BuilderConfig, KafkaSettings
+from recommendation_service.config import BuilderConfig, KafkaSettings, LiveQualityParams
 from recommendation_service.model.served_model import ServedModel
 from recommendation_service.model.store import ModelStore
 from recommendation_service.sandbox.brokers import ensure_topic
@@ -279,3 +279,75 @@ def test_online_api_against_broker_and_builder(broker, topic, tmp_path):
         assert Counter(map(category, rec["items"])).most_common(1)[0][0] == "garden"
         assert not set(garden) & set(rec["items"])
     app.extensions["recsvc_watcher"].stop()
+
+
+def test_refits_are_tuned_and_the_live_stream_is_scored(broker, topic, tmp_path):
+    from recommendation_service.model.control_files import ControlFiles
+
+    events = planted_events(8000)
+    produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in events[:4000]])
+    config = builder_config(
+        broker,
+        topic,
+        tmp_path,
+        f"g-{uuid.uuid4().hex}",
+        window=10_000,
+        retrain_every=4000,
+        # Every event scored: a fast catch-up would otherwise be sampled within the budget.
+        live_quality=LiveQualityParams(budget=1.0),
+    )
+    with RunningBuilder(config) as builder:
+        wait_until(lambda: builder.trainer.last_manifest is not None, what="first refit")
+        tuning = builder.trainer.last_manifest["tuning"]
+        assert tuning["tuned_at_this_refit"] and tuning["skipped"] is None
+        assert 2 <= len({(t["factors"], t["alpha"]) for t in tuning["trials"]}) <= 8
+        assert builder.trainer.last_manifest["params"]["factors"] == tuning["winner"]["factors"]
+        # Later events of known users are scored against the served model before they apply.
+        produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in events[4000:]])
+        wait_until(consumed(builder, 8000), what="the later events")
+        wait_until(
+            lambda: (
+                (ControlFiles(ModelStore(tmp_path)).read_status() or {})
+                .get("live_quality", {})
+                .get("events", 0)
+                >= 3000
+            ),
+            what="live quality in the status file",
+        )
+    quality = ControlFiles(ModelStore(tmp_path)).read_status()["live_quality"]
+    assert quality["k"] == 10
+    # Planted tastes: the model ranks a user's next item far better than popularity does.
+    assert quality["service"]["hit_rate"] > 1.5 * quality["popularity"]["hit_rate"]
+
+
+def test_a_new_item_is_recommended_to_its_taste_before_the_next_refit(broker, topic, tmp_path):
+    from recommendation_service.server.model_watcher import ModelWatcher
+
+    tastes = planted_tastes(n_users=200)
+    events = planted_events(8000, n_users=200)
+    produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in events])
+    config = builder_config(
+        broker, topic, tmp_path, f"g-{uuid.uuid4().hex}", window=20_000, retrain_every=8000
+    )
+    with RunningBuilder(config) as builder:
+        wait_until(
+            lambda: (builder.trainer.last_manifest or {}).get("window_size") == 8000,
+            what="a model over the planted events",
+        )
+        version = builder.trainer.last_manifest["name"]
+        taste = tastes.favourite["user-00000"]
+        same = [u for u in tastes.users if tastes.favourite[u] == taste]
+        fans, others = same[:20], same[20:]
+        new_item = f"{taste}-just-launched"
+        produce(broker, topic, [f"{u}:{new_item}".encode() for u in fans])
+        watcher = ModelWatcher(ModelStore(tmp_path))
+
+        def reaches_others():
+            watcher.refresh()
+            return sum(new_item in watcher.model.recommend(u, 10).items for u in others)
+
+        wait_until(lambda: reaches_others() >= 0.6 * len(others), timeout=20, what="new item")
+        assert watcher.model.name == version, "no refit happened: the item came in an update"
+        strangers = [u for u in tastes.users if tastes.favourite[u] != taste]
+        assert not any(new_item in watcher.model.recommend(u, 10).items for u in strangers)
+        assert not any(new_item in watcher.model.recommend(u, 10).items for u in fans)

@@ -8,7 +8,8 @@ import pytest
 from recommendation_service.config import ALSParams
 from recommendation_service.model.events import Event
 from recommendation_service.model.realtime import FoldIn, RealtimeParams
-from recommendation_service.model.store import ModelStore, update_arrays
+from recommendation_service.model.store import ModelStore
+from recommendation_service.model.update_files import update_arrays
 from recommendation_service.model.window import Decay, SlidingWindow
 from recommendation_service.server.model_watcher import ModelWatcher
 
@@ -170,3 +171,19 @@ def test_als_params_reject_nonsense():
         RealtimeParams(recent_boost=-1)
     with pytest.raises(ValueError):
         ALSParams(alpha=0)
+
+
+def test_batched_fold_in_matches_one_user_at_a_time(fitted):
+    _, model = fitted
+    fold = FoldIn(model.snapshot.item_ids, model.item_factors, model.params, RealtimeParams())
+    rng = np.random.default_rng(5)
+    histories = []
+    for n in (1, 3, 17, 40):
+        cols = rng.integers(-1, len(model.snapshot.item_ids), size=n)
+        histories.append((cols, rng.choice([1.0, 2.0, -1.0], size=n)))
+    histories.append((np.array([-1, -1]), np.array([1.0, 1.0])))  # nothing known
+    batched = fold.vectors_of(histories)
+    for (cols, weights), row in zip(histories, batched):
+        single = fold.vector_of(cols, weights, 0.0)
+        expected = single.vector if single is not None else np.zeros_like(row)
+        np.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-5)

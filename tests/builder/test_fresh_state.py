@@ -1,0 +1,88 @@
+"""New items between refits: folded in from their users, recommended to similar users."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommendation_service.builder.fresh_state import fresh_state
+from recommendation_service.model.events import Event
+from recommendation_service.model.realtime import FoldIn, RealtimeParams
+from recommendation_service.model.served_model import ServedModel
+from recommendation_service.model.store import ModelStore
+from recommendation_service.model.trainer import ALSTrainer
+from recommendation_service.model.window import SlidingWindow
+
+from ..conftest import SMALL_ALS, category, planted_events, planted_tastes
+
+N_USERS = 200
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A published model of planted tastes, its window, and a fold-in that places items."""
+    window = SlidingWindow(100_000)
+    for e in planted_events(8000, n_users=N_USERS):
+        window.add(e)
+    model = ALSTrainer(SMALL_ALS).fit(window.snapshot())
+    snap = model.snapshot
+    fold = FoldIn(
+        snap.item_ids, model.item_factors, model.params, RealtimeParams(), model.user_factors
+    )
+    store = ModelStore(tmp_path)
+    manifest = store.publish(model, fold)
+    return store, manifest, window, fold
+
+
+def test_a_new_item_reaches_users_of_its_taste_before_the_next_refit(served):
+    store, manifest, window, fold = served
+    tastes = planted_tastes(n_users=N_USERS)
+    fans_taste = tastes.favourite["user-00000"]
+    same = [u for u in tastes.users if tastes.favourite[u] == fans_taste]
+    other = [u for u in tastes.users if tastes.favourite[u] != fans_taste]
+    fans, others_of_taste = same[:20], same[20:]
+    assert len(others_of_taste) >= 10
+    new_item = f"{fans_taste}-brand-new"
+    for k, user in enumerate(fans):
+        window.add(Event(user, new_item, 1.0, 1e6 + k))
+    arrays = fresh_state(window, fold, fans, [new_item])
+    store.write_update(manifest["name"], 1, arrays)
+
+    model = ServedModel(*store.read_version())
+    model.apply_update(1, store.read_update(manifest["name"], 1))
+    assert model.new_items.ids == (new_item,)
+    reached = sum(new_item in model.recommend(u, 10).items for u in others_of_taste)
+    # 20 fans make it about as strong as an item of middling popularity in that category.
+    assert reached / len(others_of_taste) >= 0.6
+    assert not any(new_item in model.recommend(u, 10).items for u in other)
+    # Its fans touched it: never recommended back to them.
+    assert not any(new_item in model.recommend(u, 10).items for u in fans)
+    # The rest of the list still follows the taste.
+    rec = model.recommend(others_of_taste[0], 10)
+    assert sum(category(i) == fans_taste for i in rec.items) >= 8
+    assert rec.scores == sorted(rec.scores, reverse=True)
+
+
+def test_items_the_version_knows_get_no_new_row_and_unplaceable_items_are_skipped(served):
+    _, _, window, fold = served
+    known = window.snapshot().item_ids[0]
+    window.add(Event("user-00001", known, 1.0, 1e6))
+    # A new item whose only user is a newcomer with nothing else: no vector to place it by.
+    window.add(Event("newcomer", "mystery-item", 1.0, 1e6))
+    arrays = fresh_state(window, fold, ["user-00001", "newcomer"], [known, "mystery-item"])
+    assert len(arrays["new_item_rows"]) == 0
+    assert len(arrays["vectors"]) == 1  # the newcomer cannot be placed either
+
+
+def test_nothing_to_write_gives_none(served):
+    _, _, window, fold = served
+    assert fresh_state(window, fold, ["nobody"], ["nothing"]) is None
+
+
+def test_a_fold_in_without_user_factors_places_no_items(served):
+    _, _, window, fold = served
+    plain = FoldIn(list(fold.item_col), fold._y, fold.als, fold.params)
+    window.add(Event("user-00002", "another-new-item", 1.0, 1e6))
+    arrays = fresh_state(window, plain, ["user-00002"], ["another-new-item"])
+    assert len(arrays["new_item_rows"]) == 0
+    assert np.isfinite(arrays["vectors"]).all()
