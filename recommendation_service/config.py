@@ -197,6 +197,8 @@ class BuilderConfig:
         How incoming events are scored against what the service would have recommended.
     tuning
         Whether refits search their settings on the window's newest events (on by default).
+    catalog_topic
+        The item catalog topic, read whole and published for the servers' filters (None: off).
     """
 
     kafka: KafkaSettings
@@ -217,6 +219,7 @@ class BuilderConfig:
     metrics_port: int = 0
     live_quality: LiveQualityParams = field(default_factory=LiveQualityParams)
     tuning: TuneParams = field(default_factory=TuneParams)
+    catalog_topic: str | None = "items"
 
     def __post_init__(self) -> None:
         _require(self.window >= 1, "window must be >= 1 event")

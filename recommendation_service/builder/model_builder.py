@@ -35,6 +35,7 @@ from ..model.store import ModelStore
 from ..model.threads import StopFlag
 from ..model.trainer import ALSTrainer
 from ..model.window import SlidingWindow, WindowSnapshot
+from .catalog_consumer import CatalogConsumer
 from .fresh_state import fresh_state
 from .kafka_health import KafkaHealth
 from .lease import BuilderLease, new_builder_id
@@ -110,6 +111,7 @@ class ModelBuilder:
         self._stop = StopFlag()
         self.consumer: Consumer | None = None
         self._dead_letters: Producer | None = None
+        self.catalog: CatalogConsumer | None = None
 
     # -- shared with the training thread -----------------------------------------------
     def snapshot(self) -> tuple[WindowSnapshot, Mapping[str, Mapping[int, int]]]:
@@ -196,6 +198,9 @@ class ModelBuilder:
             except OSError as exc:  # metrics are not worth refusing to build models
                 logger.error("cannot serve metrics on port %d: %s", cfg.metrics_port, exc)
         self.trainer.start()
+        if cfg.catalog_topic:
+            self.catalog = CatalogConsumer(cfg, self.store.root, self._on_malformed, self.lock)
+            self.catalog.start()
         self.consumer = Consumer({**cfg.kafka.consumer_config(), "error_cb": self.kafka.on_error})
         if cfg.kafka.dead_letter_topic:
             self._dead_letters = Producer(cfg.kafka.client_config())
@@ -226,6 +231,8 @@ class ModelBuilder:
                 if exc.args[0].code() != KafkaError._NO_OFFSET:
                     logger.warning("final offset commit failed: %s", exc)
             consumer.close()
+        if self.catalog is not None:
+            self.catalog.stop()
         if self._dead_letters is not None:
             self._dead_letters.flush(10)
         self.trainer.stop()

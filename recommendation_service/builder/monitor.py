@@ -139,6 +139,7 @@ class BuilderMonitor:
                 },
                 "jobs": dict(b.jobs.states),
                 "live_quality": b.quality.summary(),
+                "catalog": None if b.catalog is None else b.catalog.status(),
             }
 
     def write_standby(self) -> None:

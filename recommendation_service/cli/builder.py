@@ -37,6 +37,12 @@ from .options import (
 @kafka_options[1]
 @opt("--group-id", default="recsvc-builder", help="Consumer group.")
 @opt(
+    "--catalog-topic",
+    default="items",
+    help="Item catalog topic (JSON; read whole, published for request-time filters); "
+    "empty turns it off.",
+)
+@opt(
     "--dead-letter-topic",
     default=None,
     help="Copy malformed messages to this topic (off when unset).",
@@ -136,6 +142,7 @@ def builder(**opts) -> None:
             metrics_port=opts["metrics_port"],
             live_quality=LiveQualityParams(budget=opts["live_quality_budget"]),
             tuning=tune_params(opts),
+            catalog_topic=opts["catalog_topic"] or None,
         )
 
     config = config_or_exit(make)

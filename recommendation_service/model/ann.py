@@ -103,13 +103,20 @@ def index_fits(index, n_items: int, dimension: int) -> bool:
 
 
 def search(
-    index, matrix: np.ndarray, vector: np.ndarray, seen: np.ndarray, n: int, ef: int
+    index,
+    matrix: np.ndarray,
+    vector: np.ndarray,
+    seen: np.ndarray,
+    n: int,
+    ef: int,
+    allowed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The best ``n`` unseen items for ``vector`` with their exact scores, best first.
 
     Asks the graph for ``n + len(seen)`` candidates (more if the seen items were not among
-    them and the list came up short), rescores them exactly and drops the seen items, so a
-    user with a long history still gets ``n`` items whenever the catalog has them.
+    them and the list came up short), rescores them exactly and drops the seen items (and
+    columns ``allowed`` marks False), so a user with a long history still gets ``n`` items
+    whenever the catalog has them.
 
     Returns
     -------
@@ -125,7 +132,12 @@ def search(
         index.hnsw.efSearch = max(ef, want)
         _, found = index.search(query, want)
         cols = np.array(
-            [c for c in found[0].tolist() if c >= 0 and c not in seen_set], dtype=np.int64
+            [
+                c
+                for c in found[0].tolist()
+                if c >= 0 and c not in seen_set and (allowed is None or allowed[c])
+            ],
+            dtype=np.int64,
         )
         if len(cols) >= n or want >= total:
             break

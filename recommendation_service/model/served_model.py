@@ -19,7 +19,9 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from . import ann
+from .catalog import CatalogSnapshot
 from .id_table import IdTable, decode_strings
+from .item_filter import NO_RULES, ItemRules, allowed_rows, column_mask, id_allowed
 from .ranking import top_n
 
 
@@ -103,6 +105,7 @@ class ServedModel:
         self.fresh: dict[str, _Fresh] = {}
         self.new_items = _NewItems()
         self.applied_update = 0
+        self._catalog_rows: tuple | None = None
 
     def _check(self) -> None:
         n_users, n_items = len(self.user_ids), len(self.item_ids)
@@ -157,12 +160,15 @@ class ServedModel:
     def seen_items(self, row: int) -> np.ndarray:
         return self.seen_indices[self.seen_indptr[row] : self.seen_indptr[row + 1]]
 
-    def popular(self, n: int) -> Recommendation:
-        cols = self.popular_items[:n]
+    def popular(self, n: int, mask: np.ndarray | None = None) -> Recommendation:
+        """The window's most popular items (those ``mask`` allows)."""
+        if mask is None:
+            cols, scores = self.popular_items[:n], self.popular_scores[:n]
+        else:
+            keep = mask[self.popular_items]
+            cols, scores = self.popular_items[keep][:n], self.popular_scores[keep][:n]
         return Recommendation(
-            [self.item_ids[c] for c in cols.tolist()],
-            [float(s) for s in self.popular_scores[:n]],
-            "popular",
+            [self.item_ids[c] for c in cols.tolist()], [float(s) for s in scores], "popular"
         )
 
     def apply_update(self, seq: int, arrays: dict[str, np.ndarray]) -> int:
@@ -226,36 +232,82 @@ class ServedModel:
             return None
         return self.user_vectors[row], self.seen_items(row), None
 
-    def recommend(self, user: str, n: int) -> Recommendation:
-        """Top ``n`` items for ``user``, best first, excluding items seen in the window."""
+    def catalog_rows(self, catalog: CatalogSnapshot) -> np.ndarray:
+        """Catalog row of each of this version's item columns (-1: unlisted), cached."""
+        cached = self._catalog_rows
+        if cached is None or cached[0] is not catalog:
+            cached = self._catalog_rows = (catalog, catalog.rows_of(list(self.item_ids)))
+        return cached[1]
+
+    def allowed_columns(
+        self, rules: ItemRules, catalog: CatalogSnapshot | None, rows_ok=None
+    ) -> np.ndarray | None:
+        """Which item columns ``rules`` allow with ``catalog`` (None: all of them)."""
+        if rows_ok is None:
+            rows_ok = allowed_rows(rules, catalog)
+        col_rows = self.catalog_rows(catalog) if catalog is not None else np.full(self.n_items, -1)
+        excluded = [c for c in map(self.item_ids.row_of, rules.exclude) if c is not None]
+        return column_mask(rules, rows_ok, col_rows, excluded)
+
+    def recommend(
+        self,
+        user: str,
+        n: int,
+        rules: ItemRules = NO_RULES,
+        catalog: CatalogSnapshot | None = None,
+    ) -> Recommendation:
+        """Top ``n`` items for ``user``, best first, excluding items seen in the window and
+        items ``rules`` (with ``catalog``) do not allow; fewer only when fewer pass."""
+        rows_ok = allowed_rows(rules, catalog)
+        mask = self.allowed_columns(rules, catalog, rows_ok)
         state = self.user_state(user)
         if state is None:
-            return self.popular(n)
+            return self.popular(n, mask)
         vector, seen, as_of = state
-        if self.index is None:
+        if mask is not None and (self.index is None or mask.mean() < 0.05):
+            # Few items pass (or no index): score exactly the ones that do.
+            cols = np.flatnonzero(mask)
+            scores = self.scoring_matrix[cols] @ vector
+            scores[np.isin(cols, seen)] = -np.inf
+            best = top_n(scores, n)
+            best = best[np.isfinite(scores[best])]
+            chosen, scores = cols[best], scores[best]
+        elif self.index is None:
             scores = self.scoring_matrix @ vector
             scores[seen] = -np.inf
             chosen = top_n(scores, n)
             scores = scores[chosen]
         else:
-            chosen, scores = ann.search(self.index, self.scoring_matrix, vector, seen, n, self.ef)
+            chosen, scores = ann.search(
+                self.index, self.scoring_matrix, vector, seen, n, self.ef, mask
+            )
         items = [self.item_ids[c] for c in chosen.tolist()]
         scores = scores.tolist()
         new = self.new_items
         if new.ids:
             fresh = self.fresh.get(user)
             items, scores = _merge_new(
-                items, scores, new, vector, n, fresh.seen_new if fresh else ()
+                items,
+                scores,
+                new,
+                vector,
+                n,
+                fresh.seen_new if fresh else (),
+                lambda item: id_allowed(rules, rows_ok, catalog, item),
             )
         return Recommendation(items, scores, "model", as_of)
 
 
-def _merge_new(items, scores, new: _NewItems, vector, n: int, seen) -> tuple[list, list]:
-    """The best ``n`` of the model's picks and the new items the user has not touched."""
+def _merge_new(items, scores, new: _NewItems, vector, n: int, seen, allowed) -> tuple[list, list]:
+    """The best ``n`` of the model's picks and the allowed new items the user has not touched."""
     extra = new.rows @ vector
     picks = [(s, i) for s, i in zip(scores, items)]
-    for c in top_n(extra, min(len(extra), n + len(seen))).tolist():
-        if new.ids[c] not in seen:
+    added = 0
+    for c in np.argsort(-extra).tolist():
+        if added == n:
+            break
+        if new.ids[c] not in seen and allowed(new.ids[c]):
             picks.append((float(extra[c]), new.ids[c]))
+            added += 1
     picks.sort(key=lambda p: -p[0])
     return [i for _, i in picks[:n]], [s for s, _ in picks[:n]]

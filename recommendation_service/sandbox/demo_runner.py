@@ -208,6 +208,9 @@ def _print_try_it(url: str, health: dict, s: DemoSettings, admin_token: str) -> 
     click.echo(f"{user} mostly interacts with '{tastes.favourite[user]}' items. Try:")
     click.echo(f"  curl '{url}/recommend?user={user}&n=5'")
     click.echo(f"  curl '{url}/recommend?user=someone-new&n=5'   # unknown user: popular items")
+    click.echo(
+        f"  curl '{url}/recommend?user={user}&n=5&max_price=30&tags=sale'   # catalog filters"
+    )
     click.echo(f"  curl '{url}/health'")
     click.echo(f"  curl '{url}/similar?item={tastes.favourite[user]}-0001&n=5'")
     click.echo(

@@ -65,9 +65,11 @@ def publish_catalog(bootstrap_servers, topic, n_items, n_categories, seed, optio
     """Publish the catalog as JSON objects keyed by item id. Returns the number published."""
     producer = _producer(bootstrap_servers, options)
     catalog = make_catalog(n_items, n_categories, seed)
-    for entry in catalog:
-        value = json.dumps({"item": entry.item, "category": entry.category, "title": entry.title})
-        _produce(producer, topic, value.encode(), entry.item.encode())
+    for k, entry in enumerate(catalog):
+        # Prices 5..99 and a "sale" tag on every fifth item, so filters have something to do.
+        fields = {"id": entry.item, "category": entry.category, "title": entry.title}
+        fields |= {"price": float(5 + (k * 37) % 95), "tags": ["sale"] if k % 5 == 0 else []}
+        _produce(producer, topic, json.dumps(fields).encode(), entry.item.encode())
     remaining = producer.flush(30)
     if remaining:
         raise click.ClickException(f"{remaining} catalog messages were not delivered")

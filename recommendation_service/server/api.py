@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from importlib import resources
 
@@ -10,6 +11,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 from ..config import ServerConfig
 from ..errors import MalformedEvent
 from ..model.events import check_id
+from ..model.item_filter import ItemRules
 from ..model.served_model import ServedModel
 from .model_watcher import ModelWatcher
 
@@ -61,13 +63,47 @@ def n_param() -> int:
     return n
 
 
+def _id_list(name: str) -> list[str]:
+    """A comma-separated (or repeated) query parameter of ids or names."""
+    values = [v.strip() for raw in request.args.getlist(name) for v in raw.split(",")]
+    return [checked_id(v, f"query parameter '{name}'") for v in values if v]
+
+
+def rules_param() -> ItemRules:
+    """The request's item rules: exclude, category, tags, exclude_tags, max_price,
+    include_unavailable (see item_filter.py); a JSON 400 says what a bad one should be."""
+    args = request.args
+    max_price = args.get("max_price")
+    if max_price is not None:
+        try:
+            max_price = float(max_price)
+        except ValueError:
+            max_price = math.nan
+        if not math.isfinite(max_price):
+            abort(400, description="query parameter 'max_price' must be a finite number")
+    flag = args.get("include_unavailable", "false").lower()
+    if flag not in ("true", "false", "1", "0"):
+        abort(400, description="query parameter 'include_unavailable' must be true or false")
+    category = args.get("category")
+    return ItemRules(
+        exclude=frozenset(_id_list("exclude")),
+        category=checked_id(category, "query parameter 'category'") if category else None,
+        tags=tuple(_id_list("tags")),
+        exclude_tags=tuple(_id_list("exclude_tags")),
+        max_price=max_price,
+        include_unavailable=flag in ("true", "1"),
+    )
+
+
 @bp.get("/recommend")
 def recommend():
-    """Top-N items for a user, best first, excluding items the user already has."""
+    """Top-N items for a user, best first, excluding items the user already has and items the
+    request's rules (or the catalog's availability) rule out."""
     user = user_param()
     n = n_param()
+    rules = rules_param()
     model = model_or_503()
-    result = model.recommend(user, n)
+    result = model.recommend(user, n, rules, watcher().catalog)
     current_app.extensions["recsvc_metrics"].recommendations.labels(result.source).inc()
     return jsonify(
         user=user,

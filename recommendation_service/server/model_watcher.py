@@ -2,7 +2,8 @@
 
 A daemon thread polls the store's ``CURRENT`` pointer; when it names a new version the watcher
 loads and verifies it off the request path, then swaps one reference. On the same poll it
-applies the version's new update files (fresh vectors of users with new events). A request
+applies the version's new update files (fresh vectors of users with new events) and reloads
+the item catalog when the builder replaced it. A request
 reads that reference once, so every response comes from exactly one version. A version that
 fails to load is logged, remembered, and skipped while the previous model keeps serving.
 """
@@ -15,6 +16,7 @@ import time
 
 from ..errors import ModelLoadError, NoModelError
 from ..model.ann import load_index
+from ..model.catalog import CATALOG_FILE, CatalogSnapshot
 from ..model.served_model import ServedModel
 from ..model.store import CURRENT_FILE, ModelStore, version_name
 from ..model.threads import lower_thread_priority
@@ -46,6 +48,9 @@ class ModelWatcher:
         self.last_error: str | None = None
         self.failed_version: str | None = None
         self.loaded_at: float | None = None
+        #: The item catalog the builder publishes (None until it has written one).
+        self.catalog: CatalogSnapshot | None = None
+        self._catalog_stamp: tuple | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -56,12 +61,35 @@ class ModelWatcher:
         Returns True when the served version changed.
         """
         with self._lock:
+            self._refresh_catalog()
             changed = self._refresh_version()
             if self.model is not None:
+                if self.catalog is not None:
+                    # Map the version's items to catalog rows here, not on a request.
+                    self.model.catalog_rows(self.catalog)
                 self._apply_updates(self.model)
                 if self.on_refresh is not None:
                     self.on_refresh(self.model)
             return changed
+
+    def _refresh_catalog(self) -> None:
+        """Reload the catalog file when the builder replaced it (damaged: keep the last)."""
+        path = self.store.root / CATALOG_FILE
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            logger.warning("cannot stat the catalog: %s", exc)
+            return
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp == self._catalog_stamp:
+            return
+        try:
+            self.catalog = CatalogSnapshot.read(path)
+        except (OSError, ValueError) as exc:
+            logger.error("keeping the previous catalog: %s is unreadable: %s", path, exc)
+        self._catalog_stamp = stamp
 
     def _refresh_version(self) -> bool:
         try:

@@ -4,10 +4,13 @@ bought-together and popular items. JSON in and out; errors are JSON 4xx saying w
 
 from __future__ import annotations
 
+import math
+
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from ..errors import MalformedEvent
-from .api import checked_id, model_or_503, n_param, server_config
+from ..model.item_filter import ItemRules
+from .api import checked_id, model_or_503, n_param, rules_param, server_config, watcher
 from .ingest import sample_to_event
 from .queries import bought_together, predict, rank_candidates, similar_items
 
@@ -30,6 +33,33 @@ def _id_list(value: object, name: str) -> list[str]:
     if not isinstance(value, list) or len(value) > limit:
         abort(400, description=f"'{name}' must be a list of at most {limit} ids")
     return [_id(v, f"{name}[{k}]") for k, v in enumerate(value)]
+
+
+def _rules(body: dict) -> ItemRules:
+    """Item rules from JSON fields (the query parameters of GET /recommend, as JSON)."""
+    lists = {
+        key: _id_list(body[key], key) if key in body else []
+        for key in ("exclude", "tags", "exclude_tags")
+    }
+    category = body.get("category")
+    max_price = body.get("max_price")
+    if max_price is not None and (
+        isinstance(max_price, bool)
+        or not isinstance(max_price, (int, float))
+        or not math.isfinite(max_price)
+    ):
+        abort(400, description="'max_price' must be a finite number")
+    include = body.get("include_unavailable", False)
+    if not isinstance(include, bool):
+        abort(400, description="'include_unavailable' must be true or false")
+    return ItemRules(
+        exclude=frozenset(lists["exclude"]),
+        category=None if category is None else _id(category, "category"),
+        tags=tuple(lists["tags"]),
+        exclude_tags=tuple(lists["exclude_tags"]),
+        max_price=None if max_price is None else float(max_price),
+        include_unavailable=include,
+    )
 
 
 def _top_k(body: dict) -> int:
@@ -94,7 +124,7 @@ def recommend_post():
         )
         recommendations, source = result["ranked"], result["source"]
     else:
-        rec = model.recommend(user, k)
+        rec = model.recommend(user, k, _rules(body), watcher().catalog)
         recommendations = [{"item_id": i, "score": s} for i, s in zip(rec.items, rec.scores)]
         source = rec.source
     current_app.extensions["recsvc_metrics"].recommendations.labels(source).inc()
@@ -140,8 +170,9 @@ def similar():
         abort(400, description="query parameter 'item' is required: an item id")
     item = _id(item, "item")
     n = n_param()
+    rules = rules_param()
     model = model_or_503()
-    items = similar_items(model, item, n)
+    items = similar_items(model, item, n, rules, watcher().catalog)
     if items is None:
         abort(404, description=f"item {item!r} is not in the served model")
     return jsonify(item=item, similar=items, model_version=model.version)

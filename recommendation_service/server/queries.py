@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..model.catalog import CatalogSnapshot
+from ..model.item_filter import NO_RULES, ItemRules
 from ..model.ranking import top_n
 from ..model.served_model import ServedModel
 
@@ -83,8 +85,15 @@ def predict(model: ServedModel, user: str, items: list[str]) -> tuple[list[float
     return out, "model" if personal else "popular"
 
 
-def similar_items(model: ServedModel, item: str, n: int) -> list[dict] | None:
-    """Items closest to ``item`` by cosine of the ALS item factors, or None if unknown."""
+def similar_items(
+    model: ServedModel,
+    item: str,
+    n: int,
+    rules: ItemRules = NO_RULES,
+    catalog: CatalogSnapshot | None = None,
+) -> list[dict] | None:
+    """Items closest to ``item`` by cosine of the ALS item factors (those ``rules`` allow),
+    or None if ``item`` is unknown."""
     col = model.item_ids.row_of(item)
     if col is None:
         return None
@@ -95,8 +104,15 @@ def similar_items(model: ServedModel, item: str, n: int) -> list[dict] | None:
         model._item_norms = norms  # one float per item, per worker and version
     scores = (factors @ factors[col]) / (norms * norms[col])
     scores[col] = -np.inf
+    mask = model.allowed_columns(rules, catalog)
+    if mask is not None:
+        scores[~mask] = -np.inf
     best = top_n(scores, n)
-    return [{"item_id": model.item_ids[c], "score": float(scores[c])} for c in best.tolist()]
+    return [
+        {"item_id": model.item_ids[c], "score": float(scores[c])}
+        for c in best.tolist()
+        if np.isfinite(scores[c])
+    ]
 
 
 def bought_together(model: ServedModel, item: str, n: int) -> dict | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -351,3 +352,43 @@ def test_a_new_item_is_recommended_to_its_taste_before_the_next_refit(broker, to
         strangers = [u for u in tastes.users if tastes.favourite[u] != taste]
         assert not any(new_item in watcher.model.recommend(u, 10).items for u in strangers)
         assert not any(new_item in watcher.model.recommend(u, 10).items for u in fans)
+
+
+def test_the_catalog_topic_reaches_the_servers_filters(broker, topic, tmp_path):
+    from recommendation_service.model.catalog import CATALOG_FILE
+    from recommendation_service.server.model_watcher import ModelWatcher
+
+    items_topic = f"items-{uuid.uuid4().hex[:8]}"
+    ensure_topic(broker.bootstrap_servers, items_topic, partitions=1)
+    events = planted_events(4000)
+    produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in events])
+    catalog = [
+        json.dumps({"id": i, "category": category(i)}).encode() for i in {e.item for e in events}
+    ]
+    produce(broker, items_topic, [*catalog, b"not json"])
+    config = builder_config(
+        broker, topic, tmp_path, f"g-{uuid.uuid4().hex}", window=10_000, retrain_every=4000,
+        catalog_topic=items_topic,
+    )  # fmt: skip
+    with RunningBuilder(config) as builder:
+        wait_until(lambda: builder.trainer.last_manifest is not None, what="first refit")
+        wait_until(lambda: (tmp_path / CATALOG_FILE).exists(), what="the catalog file")
+        watcher = ModelWatcher(ModelStore(tmp_path))
+        watcher.refresh()
+        assert len(watcher.catalog.row) == len(catalog)
+        assert builder.malformed.by_reason["bad_json"] == 1
+        user = events[0].user
+        best = watcher.model.recommend(user, 10, catalog=watcher.catalog).items[0]
+        # The item goes out of stock: it leaves the answers with no refit.
+        produce(broker, items_topic, [json.dumps({"id": best, "available": False}).encode()])
+
+        def gone():
+            watcher.refresh()
+            return best not in watcher.model.recommend(user, 10, catalog=watcher.catalog).items
+
+        wait_until(gone, timeout=10, what="the unavailable item leaving the answers")
+        # Deleted by tombstone: back to an unlisted (available) item.
+        producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+        producer.produce(items_topic, key=best.encode(), value=None)
+        producer.flush(10)
+        wait_until(lambda: not gone(), timeout=10, what="the deleted item coming back")
