@@ -13,13 +13,14 @@ live only as long as their version: the next refit includes them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import ModelLoadError
 from . import ann
 from .catalog import CatalogSnapshot
+from .diversity import DIVERSITY_POOL, finish, reasons_of
 from .id_table import IdTable, decode_strings
 from .item_filter import NO_RULES, ItemRules, allowed_rows, column_mask, id_allowed
 from .ranking import top_n
@@ -31,6 +32,10 @@ class Recommendation:
     scores: list[float]
     source: str  # "model" or "popular"
     as_of: float | None = None  # time of the user's newest event reflected, if updated
+    #: Per item: ``model`` (the ALS term dominates its score), ``similar_to_recent`` (the
+    #: similarity to the user's recent items does), ``new_item`` (folded in since the refit),
+    #: ``popular`` (the unknown-user fallback).
+    reasons: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,10 @@ class ServedModel:
             keep = mask[self.popular_items]
             cols, scores = self.popular_items[keep][:n], self.popular_scores[keep][:n]
         return Recommendation(
-            [self.item_ids[c] for c in cols.tolist()], [float(s) for s in scores], "popular"
+            [self.item_ids[c] for c in cols.tolist()],
+            [float(s) for s in scores],
+            "popular",
+            reasons=["popular"] * len(cols),
         )
 
     def apply_update(self, seq: int, arrays: dict[str, np.ndarray]) -> int:
@@ -255,14 +263,20 @@ class ServedModel:
         n: int,
         rules: ItemRules = NO_RULES,
         catalog: CatalogSnapshot | None = None,
+        max_per_category: int | None = None,
     ) -> Recommendation:
         """Top ``n`` items for ``user``, best first, excluding items seen in the window and
-        items ``rules`` (with ``catalog``) do not allow; fewer only when fewer pass."""
+        items ``rules`` (with ``catalog``) do not allow; fewer only when fewer pass. With
+        ``max_per_category``, at most that many items of one catalog category come before
+        the others (see diversity.py)."""
         rows_ok = allowed_rows(rules, catalog)
         mask = self.allowed_columns(rules, catalog, rows_ok)
         state = self.user_state(user)
+        wanted = n
+        if max_per_category is not None:
+            n = min(self.n_items + len(self.new_items.ids), DIVERSITY_POOL * n)
         if state is None:
-            return self.popular(n, mask)
+            return finish(self.popular(n, mask), wanted, catalog, max_per_category)
         vector, seen, as_of = state
         if mask is not None and (self.index is None or mask.mean() < 0.05):
             # Few items pass (or no index): score exactly the ones that do.
@@ -281,33 +295,37 @@ class ServedModel:
             chosen, scores = ann.search(
                 self.index, self.scoring_matrix, vector, seen, n, self.ef, mask
             )
-        items = [self.item_ids[c] for c in chosen.tolist()]
-        scores = scores.tolist()
+        picks = list(
+            zip(scores.tolist(), [self.item_ids[c] for c in chosen.tolist()], reasons_of(
+                self.scoring_matrix[chosen], vector
+            ))
+        )  # fmt: skip
         new = self.new_items
         if new.ids:
             fresh = self.fresh.get(user)
-            items, scores = _merge_new(
-                items,
-                scores,
+            picks += _new_picks(
                 new,
                 vector,
                 n,
                 fresh.seen_new if fresh else (),
                 lambda item: id_allowed(rules, rows_ok, catalog, item),
             )
-        return Recommendation(items, scores, "model", as_of)
+            picks.sort(key=lambda p: -p[0])
+        picks = picks[:n]
+        rec = Recommendation(
+            [i for _, i, _ in picks], [s for s, _, _ in picks], "model", as_of,
+            [r for _, _, r in picks],
+        )  # fmt: skip
+        return finish(rec, wanted, catalog, max_per_category)
 
 
-def _merge_new(items, scores, new: _NewItems, vector, n: int, seen, allowed) -> tuple[list, list]:
-    """The best ``n`` of the model's picks and the allowed new items the user has not touched."""
+def _new_picks(new: _NewItems, vector, n: int, seen, allowed) -> list[tuple]:
+    """The best ``n`` allowed new items the user has not touched, as (score, id, reason)."""
     extra = new.rows @ vector
-    picks = [(s, i) for s, i in zip(scores, items)]
-    added = 0
+    picks = []
     for c in np.argsort(-extra).tolist():
-        if added == n:
+        if len(picks) == n:
             break
         if new.ids[c] not in seen and allowed(new.ids[c]):
-            picks.append((float(extra[c]), new.ids[c]))
-            added += 1
-    picks.sort(key=lambda p: -p[0])
-    return [i for _, i in picks[:n]], [s for s, _ in picks[:n]]
+            picks.append((float(extra[c]), new.ids[c], "new_item"))
+    return picks

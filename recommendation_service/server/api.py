@@ -95,6 +95,21 @@ def rules_param() -> ItemRules:
     )
 
 
+def diversify_param() -> int | None:
+    """``diversify=category`` with ``max_per`` (default 2): the per-category cap, or None."""
+    attribute = request.args.get("diversify")
+    if attribute is None:
+        if "max_per" in request.args:
+            abort(400, description="query parameter 'max_per' needs 'diversify=category'")
+        return None
+    if attribute != "category":
+        abort(400, description="query parameter 'diversify' must be 'category'")
+    raw = request.args.get("max_per", "2")
+    if not raw.isdigit() or not 1 <= int(raw) <= server_config().max_n:
+        abort(400, description="query parameter 'max_per' must be a positive integer")
+    return int(raw)
+
+
 @bp.get("/recommend")
 def recommend():
     """Top-N items for a user, best first, excluding items the user already has and items the
@@ -102,14 +117,16 @@ def recommend():
     user = user_param()
     n = n_param()
     rules = rules_param()
+    cap = diversify_param()
     model = model_or_503()
-    result = model.recommend(user, n, rules, watcher().catalog)
+    result = model.recommend(user, n, rules, watcher().catalog, cap)
     current_app.extensions["recsvc_metrics"].recommendations.labels(result.source).inc()
     return jsonify(
         user=user,
         items=result.items,
         scores=result.scores,
         source=result.source,
+        reasons=result.reasons,
         model_version=model.version,
         as_of=result.as_of,
     )

@@ -58,6 +58,9 @@ def test_a_new_item_reaches_users_of_its_taste_before_the_next_refit(served):
     # Its fans touched it: never recommended back to them.
     assert not any(new_item in model.recommend(u, 10).items for u in fans)
     # The rest of the list still follows the taste.
+    reached_user = next(u for u in others_of_taste if new_item in model.recommend(u, 10).items)
+    picked = model.recommend(reached_user, 10)
+    assert picked.reasons[picked.items.index(new_item)] == "new_item"
     rec = model.recommend(others_of_taste[0], 10)
     assert sum(category(i) == fans_taste for i in rec.items) >= 8
     assert rec.scores == sorted(rec.scores, reverse=True)

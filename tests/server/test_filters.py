@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from recommendation_service.model.catalog import CatalogEntry, write_catalog
@@ -111,3 +113,35 @@ def test_post_recommend_and_similar_take_the_same_rules(client, with_catalog):
     assert bad.status_code == 400 and "max_price" in bad.get_json()["message"]
     bad = client.post("/recommend", json={"user_id": USER, "tags": "sale"})
     assert bad.status_code == 400 and "tags" in bad.get_json()["message"]
+
+
+def test_every_item_says_why_it_is_there(client, with_catalog):
+    with_catalog()
+    body = top(client, "")
+    assert len(body["reasons"]) == len(body["items"]) == 10
+    assert set(body["reasons"]) <= {"model", "similar_to_recent", "new_item"}
+    body = client.get("/recommend?user=someone-new&n=3").get_json()
+    assert body["reasons"] == ["popular"] * 3
+
+
+def test_diversify_caps_each_category(client, with_catalog):
+    with_catalog()
+    plain = top(client, "")["items"]
+    assert max(Counter(map(category, plain)).values()) > 2  # a user with one strong taste
+    body = top(client, "&diversify=category&max_per=2")
+    assert len(body["items"]) == len(body["reasons"]) == 10
+    # Items within the cap come first; items the cap held back only fill the rest.
+    counts = Counter()
+    over = [(counts.update([category(i)]) or counts[category(i)]) > 2 for i in body["items"]]
+    head = over.index(True) if True in over else len(over)
+    assert head >= 6 and all(over[head:])
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [("&diversify=brand", "diversify"), ("&diversify=category&max_per=0", "max_per"),
+     ("&max_per=2", "max_per")],
+)  # fmt: skip
+def test_bad_diversity_parameters_get_a_json_400(client, query, says):
+    response = client.get(f"/recommend?user={USER}{query}")
+    assert response.status_code == 400 and says in response.get_json()["message"]
