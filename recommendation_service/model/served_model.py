@@ -111,6 +111,7 @@ class ServedModel:
         self.new_items = _NewItems()
         self.applied_update = 0
         self._catalog_rows: tuple | None = None
+        self._default_mask: tuple | None = None
 
     def _check(self) -> None:
         n_users, n_items = len(self.user_ids), len(self.item_ids)
@@ -251,6 +252,14 @@ class ServedModel:
         self, rules: ItemRules, catalog: CatalogSnapshot | None, rows_ok=None
     ) -> np.ndarray | None:
         """Which item columns ``rules`` allow with ``catalog`` (None: all of them)."""
+        if rules == NO_RULES and catalog is not None:
+            # Most requests: availability only. One mask per version and catalog.
+            cached = self._default_mask
+            if cached is None or cached[0] is not catalog:
+                rows = allowed_rows(rules, catalog)
+                mask = column_mask(rules, rows, self.catalog_rows(catalog), [])
+                cached = self._default_mask = (catalog, mask)
+            return cached[1]
         if rows_ok is None:
             rows_ok = allowed_rows(rules, catalog)
         col_rows = self.catalog_rows(catalog) if catalog is not None else np.full(self.n_items, -1)
@@ -269,7 +278,7 @@ class ServedModel:
         items ``rules`` (with ``catalog``) do not allow; fewer only when fewer pass. With
         ``max_per_category``, at most that many items of one catalog category come before
         the others (see diversity.py)."""
-        rows_ok = allowed_rows(rules, catalog)
+        rows_ok = None if rules == NO_RULES else allowed_rows(rules, catalog)
         mask = self.allowed_columns(rules, catalog, rows_ok)
         state = self.user_state(user)
         wanted = n
@@ -302,6 +311,8 @@ class ServedModel:
         )  # fmt: skip
         new = self.new_items
         if new.ids:
+            if rows_ok is None and catalog is not None:
+                rows_ok = allowed_rows(rules, catalog)
             fresh = self.fresh.get(user)
             picks += _new_picks(
                 new,

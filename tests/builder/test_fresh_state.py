@@ -6,6 +6,12 @@ import numpy as np
 import pytest
 
 from recommendation_service.builder.fresh_state import fresh_state
+from recommendation_service.model.catalog import (
+    CATALOG_FILE,
+    CatalogEntry,
+    CatalogSnapshot,
+    write_catalog,
+)
 from recommendation_service.model.events import Event
 from recommendation_service.model.realtime import FoldIn, RealtimeParams
 from recommendation_service.model.served_model import ServedModel
@@ -61,6 +67,10 @@ def test_a_new_item_reaches_users_of_its_taste_before_the_next_refit(served):
     reached_user = next(u for u in others_of_taste if new_item in model.recommend(u, 10).items)
     picked = model.recommend(reached_user, 10)
     assert picked.reasons[picked.items.index(new_item)] == "new_item"
+    # Out of stock in the catalog: a new item is filtered like any other.
+    write_catalog(store.root, {new_item: CatalogEntry(available=False)}, {})
+    catalog = CatalogSnapshot.read(store.root / CATALOG_FILE)
+    assert new_item not in model.recommend(reached_user, 10, catalog=catalog).items
     rec = model.recommend(others_of_taste[0], 10)
     assert sum(category(i) == fans_taste for i in rec.items) >= 8
     assert rec.scores == sorted(rec.scores, reverse=True)
