@@ -258,11 +258,7 @@ class SlidingWindow:
         if slot is None:
             return None
         pos = np.fromiter(self._user_positions[slot], dtype=np.int64)
-        weights = self._weights[pos].astype(np.float64)
-        if self.decay.enabled:
-            weights *= self.decay.factors(
-                self._seq[pos], self._ts[pos], self.total_added - 1, self._newest_ts()
-            )
+        weights = self._decayed_weights(pos)
         return UserHistory(self.items.ids_of(self._item_slots[pos]), weights, self._ts[pos])
 
     def item_history(self, item: str) -> tuple[list[str], np.ndarray] | None:
@@ -271,11 +267,7 @@ class SlidingWindow:
         if slot is None:
             return None
         pos = np.fromiter(self._item_positions[slot], dtype=np.int64)
-        weights = self._weights[pos].astype(np.float64)
-        if self.decay.enabled:
-            weights *= self.decay.factors(
-                self._seq[pos], self._ts[pos], self.total_added - 1, self._newest_ts()
-            )
+        weights = self._decayed_weights(pos)
         users, inverse = np.unique(self._user_slots[pos], return_inverse=True)
         summed = np.bincount(inverse, weights=weights, minlength=len(users))
         return self.users.ids_of(users), summed
@@ -290,6 +282,15 @@ class SlidingWindow:
         top = top[np.lexsort((top, -counts[top]))]
         ids = self.items.ids_of(top[counts[top] > 0])
         return [i for i in ids if i not in exclude][:n]
+
+    def _decayed_weights(self, pos: np.ndarray) -> np.ndarray:
+        """Weights of the events at ring positions ``pos``, as float64, decay applied."""
+        weights = self._weights[pos].astype(np.float64)
+        if self.decay.enabled:
+            weights *= self.decay.factors(
+                self._seq[pos], self._ts[pos], self.total_added - 1, self._newest_ts()
+            )
+        return weights
 
     def _newest_ts(self) -> float:
         return float(self._ts[(self._next - 1) % self.capacity]) if self._size else 0.0
@@ -321,11 +322,7 @@ class SlidingWindow:
         item_col[live_items] = np.arange(len(live_items))
         rows = user_row[self._user_slots[order]]
         cols = item_col[self._item_slots[order]]
-        weights = self._weights[order].astype(np.float64)
-        if self.decay.enabled:
-            weights *= self.decay.factors(
-                self._seq[order], self._ts[order], self.total_added - 1, self._newest_ts()
-            )
+        weights = self._decayed_weights(order)
         # COO -> CSR sums duplicate (user, item) entries: each event's weight counts once.
         matrix = sp.coo_matrix(
             (weights.astype(np.float32), (rows, cols)),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 import uuid
@@ -28,13 +27,8 @@ from recommendation_service.sandbox.brokers import ensure_topic
 from recommendation_service.sandbox.producers import Pacer
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 
-from ..processes import add_broker_argument, broker_of, engines_of, stop
+from ..processes import add_broker_argument, broker_of, cpu_seconds, engines_of, stop
 from ..processes import builder as start_builder
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(engine: str, budget: str, rate: float, seconds: float, pairs) -> dict:

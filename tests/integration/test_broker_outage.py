@@ -7,10 +7,8 @@ was, with nothing lost, nothing counted twice and no replay from the start.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -20,15 +18,10 @@ from recommendation_service.sandbox.brokers import ensure_topic
 
 from ..conftest import free_port, new_broker, planted_events
 from ..processes import builder as start_builder
-from ..processes import get, recsvc, stop, wait_healthy
+from ..processes import cpu_seconds, get, recsvc, stop, wait_healthy
 from .test_builder_integration import produce, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_builder_and_server_ride_out_a_broker_restart(engine, tmp_path):

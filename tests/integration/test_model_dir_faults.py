@@ -24,8 +24,7 @@ from recommendation_service.model.store import ModelStore, write_atomic
 
 from ..conftest import free_port, planted_events, train_window
 from ..processes import builder as start_builder
-from ..processes import get, recsvc, stop, wait_healthy
-from .test_broker_outage import cpu_seconds
+from ..processes import cpu_seconds, get, recsvc, stop, wait_healthy
 from .test_builder_integration import produce, wait_until
 
 pytestmark = pytest.mark.integration
