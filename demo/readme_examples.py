@@ -129,6 +129,18 @@ def examples(demo: Demo) -> dict[str, str]:
     out["similar"] = run(("GET", f"/similar?item={top}&n=3", None, False))
     out["associations"] = run(("GET", f"/items/{top}/associations?n=2", None, False))
     out["popular"] = run(("GET", "/popular?n=3", None, False))
+    out["rules"] = run(
+        ("GET", f"/recommend?user={USER}&n=4&rule=cheap&max=20", None, False),
+        ("GET", f"/recommend?user={USER}&n=6&promote=on_sale:1&diversify=category&max_per=2",
+         None, False),
+        ("GET", "/recommend?user=user-00001&n=4", None, False),
+    )  # fmt: skip
+    out["experiments"] = run(("GET", "/experiments", None, False))
+    report = subprocess.run(
+        [sys.executable, "-m", "recommendation_service", "experiment", "report", "--url",
+         f"http://127.0.0.1:{demo.port}"], capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    out["experiment-report"] = "$ recsvc experiment report\n" + report
     out["model"] = run(("GET", "/model/info", None, False), ("GET", "/model/versions", None, False))
     versions = [v["version"] for v in json.loads(demo.call("GET", "/model/versions"))["versions"]]
     out["rollback"] = run(

@@ -16,7 +16,10 @@ from .errors import ConfigError
 from .model.ann import ANNParams
 from .model.associations import AssociationParams
 from .model.events import DEFAULT_ACTION_WEIGHTS
+from .model.experiments import Experiment, RulesFile
+from .model.exploration import ExploreParams
 from .model.realtime import RealtimeParams
+from .model.rule_expr import Rule
 from .model.trainer import ALSParams
 from .model.tuning import TuneParams
 from .model.window import Decay
@@ -199,6 +202,9 @@ class BuilderConfig:
         Whether refits search their settings on the window's newest events (on by default).
     catalog_topic
         The item catalog topic, read whole and published for the servers' filters (None: off).
+    impressions_topic
+        The topic servers publish experiment lists to; the builder joins them with events
+        carrying a ``recommendation_id`` (None: experiments are not tracked).
     """
 
     kafka: KafkaSettings
@@ -220,6 +226,7 @@ class BuilderConfig:
     live_quality: LiveQualityParams = field(default_factory=LiveQualityParams)
     tuning: TuneParams = field(default_factory=TuneParams)
     catalog_topic: str | None = "items"
+    impressions_topic: str | None = None
 
     def __post_init__(self) -> None:
         _require(self.window >= 1, "window must be >= 1 event")
@@ -279,6 +286,12 @@ class ServerConfig:
         Most samples one ``POST /online/data/add`` may carry.
     actions
         Action -> weight table used to validate ``action_type`` (same as the builder's).
+    rules_file
+        Named rules and the running experiment (``--rules-file``); None: neither.
+    explore
+        How much new catalog items are shown before they have events.
+    impressions_topic
+        Where lists served in an experiment are published (needs ``ingest``'s cluster).
     """
 
     model_dir: Path
@@ -298,8 +311,27 @@ class ServerConfig:
     admin_token: str | None = None
     max_batch: int = 1000
     actions: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_ACTION_WEIGHTS))
+    rules_file: RulesFile | None = None
+    explore: ExploreParams = field(default_factory=ExploreParams)
+    impressions_topic: str = "impressions"
+
+    @property
+    def rules(self) -> Mapping[str, Rule]:
+        return MappingProxyType(self.rules_file.rules if self.rules_file else {})
+
+    @property
+    def experiment(self) -> Experiment | None:
+        return self.rules_file.experiment if self.rules_file else None
 
     def __post_init__(self) -> None:
+        _require(
+            self.experiment is None or self.ingest is not None,
+            "an experiment needs --bootstrap-servers: servers publish each list as an impression",
+        )
+        _require(
+            self.experiment is None or bool(self.impressions_topic),
+            "an experiment needs an --impressions-topic",
+        )
         _require(0 <= self.port <= 65535, "port must be between 0 and 65535")
         _require(1 <= self.workers <= 64, "workers must be between 1 and 64")
         _require(1 <= self.threads <= 64, "threads must be between 1 and 64")

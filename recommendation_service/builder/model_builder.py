@@ -36,6 +36,7 @@ from ..model.threads import StopFlag
 from ..model.trainer import ALSTrainer
 from ..model.window import SlidingWindow, WindowSnapshot
 from .catalog_consumer import CatalogConsumer
+from .experiment_tracker import ExperimentTracker
 from .fresh_state import fresh_state
 from .kafka_health import KafkaHealth
 from .lease import BuilderLease, new_builder_id
@@ -112,6 +113,7 @@ class ModelBuilder:
         self.consumer: Consumer | None = None
         self._dead_letters: Producer | None = None
         self.catalog: CatalogConsumer | None = None
+        self.tracker: ExperimentTracker | None = None
 
     # -- shared with the training thread -----------------------------------------------
     def snapshot(self) -> tuple[WindowSnapshot, Mapping[str, Mapping[int, int]]]:
@@ -201,6 +203,9 @@ class ModelBuilder:
         if cfg.catalog_topic:
             self.catalog = CatalogConsumer(cfg, self.store.root, self._on_malformed, self.lock)
             self.catalog.start()
+        if cfg.impressions_topic:  # experiments: per-variant clicks and purchases
+            self.tracker = ExperimentTracker(cfg, self.store.root).start()
+            self.metrics.registry.register(self.tracker)
         self.consumer = Consumer({**cfg.kafka.consumer_config(), "error_cb": self.kafka.on_error})
         if cfg.kafka.dead_letter_topic:
             self._dead_letters = Producer(cfg.kafka.client_config())
@@ -209,11 +214,8 @@ class ModelBuilder:
         )
         logger.info(
             "builder consuming %s from %s (group %s), window %d, refit every %d events",
-            cfg.kafka.topic,
-            cfg.kafka.bootstrap_servers,
-            cfg.kafka.group_id,
-            cfg.window,
-            cfg.retrain_every,
+            *(cfg.kafka.topic, cfg.kafka.bootstrap_servers, cfg.kafka.group_id),
+            *(cfg.window, cfg.retrain_every),
         )
         try:
             while not self._stop.is_set():
@@ -231,8 +233,9 @@ class ModelBuilder:
                 if exc.args[0].code() != KafkaError._NO_OFFSET:
                     logger.warning("final offset commit failed: %s", exc)
             consumer.close()
-        if self.catalog is not None:
-            self.catalog.stop()
+        for side in (self.catalog, self.tracker):
+            if side is not None:
+                side.stop()
         if self._dead_letters is not None:
             self._dead_letters.flush(10)
         self.trainer.stop()

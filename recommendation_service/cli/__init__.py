@@ -17,6 +17,7 @@ from .broker import broker
 from .builder import builder
 from .demo import demo
 from .evaluate import evaluate
+from .experiment import experiment
 from .options import ENV_PREFIX, opt
 from .serve import serve
 
@@ -46,5 +47,14 @@ def main(log_level: str) -> None:
     _setup_logging(log_level)
 
 
-for _command in (broker, builder, serve, evaluate, demo, item_producer, user_interactions_producer):
+for _command in (
+    broker,
+    builder,
+    serve,
+    evaluate,
+    experiment,
+    demo,
+    item_producer,
+    user_interactions_producer,
+):
     main.add_command(_command)

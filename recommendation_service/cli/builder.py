@@ -43,6 +43,12 @@ from .options import (
     "empty turns it off.",
 )
 @opt(
+    "--impressions-topic",
+    default="",
+    help="Topic the servers publish experiment lists to; set it to count clicks and purchases "
+    "per variant (empty: experiments are not tracked).",
+)
+@opt(
     "--dead-letter-topic",
     default=None,
     help="Copy malformed messages to this topic (off when unset).",
@@ -143,6 +149,7 @@ def builder(**opts) -> None:
             live_quality=LiveQualityParams(budget=opts["live_quality_budget"]),
             tuning=tune_params(opts),
             catalog_topic=opts["catalog_topic"] or None,
+            impressions_topic=opts["impressions_topic"] or None,
         )
 
     config = config_or_exit(make)

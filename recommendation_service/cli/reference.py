@@ -20,12 +20,20 @@ def option_variables(group: click.Group) -> list[tuple[str, str, str]]:
         # --version and --help act at once and read nothing from the environment.
         if isinstance(param, click.Option) and param.expose_value and not param.hidden:
             rows.append(("recsvc", " / ".join(param.opts), _variable(param, root)))
+    rows += _commands(group, root, "recsvc")
+    return rows
+
+
+def _commands(group: click.Group, parent: click.Context, path: str) -> list:
+    rows = []
     for name in sorted(group.commands):
         command = group.commands[name]
-        ctx = click.Context(command, info_name=name, parent=root, **command.context_settings)
+        ctx = click.Context(command, info_name=name, parent=parent, **command.context_settings)
         for param in command.params:
             if isinstance(param, click.Option) and param.expose_value and not param.hidden:
-                rows.append((f"recsvc {name}", " / ".join(param.opts), _variable(param, ctx)))
+                rows.append((f"{path} {name}", " / ".join(param.opts), _variable(param, ctx)))
+        if isinstance(command, click.Group):  # e.g. recsvc experiment report
+            rows += _commands(command, ctx, f"{path} {name}")
     return rows
 
 

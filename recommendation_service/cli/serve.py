@@ -12,6 +12,10 @@ from ..config import (
     parse_action_weights,
     parse_kafka_options,
 )
+from ..errors import ConfigError
+from ..model.experiments import load_rules_file
+from ..model.exploration import ExploreParams
+from ..model.rule_expr import RuleError
 from .options import (
     config_or_exit,
     kafka_options,
@@ -92,9 +96,36 @@ from .options import (
     type=int,
     help="Most samples per POST /online/data/add.",
 )
+@opt(
+    "--rules-file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file of named rules ([rules]) and an A/B experiment ([experiment]); see README.",
+)
+@opt(
+    "--explore-share",
+    default=ExploreParams.share,
+    type=float,
+    help="Chance a brand-new catalog item (created_at, no events yet) is shown to a user; 0 = off.",
+)
+@opt(
+    "--explore-half-life",
+    default=ExploreParams.half_life / 3600,
+    type=float,
+    help="Hours after which that chance has halved; items older than 10 half-lives are not "
+    "explored.",
+)
+@opt(
+    "--impressions-topic",
+    default=ServerConfig.impressions_topic,
+    help="Topic the lists served in an experiment are published to (for attribution).",
+)
 def serve(**opts) -> None:
     """Serve the HTTP API (recommend, health, model, metrics) with gunicorn."""
     bootstrap = opts.pop("bootstrap_servers")
+    rules_path = opts.pop("rules_file")
+    explore_share = opts.pop("explore_share")
+    half_life = opts.pop("explore_half_life")
     topic = opts.pop("topic")
     extra_options = opts.pop("kafka_options")
     action_weights = opts.pop("action_weights")
@@ -107,8 +138,17 @@ def serve(**opts) -> None:
                 topic=topic,
                 options=parse_kafka_options(split_env_list(extra_options)),
             )
+        try:
+            rules_file = None if rules_path is None else load_rules_file(rules_path)
+            explore = ExploreParams(explore_share, half_life * 3600, max_age=10 * half_life * 3600)
+        except (RuleError, ValueError) as exc:
+            raise ConfigError(str(exc)) from exc
         return ServerConfig(
-            **opts, ingest=ingest, actions=parse_action_weights(split_env_list(action_weights))
+            **opts,
+            ingest=ingest,
+            actions=parse_action_weights(split_env_list(action_weights)),
+            rules_file=rules_file,
+            explore=explore,
         )
 
     config = config_or_exit(make)

@@ -110,13 +110,15 @@ def search(
     n: int,
     ef: int,
     allowed: np.ndarray | None = None,
+    share: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The best ``n`` unseen items for ``vector`` with their exact scores, best first.
 
     Asks the graph for ``n + len(seen)`` candidates (more if the seen items were not among
     them and the list came up short), rescores them exactly and drops the seen items (and
     columns ``allowed`` marks False), so a user with a long history still gets ``n`` items
-    whenever the catalog has them.
+    whenever the catalog has them. ``share`` is the fraction of columns ``allowed`` passes:
+    the first search asks for correspondingly more, so it rarely needs a second.
 
     Returns
     -------
@@ -125,7 +127,9 @@ def search(
     total = int(index.ntotal)
     query = np.zeros((1, index.d), dtype=np.float32)
     query[0, :-1] = vector
-    want = min(total, n + len(seen))
+    # Seen items score high, so most of them are among the candidates; of the rest, about
+    # ``share`` pass the filter.
+    want = min(total, len(seen) + (n if share >= 1 else int(1.5 * n / max(share, 0.01)) + 1))
     # A set beats np.isin's sort on the few dozen candidates of a request (~50 µs of ~400).
     seen_set = set(seen.tolist()) if len(seen) else ()
     while True:

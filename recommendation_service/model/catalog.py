@@ -23,6 +23,7 @@ import math
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,9 @@ from .files import write_atomic
 from .id_table import decode_strings, encode_strings
 
 CATALOG_FILE = "catalog.npz"
+#: Attribute names kept per catalog (the first ones seen, sorted); rules and diversity read
+#: them. A free-form field must not grow the file without bound.
+MAX_ATTRIBUTES = 64
 
 
 @dataclass(frozen=True)
@@ -113,8 +117,43 @@ def parse_catalog_message(
     )
 
 
+def _scalar(value: object) -> tuple[str | None, float]:
+    """(text, number) of one attribute value: strings compare as text, numbers as numbers,
+    booleans as ``"true"``/``"false"``; lists and objects are not kept."""
+    if isinstance(value, bool):
+        return ("true" if value else "false"), math.nan
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return None, float(value)
+    if isinstance(value, str):
+        return value, math.nan
+    return None, math.nan
+
+
+def _attribute_arrays(ids: list[str], entries: dict[str, CatalogEntry]) -> dict:
+    """Per attribute name: value codes (-1 = none), value texts, numbers (NaN = none)."""
+    names = sorted({k for e in entries.values() for k in e.attributes})[:MAX_ATTRIBUTES]
+    out = {}
+    for a, name in enumerate(names):
+        values: dict[str, int] = {}
+        codes = np.full(len(ids), -1, dtype=np.int32)
+        numbers = np.full(len(ids), math.nan)
+        for row, item in enumerate(ids):
+            attrs = entries[item].attributes
+            if name in attrs:
+                text, number = _scalar(attrs[name])
+                if text is not None:
+                    codes[row] = values.setdefault(text, len(values))
+                numbers[row] = number
+        blob, offsets = encode_strings(list(values))
+        out.update({f"attr{a}.codes": codes, f"attr{a}.numbers": numbers,
+                    f"attr{a}.values.blob": blob, f"attr{a}.values.offsets": offsets})  # fmt: skip
+    blob, offsets = encode_strings(names)
+    return {"attrs.blob": blob, "attrs.offsets": offsets, **out}
+
+
 def catalog_arrays(entries: dict[str, CatalogEntry], offsets: dict[str, int]) -> bytes:
-    """The catalog as one ``.npz`` (no pickle): ids, flags, prices, categories and tags."""
+    """The catalog as one ``.npz`` (no pickle): ids, flags, prices, categories, tags and the
+    scalar attributes."""
     ids = list(entries)
     categories = sorted({e.category for e in entries.values() if e.category is not None})
     code = {c: k for k, c in enumerate(categories)}
@@ -143,6 +182,7 @@ def catalog_arrays(entries: dict[str, CatalogEntry], offsets: dict[str, int]) ->
             "tags.blob": tag_blob,
             "tags.offsets": tag_offsets,
             "offsets": np.array(json.dumps(offsets).encode(), dtype=np.bytes_),
+            **_attribute_arrays(ids, entries),
         },
     )
     return buffer.getvalue()
@@ -151,6 +191,20 @@ def catalog_arrays(entries: dict[str, CatalogEntry], offsets: dict[str, int]) ->
 def write_catalog(root: Path, entries: dict[str, CatalogEntry], offsets: dict[str, int]) -> None:
     """Replace ``root/catalog.npz`` atomically."""
     write_atomic(Path(root) / CATALOG_FILE, catalog_arrays(entries, offsets))
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One scalar attribute over the catalog's rows."""
+
+    codes: np.ndarray  # index into ``values`` per row, -1 = no text value
+    values: list[str]
+    numbers: np.ndarray  # numeric value per row, NaN = none
+
+    @cached_property
+    def code(self) -> dict[str, int]:
+        """Value -> code."""
+        return {v: k for k, v in enumerate(self.values)}
 
 
 @dataclass(frozen=True)
@@ -166,6 +220,7 @@ class CatalogSnapshot:
     tags_indptr: np.ndarray
     tags_indices: np.ndarray
     tags: list[str]
+    attributes: dict[str, Attribute] = field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path) -> CatalogSnapshot:
@@ -194,6 +249,19 @@ class CatalogSnapshot:
             and len(a["tags_indptr"]) == n + 1
         ):
             raise ValueError("catalog arrays disagree in length")
+        attributes = {}
+        if "attrs.blob" in a:  # catalogs written before attributes were kept have none
+            for k, name in enumerate(decode_strings(a["attrs.blob"], a["attrs.offsets"])):
+                p = f"attr{k}."
+                values = decode_strings(a[p + "values.blob"], a[p + "values.offsets"])
+                codes = a[p + "codes"]
+                if (
+                    len(codes) != n
+                    or len(a[p + "numbers"]) != n
+                    or codes.max(initial=-1) >= len(values)
+                ):
+                    raise ValueError(f"catalog attribute {name!r} does not match the items")
+                attributes[name] = Attribute(codes, values, a[p + "numbers"])
         return cls(
             row={item: k for k, item in enumerate(ids)},
             available=a["available"],
@@ -204,7 +272,28 @@ class CatalogSnapshot:
             tags_indptr=a["tags_indptr"],
             tags_indices=a["tags_indices"],
             tags=decode_strings(a["tags.blob"], a["tags.offsets"]),
+            attributes=attributes,
         )
+
+    @cached_property
+    def _tag_owners(self) -> np.ndarray:
+        """Catalog row of each entry of ``tags_indices`` (computed once per snapshot)."""
+        return np.repeat(np.arange(len(self.available)), np.diff(self.tags_indptr))
+
+    @cached_property
+    def category_codes(self) -> dict[str, int]:
+        return {c: k for k, c in enumerate(self.categories)}
+
+    def rows_with_tags(self, tags) -> np.ndarray:
+        """Per row, whether the item carries any of ``tags``."""
+        codes = [self.tags.index(t) for t in tags if t in self.tags]
+        has = np.zeros(len(self.available), dtype=bool)
+        if codes:
+            hit = self.tags_indices == codes[0]
+            for code in codes[1:]:
+                hit |= self.tags_indices == code
+            has[self._tag_owners[hit]] = True
+        return has
 
     def rows_of(self, items) -> np.ndarray:
         """Catalog row of each item id (-1 for items the catalog does not list)."""

@@ -1,15 +1,19 @@
-"""Shaping a ranked list: why each item is there, and at most k items per category.
+"""Shaping a ranked list: why each item is there, at most k items per attribute value, and
+promoted slots.
 
 Diversity is a greedy re-ranking (the per-value cap of the hosted services' "diversity" knobs):
-walk the candidates best first and take an item unless ``max_per_category`` items of its
-catalog category are already taken; items the cap held back fill the list after the others,
-best first, when fewer than ``n`` distinct-enough items exist. Items without a category are
-never capped. The candidate pool is ``DIVERSITY_POOL`` times the list length.
+walk the candidates best first and take an item unless ``max_per`` items with its value of the
+attribute (``category`` or a catalog attribute) are already taken; items the cap held back fill
+the list after the others, best first, when fewer than ``n`` distinct-enough items exist. Items
+without a value are never capped. The candidate pool is ``DIVERSITY_POOL`` times the list length.
+
+Promotion: ``promote_slots`` of the list go to the best-scored items passing the promotion rule
+(and the request's rules); they are marked ``promoted`` and sorted into the list by score.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +25,31 @@ if TYPE_CHECKING:
 
 #: Candidates considered per returned item when diversifying.
 DIVERSITY_POOL = 4
+
+
+@dataclass(frozen=True)
+class ListShape:
+    """How a request wants its list shaped beyond filtering.
+
+    Parameters
+    ----------
+    diversify
+        ``"category"`` or a catalog attribute name; None = no cap.
+    max_per
+        Most items per value of ``diversify`` before the others.
+    promote
+        A named rule with the request's parameters, ``(rule, ((name, value), ...))``.
+    promote_slots
+        Places in the list for items passing ``promote``.
+    """
+
+    diversify: str | None = None
+    max_per: int = 2
+    promote: tuple | None = None
+    promote_slots: int = 0
+
+
+NO_SHAPE = ListShape()
 
 
 def reasons_of(rows: np.ndarray, vector: np.ndarray) -> list[str]:
@@ -35,15 +64,42 @@ def reasons_of(rows: np.ndarray, vector: np.ndarray) -> list[str]:
     return ["similar_to_recent" if s > a else "model" for a, s in zip(als, similar)]
 
 
-def cap_per_category(
-    items: list[str], catalog: CatalogSnapshot | None, n: int, cap: int
+def value_codes(catalog: CatalogSnapshot | None, attribute: str) -> np.ndarray | None:
+    """Per catalog row, the code of its value of ``attribute`` (-1: none)."""
+    if catalog is None:
+        return None
+    if attribute == "category":
+        return catalog.category
+    attr = catalog.attributes.get(attribute)
+    return None if attr is None else attr.codes
+
+
+def within_cap(
+    items: list[str], catalog: CatalogSnapshot | None, codes: np.ndarray | None, cap: int
+) -> tuple[int, set[int]]:
+    """How many of ``items`` fit under the cap, and the value codes that reached it."""
+    taken: dict[int, int] = {}
+    within = 0
+    for item in items:
+        row = -1 if codes is None else catalog.row.get(item, -1)
+        code = int(codes[row]) if row >= 0 else -1
+        if code >= 0 and taken.get(code, 0) >= cap:
+            continue
+        taken[code] = taken.get(code, 0) + 1
+        within += 1
+    return within, {c for c, k in taken.items() if c >= 0 and k >= cap}
+
+
+def cap_per_value(
+    items: list[str], catalog: CatalogSnapshot | None, attribute: str, n: int, cap: int
 ) -> list[int]:
-    """Positions of ``items`` (best first) to keep: at most ``cap`` per category first."""
+    """Positions of ``items`` (best first) to keep: at most ``cap`` per value first."""
+    codes = value_codes(catalog, attribute)
     taken: dict[int, int] = {}
     first, held = [], []
     for k, item in enumerate(items):
-        row = -1 if catalog is None else catalog.row.get(item, -1)
-        code = int(catalog.category[row]) if row >= 0 else -1
+        row = -1 if codes is None else catalog.row.get(item, -1)
+        code = int(codes[row]) if row >= 0 else -1
         if code >= 0 and taken.get(code, 0) >= cap:
             held.append(k)
             continue
@@ -53,12 +109,29 @@ def cap_per_category(
 
 
 def finish(
-    rec: Recommendation, n: int, catalog: CatalogSnapshot | None, cap: int | None
+    rec: Recommendation, n: int, catalog: CatalogSnapshot | None, shape: ListShape = NO_SHAPE
 ) -> Recommendation:
-    """``rec`` cut to ``n`` items, diversified first when ``cap`` is given."""
-    if cap is None:
+    """``rec`` cut to ``n`` items, diversified first when ``shape`` asks."""
+    if shape.diversify is None:
         return rec if len(rec.items) <= n else _take(rec, list(range(n)))
-    return _take(rec, cap_per_category(rec.items, catalog, n, cap))
+    return _take(rec, cap_per_value(rec.items, catalog, shape.diversify, n, shape.max_per))
+
+
+def merge_promoted(rest: Recommendation, promoted: Recommendation) -> Recommendation:
+    """``rest`` (already without the promoted items) with ``promoted``, marked so, each placed
+    before the first item of ``rest`` that scores lower (``rest`` keeps its own order, which
+    diversity may have changed)."""
+    picks = list(zip(rest.scores, rest.items, rest.reasons or [""] * len(rest.items)))
+    for score, item in zip(promoted.scores, promoted.items):
+        at = next((k for k, p in enumerate(picks) if p[0] < score and p[2] != "promoted"),
+                  len(picks))  # fmt: skip
+        picks.insert(at, (score, item, "promoted"))
+    return replace(
+        rest,
+        items=[i for _, i, _ in picks],
+        scores=[s for s, _, _ in picks],
+        reasons=[r for _, _, r in picks],
+    )
 
 
 def _take(rec: Recommendation, keep: list[int]) -> Recommendation:

@@ -7,7 +7,9 @@ Two wire formats are accepted on the interactions topic:
   "ts": ...}`` where everything but ``user`` and ``item`` is optional: ``action`` maps through
   the action->weight table (no action: weight 1), ``value`` is the rating for ``action: "rating"``,
   ``weight`` (default 1) multiplies the action's weight, ``ts`` defaults to the Kafka
-  message timestamp, and ``basket`` (or ``session``) groups events bought together.
+  message timestamp, ``basket`` (or ``session``) groups events bought together, and
+  ``recommendation_id`` names the experiment list the event came from (read by the
+  builder's experiment tracker; the window ignores it).
 
 A negative resulting weight is negative feedback (``dislike``, low ratings).
 """

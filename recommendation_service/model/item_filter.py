@@ -33,6 +33,9 @@ class ItemRules:
         Only items whose price is at most this.
     include_unavailable
         Also items the catalog marks unavailable (off by default).
+    named
+        Named rules (rule_expr.py) with the request's parameter values, as
+        ``(rule, ((name, value), ...))``; an item must pass every one.
     """
 
     exclude: frozenset[str] = frozenset()
@@ -41,6 +44,7 @@ class ItemRules:
     exclude_tags: tuple[str, ...] = ()
     max_price: float | None = None
     include_unavailable: bool = False
+    named: tuple = ()
 
     def __post_init__(self) -> None:
         if self.max_price is not None and not math.isfinite(self.max_price):
@@ -48,16 +52,6 @@ class ItemRules:
 
 
 NO_RULES = ItemRules()
-
-
-def _rows_with_tag(catalog: CatalogSnapshot, tag: str) -> np.ndarray:
-    """Boolean per catalog row: carries ``tag``."""
-    has = np.zeros(len(catalog.available), dtype=bool)
-    if tag in catalog.tags:
-        code = catalog.tags.index(tag)
-        owners = np.repeat(np.arange(len(has)), np.diff(catalog.tags_indptr))
-        has[owners[catalog.tags_indices == code]] = True
-    return has
 
 
 def allowed_rows(rules: ItemRules, catalog: CatalogSnapshot | None) -> np.ndarray | None:
@@ -73,18 +67,47 @@ def allowed_rows(rules: ItemRules, catalog: CatalogSnapshot | None) -> np.ndarra
         )
         ok &= catalog.category == code
     for tag in rules.tags:
-        ok &= _rows_with_tag(catalog, tag)
+        ok &= catalog.rows_with_tags([tag])
     for tag in rules.exclude_tags:
-        ok &= ~_rows_with_tag(catalog, tag)
+        ok &= ~catalog.rows_with_tags([tag])
     if rules.max_price is not None:
         with np.errstate(invalid="ignore"):
             ok &= catalog.price <= rules.max_price
+    for rule, params in rules.named:
+        ok &= _rule_rows(rule, params, catalog)
     return ok
+
+
+#: Rule masks by (catalog, rule, parameter values): requests mostly repeat a few values.
+_RULE_ROWS: dict = {}
+_RULE_ROWS_MAX = 256
+
+
+def _rule_rows(rule, params: tuple, catalog: CatalogSnapshot) -> np.ndarray:
+    """``rule.rows`` for these parameters, cached per catalog snapshot (rules that read the
+    clock, ``age_days``, are evaluated every time)."""
+    if rule.reads_clock:
+        return rule.rows(catalog, dict(params))
+    key = (id(catalog), rule, params)
+    hit = _RULE_ROWS.get(key)
+    if hit is not None and hit[0] is catalog:
+        return hit[1]
+    rows = rule.rows(catalog, dict(params))
+    rows.flags.writeable = False
+    if len(_RULE_ROWS) >= _RULE_ROWS_MAX:
+        _RULE_ROWS.clear()  # a new catalog or a burst of new values: start over
+    _RULE_ROWS[key] = (catalog, rows)
+    return rows
 
 
 def needs_listing(rules: ItemRules) -> bool:
     """Whether the rules only pass items the catalog lists (attribute filters)."""
-    return rules.category is not None or bool(rules.tags) or rules.max_price is not None
+    return (
+        rules.category is not None
+        or bool(rules.tags)
+        or rules.max_price is not None
+        or bool(rules.named)
+    )
 
 
 def column_mask(

@@ -13,16 +13,18 @@ live only as long as their version: the next refit includes them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..errors import ModelLoadError
 from . import ann
 from .catalog import CatalogSnapshot
-from .diversity import DIVERSITY_POOL, finish, reasons_of
+from .diversity import NO_SHAPE, ListShape, reasons_of
+from .exploration import NO_EXPLORATION, ExploreParams
 from .id_table import IdTable, decode_strings
 from .item_filter import NO_RULES, ItemRules, allowed_rows, column_mask, id_allowed
+from .list_shaping import shaped_list
 from .ranking import top_n
 
 
@@ -112,6 +114,7 @@ class ServedModel:
         self.applied_update = 0
         self._catalog_rows: tuple | None = None
         self._default_mask: tuple | None = None
+        self.explore_cache: tuple | None = None
 
     def _check(self) -> None:
         n_users, n_items = len(self.user_ids), len(self.item_ids)
@@ -248,6 +251,16 @@ class ServedModel:
             cached = self._catalog_rows = (catalog, catalog.rows_of(list(self.item_ids)))
         return cached[1]
 
+    def _avoiding(self, mask, catalog, avoid) -> np.ndarray | None:
+        """``mask`` without the columns whose catalog value is one of ``avoid``'s codes."""
+        if avoid is None or catalog is None:
+            return mask
+        codes, full = avoid
+        col_rows = self.catalog_rows(catalog)
+        values = np.where(col_rows >= 0, codes[np.maximum(col_rows, 0)], -1)
+        keep = ~np.isin(values, list(full))
+        return keep if mask is None else mask & keep
+
     def allowed_columns(
         self, rules: ItemRules, catalog: CatalogSnapshot | None, rows_ok=None
     ) -> np.ndarray | None:
@@ -272,22 +285,41 @@ class ServedModel:
         n: int,
         rules: ItemRules = NO_RULES,
         catalog: CatalogSnapshot | None = None,
-        max_per_category: int | None = None,
+        shape: ListShape = NO_SHAPE,
+        explore: ExploreParams = NO_EXPLORATION,
     ) -> Recommendation:
         """Top ``n`` items for ``user``, best first, excluding items seen in the window and
-        items ``rules`` (with ``catalog``) do not allow; fewer only when fewer pass. With
-        ``max_per_category``, at most that many items of one catalog category come before
-        the others (see diversity.py)."""
-        rows_ok = None if rules == NO_RULES else allowed_rows(rules, catalog)
-        mask = self.allowed_columns(rules, catalog, rows_ok)
+        items ``rules`` (with ``catalog``) do not allow; fewer only when fewer pass. ``shape``
+        caps items per attribute value and reserves promoted slots (see diversity.py);
+        ``explore`` shows new catalog items to a share of users (see exploration.py)."""
+        return shaped_list(self, user, n, rules, catalog, shape, explore)
+
+    def ranked(
+        self,
+        user: str,
+        n: int,
+        rules: ItemRules,
+        catalog: CatalogSnapshot | None,
+        avoid: tuple | None = None,
+    ) -> Recommendation:
+        """The best ``n`` allowed, unseen items for ``user`` (popular ones if unknown), before
+        any shaping (list_shaping.py); ``avoid`` = (value code per catalog row, codes) leaves
+        out items with those values."""
         state = self.user_state(user)
-        wanted = n
-        if max_per_category is not None:
-            n = min(self.n_items + len(self.new_items.ids), DIVERSITY_POOL * n)
         if state is None:
-            return finish(self.popular(n, mask), wanted, catalog, max_per_category)
+            rows_ok = None if rules == NO_RULES else allowed_rows(rules, catalog)
+            mask = self._avoiding(self.allowed_columns(rules, catalog, rows_ok), catalog, avoid)
+            return self.popular(n, mask)
         vector, seen, as_of = state
-        if mask is not None and (self.index is None or mask.mean() < 0.05):
+        # Excluded ids are left out like seen items: no mask over all items for a few ids.
+        base = replace(rules, exclude=frozenset()) if rules.exclude else rules
+        rows_ok = None if base == NO_RULES else allowed_rows(base, catalog)
+        mask = self._avoiding(self.allowed_columns(base, catalog, rows_ok), catalog, avoid)
+        if rules.exclude:
+            excluded = [c for c in map(self.item_ids.row_of, rules.exclude) if c is not None]
+            seen = np.concatenate([seen, np.asarray(excluded, dtype=seen.dtype)])
+        share = 1.0 if mask is None else float(mask.mean())
+        if mask is not None and (self.index is None or share < 0.05):
             # Few items pass (or no index): score exactly the ones that do.
             cols = np.flatnonzero(mask)
             scores = self.scoring_matrix[cols] @ vector
@@ -302,7 +334,7 @@ class ServedModel:
             scores = scores[chosen]
         else:
             chosen, scores = ann.search(
-                self.index, self.scoring_matrix, vector, seen, n, self.ef, mask
+                self.index, self.scoring_matrix, vector, seen, n, self.ef, mask, share
             )
         picks = list(
             zip(scores.tolist(), [self.item_ids[c] for c in chosen.tolist()], reasons_of(
@@ -323,11 +355,10 @@ class ServedModel:
             )
             picks.sort(key=lambda p: -p[0])
         picks = picks[:n]
-        rec = Recommendation(
+        return Recommendation(
             [i for _, i, _ in picks], [s for s, _, _ in picks], "model", as_of,
             [r for _, _, r in picks],
         )  # fmt: skip
-        return finish(rec, wanted, catalog, max_per_category)
 
 
 def _new_picks(new: _NewItems, vector, n: int, seen, allowed) -> list[tuple]:

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,12 +29,32 @@ import click
 from ..model.threads import StopFlag
 from .broker_process import port_open
 from .brokers import ensure_topic, make_broker
+from .demo_shopper import shop
 from .synthetic import TasteModel, make_catalog
 
 logger = logging.getLogger(__name__)
 
 DEMO_SEED = 7
 DEMO_CATEGORIES = 8
+#: The demo server's rules file: two named rules and an A/B experiment that gives half of the
+#: users two slots of sale items (the demo shoppers' clicks then show how that does).
+DEMO_RULES = """\
+[rules]
+cheap = "price < $max"
+on_sale = "'sale' in tags"
+
+[experiment]
+name = "demo-sale-slots"
+# With this salt user-00000 (the one the demo prints) is in control, user-00001 gets sale slots.
+salt = "demo-11"
+[[experiment.variants]]
+name = "control"
+share = 1
+[[experiment.variants]]
+name = "sale-slots"
+share = 1
+promote = "on_sale:2"
+"""
 
 
 @dataclass(frozen=True)
@@ -113,6 +134,7 @@ def run_demo(s: DemoSettings) -> None:
     if model_dir is None:
         tmp = tempfile.mkdtemp(prefix="recsvc-demo-")
         model_dir = Path(tmp)
+    tmp_rules = tempfile.mkdtemp(prefix="recsvc-demo-rules-")
     stop = StopFlag()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
@@ -125,8 +147,10 @@ def run_demo(s: DemoSettings) -> None:
         click.echo(f"starting {broker.description} on 127.0.0.1:{s.broker_port} ...")
         broker.start()
         bootstrap = broker.bootstrap_servers
-        for topic in ("interactions", "items"):
+        for topic in ("interactions", "items", "impressions"):
             ensure_topic(bootstrap, topic)
+        rules_file = Path(tmp_rules) / "rules.toml"
+        rules_file.write_text(DEMO_RULES)
         common = [
             "--bootstrap-servers",
             bootstrap,
@@ -150,6 +174,8 @@ def run_demo(s: DemoSettings) -> None:
                 str(s.retrain_every),
                 "--metrics-port",
                 str(s.metrics_port),
+                "--impressions-topic",
+                "impressions",
             )
         )
         children["server"] = subprocess.Popen(
@@ -162,6 +188,8 @@ def run_demo(s: DemoSettings) -> None:
                 "--no-access-log",
                 "--bootstrap-servers",
                 bootstrap,
+                "--rules-file",
+                str(rules_file),
             ),
             # Through the environment, not argv, where `ps` would show it to every user.
             env={**os.environ, "RECSVC_SERVE_ADMIN_TOKEN": admin_token},
@@ -182,6 +210,13 @@ def run_demo(s: DemoSettings) -> None:
         health = _wait_for_model(url, children, stop)
         if health is not None:
             _print_try_it(url, health, s, admin_token)
+            tastes = TasteModel(
+                make_catalog(s.items, DEMO_CATEGORIES, DEMO_SEED), s.users, seed=DEMO_SEED
+            )
+            shopper = threading.Thread(
+                target=shop, args=(url, dict(tastes.favourite), stop), daemon=True
+            )
+            shopper.start()
         deadline = time.monotonic() + s.duration if s.duration > 0 else None
         while not stop.wait(0.5):
             _check_children(children)
@@ -197,6 +232,7 @@ def run_demo(s: DemoSettings) -> None:
             signal.signal(sig, handler)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp_rules, ignore_errors=True)
     click.echo("demo stopped")
 
 
@@ -211,6 +247,14 @@ def _print_try_it(url: str, health: dict, s: DemoSettings, admin_token: str) -> 
     click.echo(
         f"  curl '{url}/recommend?user={user}&n=5&max_price=30&tags=sale'   # catalog filters"
     )
+    click.echo(
+        f"  curl '{url}/recommend?user={user}&n=5&rule=cheap&max=20'   # a named rule (rules file)"
+    )
+    click.echo(
+        f"  curl '{url}/recommend?user={tastes.users[1]}&n=5'   # its 'variant' and "
+        "'recommendation_id' in the demo's A/B experiment"
+    )
+    click.echo(f"  recsvc experiment report --url {url}   # demo shoppers click; results so far")
     click.echo(f"  curl '{url}/health'")
     click.echo(f"  curl '{url}/similar?item={tastes.favourite[user]}-0001&n=5'")
     click.echo(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from importlib import resources
 
@@ -13,7 +12,9 @@ from ..errors import MalformedEvent
 from ..model.events import check_id
 from ..model.item_filter import ItemRules
 from ..model.served_model import ServedModel
+from .experiments_api import impression
 from .model_watcher import ModelWatcher
+from .request_rules import Plan, finite_number, named_rules, promote_spec, shape_of, with_variant
 
 bp = Blueprint("api", __name__)
 
@@ -71,16 +72,9 @@ def _id_list(name: str) -> list[str]:
 
 def rules_param() -> ItemRules:
     """The request's item rules: exclude, category, tags, exclude_tags, max_price,
-    include_unavailable (see item_filter.py); a JSON 400 says what a bad one should be."""
+    include_unavailable and named rules (see item_filter.py, rule_expr.py)."""
     args = request.args
-    max_price = args.get("max_price")
-    if max_price is not None:
-        try:
-            max_price = float(max_price)
-        except ValueError:
-            max_price = math.nan
-        if not math.isfinite(max_price):
-            abort(400, description="query parameter 'max_price' must be a finite number")
+    max_price = finite_number(args.get("max_price"), "query parameter 'max_price'")
     flag = args.get("include_unavailable", "false").lower()
     if flag not in ("true", "false", "1", "0"):
         abort(400, description="query parameter 'include_unavailable' must be true or false")
@@ -92,22 +86,17 @@ def rules_param() -> ItemRules:
         exclude_tags=tuple(_id_list("exclude_tags")),
         max_price=max_price,
         include_unavailable=flag in ("true", "1"),
+        named=named_rules(_id_list("rule"), args, "query parameter 'rule'"),
     )
 
 
-def diversify_param() -> int | None:
-    """``diversify=category`` with ``max_per`` (default 2): the per-category cap, or None."""
-    attribute = request.args.get("diversify")
-    if attribute is None:
-        if "max_per" in request.args:
-            abort(400, description="query parameter 'max_per' needs 'diversify=category'")
-        return None
-    if attribute != "category":
-        abort(400, description="query parameter 'diversify' must be 'category'")
-    raw = request.args.get("max_per", "2")
-    if not raw.isdigit() or not 1 <= int(raw) <= server_config().max_n:
-        abort(400, description="query parameter 'max_per' must be a positive integer")
-    return int(raw)
+def plan_param(user: str) -> Plan:
+    """Rules, diversity, promotion and the experiment variant of a GET request."""
+    args = request.args
+    promote = args.get("promote")
+    spec = promote_spec(promote, args, "query parameter 'promote'") if promote else None
+    shape = shape_of(args.get("diversify"), args.get("max_per"), spec)
+    return with_variant(Plan(rules_param(), shape), user)
 
 
 @bp.get("/recommend")
@@ -116,10 +105,10 @@ def recommend():
     request's rules (or the catalog's availability) rule out."""
     user = user_param()
     n = n_param()
-    rules = rules_param()
-    cap = diversify_param()
+    plan = plan_param(user)
     model = model_or_503()
-    result = model.recommend(user, n, rules, watcher().catalog, cap)
+    explore = plan.explore or server_config().explore
+    result = model.recommend(user, n, plan.rules, watcher().catalog, plan.shape, explore)
     current_app.extensions["recsvc_metrics"].recommendations.labels(result.source).inc()
     return jsonify(
         user=user,
@@ -129,6 +118,7 @@ def recommend():
         reasons=result.reasons,
         model_version=model.version,
         as_of=result.as_of,
+        **impression(plan, user, result.items),
     )
 
 
@@ -207,7 +197,9 @@ def model_manifest():
 @bp.get("/metrics")
 def metrics():
     """Prometheus text format, aggregated over every worker process."""
-    body, content_type = current_app.extensions["recsvc_metrics"].exposition()
+    body, content_type = current_app.extensions["recsvc_metrics"].exposition(
+        current_app.extensions["recsvc_tracker_collector"]
+    )
     return Response(body, content_type=content_type)
 
 

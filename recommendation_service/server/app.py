@@ -9,9 +9,12 @@ from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from ..config import ServerConfig
+from ..model.rule_expr import RuleError
 from ..model.store import ModelStore
 from .admin_api import bp as admin_bp
 from .api import bp
+from .experiments_api import ImpressionPublisher, TrackerCollector
+from .experiments_api import bp as experiments_bp
 from .ingest import EventPublisher
 from .json_provider import OrjsonProvider
 from .metrics import ServerMetrics
@@ -49,8 +52,13 @@ def create_app(config: ServerConfig, watcher: ModelWatcher | None = None) -> Fla
     app.register_blueprint(bp)
     app.register_blueprint(online_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(experiments_bp)
+    app.extensions["recsvc_tracker_collector"] = TrackerCollector(config.model_dir)
     if config.ingest is not None:
         app.extensions["recsvc_publisher"] = EventPublisher(config.ingest)
+        app.extensions["recsvc_impressions"] = ImpressionPublisher(
+            config.ingest, config.impressions_topic
+        )
 
     @app.before_request
     def start_timer() -> None:
@@ -73,6 +81,13 @@ def create_app(config: ServerConfig, watcher: ModelWatcher | None = None) -> Fla
         for name, value in exc.get_headers():
             if name.lower() != "content-type":
                 response.headers[name] = value
+        return response
+
+    @app.errorhandler(RuleError)
+    def rule_error(exc: RuleError):
+        # A named rule met a request parameter it cannot use (e.g. text where a number goes).
+        response = jsonify(error="Bad Request", message=str(exc), status=400)
+        response.status_code = 400
         return response
 
     @app.errorhandler(Exception)

@@ -70,6 +70,7 @@ class RecommendationServer(BaseApplication):
             "limit_request_line": 8190,
             "limit_request_fields": 100,
             "child_exit": _child_exit,
+            "worker_exit": _worker_exit,
             "post_worker_init": self._guard_sockets,
         }
         for key, value in settings.items():
@@ -94,6 +95,12 @@ class RecommendationServer(BaseApplication):
         seconds = self.config_obj.client_timeout
         limit_socket_waits(worker.sockets, seconds)
         logging.getLogger("gunicorn.error").addFilter(SlowClientLogFilter(seconds))
+
+
+def _worker_exit(server, worker) -> None:
+    from .experiments_api import flush_impressions
+
+    flush_impressions()  # lists of an experiment still queued in this worker's producer
 
 
 def _child_exit(server, worker) -> None:

@@ -1,7 +1,7 @@
 """``POST /online/data/add``: validating samples and publishing them to the interactions topic.
 
-A sample ``{"user_id", "item_id", "label", "action_type", "parameters", "ts", "basket"}`` becomes
-the builder's JSON event. Rules (documented in the README):
+A sample ``{"user_id", "item_id", "label", "action_type", "parameters", "ts", "basket",
+"recommendation_id"}`` becomes the builder's JSON event. Rules (documented in the README):
 
 * ``label`` 1 (default) is positive; ``label`` 0 is negative feedback: action ``dislike``.
 * ``action_type`` maps through the same action -> weight table as Kafka events (no action:
@@ -58,6 +58,12 @@ def sample_to_event(sample: object, actions: Mapping[str, float], max_id_length:
     for key in ("ts", "basket"):
         if key in sample:
             event[key] = sample[key]
+    rid = sample.get("recommendation_id")
+    if rid is not None:
+        # Attributes the event to the experiment list it came from (experiment_tracker.py).
+        if not isinstance(rid, str) or not 0 < len(rid) <= 64:
+            raise MalformedEvent("bad_recommendation_id", "recommendation_id must be a string id")
+        event["recommendation_id"] = rid
     # The builder's own parser is the single definition of a valid event.
     parse_event(
         json.dumps(event, allow_nan=False).encode(),

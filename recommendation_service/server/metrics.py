@@ -38,6 +38,7 @@ class ServerMetrics:
     recommendations: Counter
     model_version: Gauge
     model_age: Gauge
+    impressions: Counter
     registry: CollectorRegistry | None
 
     @classmethod
@@ -77,6 +78,13 @@ class ServerMetrics:
                 registry=registry,
                 multiprocess_mode="livemax",
             ),
+            impressions=Counter(
+                "recsvc_experiment_impressions",
+                "Lists served in an experiment, by variant and whether the impression was "
+                "published (published, dropped)",
+                ["experiment", "variant", "outcome"],
+                registry=registry,
+            ),
             registry=registry,
         )
 
@@ -88,14 +96,21 @@ class ServerMetrics:
         self.model_version.set(version)
         self.model_age.set(max(0.0, time.time() - created_ts))
 
-    def exposition(self) -> tuple[bytes, str]:
+    def exposition(self, extra=None) -> tuple[bytes, str]:
+        """The text format; ``extra`` is a collector of values read at scrape time."""
         if self.registry is not None:
-            return generate_latest(self.registry), CONTENT_TYPE_LATEST
-        from prometheus_client import multiprocess
+            body = generate_latest(self.registry)
+        else:
+            from prometheus_client import multiprocess
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            body = generate_latest(registry)
+        if extra is not None:
+            registry = CollectorRegistry()
+            registry.register(extra)
+            body += generate_latest(registry)
+        return body, CONTENT_TYPE_LATEST
 
 
 def mark_worker_dead(pid: int) -> None:

@@ -11,8 +11,10 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from ..errors import MalformedEvent
 from ..model.item_filter import ItemRules
 from .api import checked_id, model_or_503, n_param, rules_param, server_config, watcher
+from .experiments_api import impression
 from .ingest import sample_to_event
 from .queries import bought_together, predict, rank_candidates, similar_items
+from .request_rules import Plan, named_rules, promote_spec, shape_of, with_variant
 
 bp = Blueprint("online", __name__)
 
@@ -52,6 +54,8 @@ def _rules(body: dict) -> ItemRules:
     include = body.get("include_unavailable", False)
     if not isinstance(include, bool):
         abort(400, description="'include_unavailable' must be true or false")
+    rule = body.get("rule", [])
+    names = _id_list([rule] if isinstance(rule, str) else rule, "rule")
     return ItemRules(
         exclude=frozenset(lists["exclude"]),
         category=None if category is None else _id(category, "category"),
@@ -59,7 +63,27 @@ def _rules(body: dict) -> ItemRules:
         exclude_tags=tuple(lists["exclude_tags"]),
         max_price=None if max_price is None else float(max_price),
         include_unavailable=include,
+        named=named_rules(names, _params(body), "'rule'"),
     )
+
+
+def _params(body: dict) -> dict:
+    params = body.get("params", {})
+    if not isinstance(params, dict):
+        abort(400, description="'params' must be an object of the named rules' $parameters")
+    return params
+
+
+def _plan(body: dict, user: str) -> Plan:
+    """Rules, diversity, promotion and the experiment variant from JSON fields."""
+    promote = body.get("promote")
+    if promote is not None and not isinstance(promote, str):
+        abort(400, description="'promote' must be '<rule>:<slots>'")
+    spec = promote_spec(promote, _params(body), "'promote'") if promote else None
+    diversify = body.get("diversify")
+    if diversify is not None and not isinstance(diversify, str):
+        abort(400, description="'diversify' must be 'category' or a catalog attribute name")
+    return with_variant(Plan(_rules(body), shape_of(diversify, body.get("max_per"), spec)), user)
 
 
 def _top_k(body: dict) -> int:
@@ -115,6 +139,7 @@ def recommend_post():
     user = _id(body.get("user_id"), "user_id")
     k = _top_k(body)
     model = model_or_503()
+    extra: dict = {}
     if "candidate_items" in body:
         exclude_seen = body.get("exclude_seen", False)
         if not isinstance(exclude_seen, bool):
@@ -124,12 +149,22 @@ def recommend_post():
         )
         recommendations, source = result["ranked"], result["source"]
     else:
-        rec = model.recommend(user, k, _rules(body), watcher().catalog)
-        recommendations = [{"item_id": i, "score": s} for i, s in zip(rec.items, rec.scores)]
+        plan = _plan(body, user)
+        explore = plan.explore or server_config().explore
+        rec = model.recommend(user, k, plan.rules, watcher().catalog, plan.shape, explore)
+        recommendations = [
+            {"item_id": i, "score": s, "reason": r}
+            for i, s, r in zip(rec.items, rec.scores, rec.reasons)
+        ]
         source = rec.source
+        extra = impression(plan, user, rec.items)
     current_app.extensions["recsvc_metrics"].recommendations.labels(source).inc()
     return jsonify(
-        user_id=user, recommendations=recommendations, source=source, model_version=model.version
+        user_id=user,
+        recommendations=recommendations,
+        source=source,
+        model_version=model.version,
+        **extra,
     )
 
 

@@ -44,14 +44,12 @@ def test_every_option_reads_the_variable_the_readme_documents(monkeypatch):
     assert len(rows) > 60
     root = click.Context(main, info_name="recsvc", **main.context_settings)
     for command, flags, variable in rows:
-        name = command.removeprefix("recsvc").strip()
-        cmd = main.commands[name] if name else main
-        ctx = (
-            root
-            if not name
-            else click.Context(cmd, info_name=name, parent=root, **cmd.context_settings)
-        )
-        prefix = "RECSVC" if not name else "RECSVC_" + name.upper().replace("-", "_")
+        names = command.split()[1:]  # "recsvc experiment report" -> experiment, report
+        cmd, ctx = main, root
+        for name in names:  # nested groups: each level adds its name
+            cmd = cmd.commands[name]
+            ctx = click.Context(cmd, info_name=name, parent=ctx, **cmd.context_settings)
+        prefix = "_".join(["RECSVC", *names]).upper().replace("-", "_")
         assert variable.startswith(prefix + "_"), (command, flags, variable)
         param = next(p for p in cmd.params if " / ".join(p.opts) == flags)
         monkeypatch.setenv(variable, "1")

@@ -139,7 +139,7 @@ def test_diversify_caps_each_category(client, with_catalog):
 
 @pytest.mark.parametrize(
     ("query", "says"),
-    [("&diversify=brand", "diversify"), ("&diversify=category&max_per=0", "max_per"),
+    [("&diversify=a%20b", "diversify"), ("&diversify=category&max_per=0", "max_per"),
      ("&max_per=2", "max_per")],
 )  # fmt: skip
 def test_bad_diversity_parameters_get_a_json_400(client, query, says):
