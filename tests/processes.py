@@ -166,3 +166,38 @@ def add_broker_argument(parser, default: str = "both") -> None:
 
 def engines_of(choice: str) -> list[str]:
     return list(ENGINES) if choice == "both" else [choice]
+
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def chromium_missing() -> str | None:
+    """Why Debian's Chromium cannot be driven here, or None."""
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    if missing:
+        return f"no {', '.join(missing)}: apt-get install chromium chromium-driver"
+    return None
+
+
+def headless_chromium():
+    """Debian's Chromium, headless, through the system chromedriver (Selenium; nothing is
+    downloaded). The flags keep it off the network: this machine refuses outside traffic."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1100",
+    ):
+        options.add_argument(flag)  # fmt: skip
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

@@ -7,6 +7,7 @@ Every second the builder loop calls :meth:`BuilderMonitor.tick`, which
   /online/training/start``) and tracks them as :class:`RefitJobs`,
 - writes the status file servers turn into ``/health`` and ``/online/training/status``,
 - updates the metrics gauges (window size, consumer lag per partition),
+- every 5 s records the counters and new refits for the dashboard (history.py),
 - and every 10 s logs a line of throughput figures.
 """
 
@@ -17,6 +18,8 @@ import time
 from typing import TYPE_CHECKING
 
 from confluent_kafka import KafkaException, TopicPartition
+
+from .history import BuilderHistory
 
 if TYPE_CHECKING:
     from .model_builder import ModelBuilder
@@ -67,6 +70,9 @@ class BuilderMonitor:
         self.builder = builder
         #: Messages behind the partition ends at the last tick.
         self.lag = 0
+        #: Lag per "topic[partition]" at the last tick.
+        self.lags: dict[str, int] = {}
+        self.history = BuilderHistory()
         self._next_tick = 0.0
         self._last_stats = time.monotonic()
         self._stats_events = 0
@@ -90,6 +96,7 @@ class BuilderMonitor:
         self._take_training_requests()
         self._write_status()
         self._update_gauges()
+        self._record_history(now)
         self._log_stats(now)
 
     def _take_training_requests(self) -> None:
@@ -124,6 +131,9 @@ class BuilderMonitor:
                 "retrain_every": b.config.retrain_every,
                 "next_refit_after_events": max(0, b.config.retrain_every - b.events_since_refit),
                 "window_events": len(b.window),
+                "window_span": b.window.span(),
+                "malformed": b.malformed.total,
+                "lag": dict(self.lags),
                 "offsets": {f"{t}[{p}]": o for (t, p), o in b.positions.items()},
                 "offsets_skipped": b.offsets_skipped,
                 "kafka": b.kafka.state(self.lag),
@@ -180,7 +190,7 @@ class BuilderMonitor:
             if method in quality:
                 m.live_hit_rate.labels(method).set(quality[method]["hit_rate"])
                 m.live_ndcg.labels(method).set(quality[method]["ndcg"])
-        lag = 0
+        lag, lags = 0, {}
         for (topic, partition), position in list(b.positions.items()):
             # The cached high watermark comes with every fetch (no extra request).
             tp = TopicPartition(topic, partition)
@@ -193,7 +203,29 @@ class BuilderMonitor:
             if high >= 0:
                 m.lag.labels(topic, str(partition)).set(max(0, high - position))
                 lag += max(0, high - position)
-        self.lag = lag
+                lags[f"{topic}[{partition}]"] = max(0, high - position)
+        self.lag, self.lags = lag, lags
+
+    def _record_history(self, now: float) -> None:
+        """Every few seconds: the counters the dashboard charts, and new refits."""
+        if not self.history.due(now):
+            return
+        b = self.builder
+        with b.lock:
+            span = b.window.span()
+            point = {
+                "events": b.events_consumed,
+                "malformed": b.malformed.total,
+                "lag": self.lag,
+                "window_events": len(b.window),
+                "window_seconds": None if span is None else round(span[1] - span[0], 3),
+            }
+            quality = b.quality.summary()
+        self.history.record(now, point, b.trainer.last_manifest, quality)
+        try:
+            b.control.write_history(self.history.to_dict())
+        except OSError as exc:
+            logger.warning("cannot write the builder history: %s", exc)
 
     def _log_stats(self, now: float) -> None:
         if now - self._last_stats < 10:

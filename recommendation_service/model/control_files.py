@@ -2,6 +2,7 @@
 
 * ``PINNED`` -- a rollback: every server serves that version until a newer one is published.
 * ``builder_status.json`` -- the builder's state, written every second, read by any server.
+* ``builder_history.json`` -- its counters over the last hour and its recent refits (dashboard).
 * ``control/train-<job>.json`` -- refit requests left by servers, taken by the builder.
 * ``control/standby-<id>.json`` -- a standby builder waiting for the active one to go.
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 PINNED_FILE = "PINNED"
 STATUS_FILE = "builder_status.json"
+HISTORY_FILE = "builder_history.json"
 CONTROL_DIR = "control"
 
 
@@ -63,12 +65,22 @@ class ControlFiles:
     def write_status(self, status: dict) -> None:
         write_atomic(self.store.root / STATUS_FILE, json.dumps(status).encode())
 
+    def write_history(self, history: dict) -> None:
+        """The builder's recent counters and refits (builder/history.py), for the dashboard."""
+        write_atomic(self.store.root / HISTORY_FILE, json.dumps(history).encode())
+
+    def read_history(self) -> dict | None:
+        return self._read_json(HISTORY_FILE)
+
     def read_status(self) -> dict | None:
+        return self._read_json(STATUS_FILE)
+
+    def _read_json(self, name: str) -> dict | None:
         try:
-            status = json.loads((self.store.root / STATUS_FILE).read_text(encoding="utf-8"))
+            data = json.loads((self.store.root / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return status if isinstance(status, dict) else None
+        return data if isinstance(data, dict) else None
 
     def write_standby(self, builder_id: str, status: dict) -> None:
         """Announce a standby builder (it rewrites this every second while it waits)."""

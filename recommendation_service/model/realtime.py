@@ -89,6 +89,8 @@ class FoldIn:
         self._gram = y.T @ y + als.regularization * np.eye(y.shape[1])
         norms = np.linalg.norm(y, axis=1, keepdims=True)
         self._y_unit = y / np.maximum(norms, 1e-12)
+        # A new item's row is bounded by the refit's large item rows (see item_row).
+        self._item_norm_cap = float(np.percentile(norms, 95)) if len(norms) else np.inf
         self.scoring_matrix = np.ascontiguousarray(
             np.hstack([y, params.similarity_weight * self._y_unit]), dtype=np.float32
         )
@@ -183,7 +185,8 @@ class FoldIn:
 
         The item side of implicit's normal equations, against the users' current ALS vectors
         ``user_x`` (one row per user, ``weights`` their summed event weights on the item):
-        ``(X'X + reg I + X_u'(|C|-1)X_u) y = X_u'C+``. None without positive feedback.
+        ``(X'X + reg I + X_u'(|C|-1)X_u) y = X_u'C+``, its length capped at the refit's
+        95th-percentile item. None without positive feedback.
         """
         if self._user_gram is None:
             raise ValueError("this fold-in was built without the refit's user factors")
@@ -193,7 +196,13 @@ class FoldIn:
         xu = np.asarray(user_x, dtype=np.float64)
         a = self._user_gram + xu.T @ ((np.abs(conf) - 1.0)[:, None] * xu)
         y = np.linalg.solve(a, xu.T @ np.where(conf > 0, conf, 0.0))
-        unit = y / max(float(np.linalg.norm(y)), 1e-12)
+        norm = max(float(np.linalg.norm(y)), 1e-12)
+        # One event of a user with a short vector solves to a long row (about 1 / |x_u|),
+        # which would outscore every known item for everyone else: no new item may be longer
+        # than the refit's 95th-percentile item.
+        if norm > self._item_norm_cap:
+            y *= self._item_norm_cap / norm
+        unit = y / norm
         return np.concatenate([y, self.params.similarity_weight * unit]).astype(np.float32)
 
     def base_vectors(self, user_factors: np.ndarray, snapshot: WindowSnapshot) -> np.ndarray:

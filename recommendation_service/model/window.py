@@ -292,6 +292,13 @@ class SlidingWindow:
             )
         return weights
 
+    def span(self) -> tuple[float, float] | None:
+        """(oldest, newest) event time in the window, or None when it is empty."""
+        if not self._size:
+            return None
+        oldest = 0 if self._size < self.capacity else self._next
+        return float(self._ts[oldest]), self._newest_ts()
+
     def _newest_ts(self) -> float:
         return float(self._ts[(self._next - 1) % self.capacity]) if self._size else 0.0
 

@@ -263,6 +263,7 @@ def _print_try_it(url: str, health: dict, s: DemoSettings, admin_token: str) -> 
         f""""action_type": "purchase"}}]}}'"""
     )
     click.echo(f"  curl '{url}/recommend?user=me&n=5'   # a moment later: personalised")
-    click.echo(f"admin token for this run (rollback, training start): {admin_token}")
+    click.echo(f"dashboard: {url}/dashboard   (it asks for the admin token below)")
+    click.echo(f"admin token for this run (dashboard, rollback, training start): {admin_token}")
     click.echo(f"API description: {url}/openapi.json")
     click.echo("new models are published as events stream in; press Ctrl-C to stop.\n")

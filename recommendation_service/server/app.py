@@ -13,6 +13,7 @@ from ..model.rule_expr import RuleError
 from ..model.store import ModelStore
 from .admin_api import bp as admin_bp
 from .api import bp
+from .dashboard import bp as dashboard_bp
 from .experiments_api import ImpressionPublisher, TrackerCollector
 from .experiments_api import bp as experiments_bp
 from .ingest import EventPublisher
@@ -53,6 +54,7 @@ def create_app(config: ServerConfig, watcher: ModelWatcher | None = None) -> Fla
     app.register_blueprint(online_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(experiments_bp)
+    app.register_blueprint(dashboard_bp)
     app.extensions["recsvc_tracker_collector"] = TrackerCollector(config.model_dir)
     if config.ingest is not None:
         app.extensions["recsvc_publisher"] = EventPublisher(config.ingest)

@@ -96,16 +96,40 @@ class ServerMetrics:
         self.model_version.set(version)
         self.model_age.set(max(0.0, time.time() - created_ts))
 
+    def _registry(self) -> CollectorRegistry:
+        if self.registry is not None:
+            return self.registry
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+
+    def snapshot(self) -> dict:
+        """Cumulative request counts and latency buckets per endpoint, answers by status and
+        by source, over every worker: the dashboard takes differences between two reads."""
+        endpoints: dict[str, dict] = {}
+        statuses: dict[str, float] = {}
+        sources: dict[str, float] = {}
+        for metric in self._registry().collect():
+            for sample in metric.samples:
+                labels = sample.labels
+                if sample.name == "recsvc_http_request_seconds_bucket":
+                    entry = endpoints.setdefault(labels["endpoint"], {"buckets": {}})
+                    entry["buckets"][labels["le"]] = sample.value
+                elif sample.name == "recsvc_http_request_seconds_count":
+                    endpoints.setdefault(labels["endpoint"], {"buckets": {}})["count"] = (
+                        sample.value
+                    )
+                elif sample.name == "recsvc_http_requests_total":
+                    statuses[labels["status"]] = statuses.get(labels["status"], 0) + sample.value
+                elif sample.name == "recsvc_recommendations_total":
+                    sources[labels["source"]] = sources.get(labels["source"], 0) + sample.value
+        return {"endpoints": endpoints, "statuses": statuses, "sources": sources}
+
     def exposition(self, extra=None) -> tuple[bytes, str]:
         """The text format; ``extra`` is a collector of values read at scrape time."""
-        if self.registry is not None:
-            body = generate_latest(self.registry)
-        else:
-            from prometheus_client import multiprocess
-
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-            body = generate_latest(registry)
+        body = generate_latest(self._registry())
         if extra is not None:
             registry = CollectorRegistry()
             registry.register(extra)

@@ -16,7 +16,7 @@ from recommendation_service.model.events import Event
 from recommendation_service.model.realtime import FoldIn, RealtimeParams
 from recommendation_service.model.served_model import ServedModel
 from recommendation_service.model.store import ModelStore
-from recommendation_service.model.trainer import ALSTrainer
+from recommendation_service.model.trainer import ALSParams, ALSTrainer
 from recommendation_service.model.window import SlidingWindow
 
 from ..conftest import SMALL_ALS, category, planted_events, planted_tastes
@@ -99,3 +99,39 @@ def test_a_fold_in_without_user_factors_places_no_items(served):
     arrays = fresh_state(window, plain, ["user-00002"], ["another-new-item"])
     assert len(arrays["new_item_rows"]) == 0
     assert np.isfinite(arrays["vectors"]).all()
+
+
+def test_new_items_with_few_events_do_not_flood_other_tastes(tmp_path):
+    # A refit on 2,000 events, then 900 more bring a few dozen items with one or two events.
+    events = planted_events(3000)
+    window = SlidingWindow(10_000)
+    for e in events[:2000]:
+        window.add(e)
+    # The default 64 factors: with few events per item, long one-event rows come out.
+    als = ALSParams(factors=64, iterations=15, regularization=0.05, num_threads=1)
+    model = ALSTrainer(als).fit(window.snapshot())
+    fold = FoldIn(model.snapshot.item_ids, model.item_factors, model.params, RealtimeParams(),
+                  model.user_factors)  # fmt: skip
+    store = ModelStore(tmp_path)
+    manifest = store.publish(model, fold)
+    for e in events[2000:2900]:
+        window.add(e)
+    later = events[2000:2900]
+    users, items = sorted({e.user for e in later}), sorted({e.item for e in later})
+    store.write_update(manifest["name"], 1, fresh_state(window, fold, users, items))
+    served = ServedModel(*store.read_version())
+    served.apply_update(1, store.read_update(manifest["name"], 1))
+    assert len(served.new_items.ids) >= 10
+    # No new row is longer than the refit's 95th-percentile item row...
+    factors = served.item_factors.shape[1]
+    cap = np.percentile(np.linalg.norm(served.item_factors, axis=1), 95)
+    assert np.linalg.norm(served.new_items.rows[:, :factors], axis=1).max() <= cap * 1.0001
+    # ...so new items of other categories stay out of the users' lists (uncapped, the rows
+    # came out six times longer and took 250 of the 600 places; capped, 30).
+    tastes = planted_tastes()
+    off_taste = sum(
+        i in served.new_items.ids and category(i) != tastes.favourite[u]
+        for u in tastes.users
+        for i in served.recommend(u, 10).items
+    )
+    assert off_taste <= len(tastes.users)

@@ -4,6 +4,7 @@ model info, versions, rollback, training control, ingest validation and the Open
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import pytest
@@ -272,7 +273,7 @@ def test_openapi_describes_every_route_and_its_examples_are_valid(online):
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        path = rule.rule.replace("<path:item>", "{item}")
+        path = re.sub(r"<(?:path:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method.lower()) in described, f"{method} {path} is not in openapi.json"
 
