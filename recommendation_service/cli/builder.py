@@ -16,6 +16,7 @@ from ..config import (
 )
 from ..model.ann import ANNParams
 from ..model.associations import AssociationParams
+from ..model.object_store import StoreLocation
 from .options import (
     als_params,
     association_params,
@@ -41,6 +42,12 @@ from .options import (
     default="items",
     help="Item catalog topic (JSON; read whole, published for request-time filters); "
     "empty turns it off.",
+)
+@opt(
+    "--model-store",
+    default=None,
+    help="s3://bucket/prefix to mirror model versions to (builder) or fetch them from (serve); "
+    "credentials and endpoint from the AWS_* variables. --model-dir is then a local copy.",
 )
 @opt(
     "--impressions-topic",
@@ -150,6 +157,7 @@ def builder(**opts) -> None:
             tuning=tune_params(opts),
             catalog_topic=opts["catalog_topic"] or None,
             impressions_topic=opts["impressions_topic"] or None,
+            model_store=StoreLocation.parse(opts["model_store"]) if opts["model_store"] else None,
         )
 
     config = config_or_exit(make)

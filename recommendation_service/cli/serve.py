@@ -15,6 +15,7 @@ from ..config import (
 from ..errors import ConfigError
 from ..model.experiments import load_rules_file
 from ..model.exploration import ExploreParams
+from ..model.object_store import StoreLocation
 from ..model.rule_expr import RuleError
 from .options import (
     config_or_exit,
@@ -116,6 +117,12 @@ from .options import (
     "explored.",
 )
 @opt(
+    "--model-store",
+    default=None,
+    help="s3://bucket/prefix to mirror model versions to (builder) or fetch them from (serve); "
+    "credentials and endpoint from the AWS_* variables. --model-dir is then a local copy.",
+)
+@opt(
     "--impressions-topic",
     default=ServerConfig.impressions_topic,
     help="Topic the lists served in an experiment are published to (for attribution).",
@@ -124,6 +131,7 @@ def serve(**opts) -> None:
     """Serve the HTTP API (recommend, health, model, metrics) with gunicorn."""
     bootstrap = opts.pop("bootstrap_servers")
     rules_path = opts.pop("rules_file")
+    store_url = opts.pop("model_store")
     explore_share = opts.pop("explore_share")
     half_life = opts.pop("explore_half_life")
     topic = opts.pop("topic")
@@ -149,6 +157,7 @@ def serve(**opts) -> None:
             actions=parse_action_weights(split_env_list(action_weights)),
             rules_file=rules_file,
             explore=explore,
+            model_store=StoreLocation.parse(store_url) if store_url else None,
         )
 
     config = config_or_exit(make)

@@ -172,8 +172,13 @@ def health():
     holder = watcher()
     model = holder.model
     builder = _builder_health(holder)
+    store = _store_health(holder) if server_config().model_store is not None else None
     # A refused version means the newest model on disk is not the one served.
-    healthy = builder["state"] in ("ok", "unknown") and holder.failed_version is None
+    healthy = (
+        builder["state"] in ("ok", "unknown")
+        and holder.failed_version is None
+        and (store is None or store["state"] == "ok")
+    )
     body = {
         "status": ("ok" if healthy else "degraded") if model is not None else "no_model",
         "model_version": model.version if model else None,
@@ -184,7 +189,24 @@ def health():
         "refused_version": holder.failed_version,
         "builder": builder,
     }
+    if store is not None:
+        body["model_store"] = store
     return jsonify(body), (200 if model is not None else 503)
+
+
+def _store_health(holder: ModelWatcher) -> dict:
+    """This host's copy of the object store: ok, unreachable (serving the local copy), or
+    unknown (no download has run yet)."""
+    import json
+
+    from ..model.store_sync import SYNC_STATUS_FILE
+
+    try:
+        state = json.loads((holder.store.root / SYNC_STATUS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"state": "unknown"}
+    keys = ("store", "state", "since", "last_ok", "last_error", "version")
+    return {k: state.get(k) for k in keys}
 
 
 @bp.get("/model")

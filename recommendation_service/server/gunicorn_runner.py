@@ -70,6 +70,8 @@ class RecommendationServer(BaseApplication):
             "limit_request_line": 8190,
             "limit_request_fields": 100,
             "child_exit": _child_exit,
+            "when_ready": self._start_store_sync,
+            "on_exit": self._stop_store_sync,
             "worker_exit": _worker_exit,
             "post_worker_init": self._guard_sockets,
         }
@@ -89,6 +91,22 @@ class RecommendationServer(BaseApplication):
         sys.setswitchinterval(0.0005)
         c = self.config_obj
         return RequestGate(create_app(c), c.max_body_bytes, c.client_timeout)
+
+    def _start_store_sync(self, server) -> None:
+        """In the master: one download thread per host fills the local model directory."""
+        c = self.config_obj
+        if c.model_store is not None:
+            from ..model.object_store import ObjectStore
+            from ..model.store_sync import StoreSync
+
+            sync = StoreSync(c.model_dir, ObjectStore(c.model_store), upload=False)
+            sync.run_once()  # before the workers look, when the store answers
+            self._store_sync = sync.start()
+
+    def _stop_store_sync(self, server) -> None:
+        sync = getattr(self, "_store_sync", None)
+        if sync is not None:
+            sync.stop()
 
     def _guard_sockets(self, worker) -> None:
         """In each worker: bound socket waits of connection threads, and log them briefly."""

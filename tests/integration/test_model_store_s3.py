@@ -1,0 +1,146 @@
+"""Model versions through a real S3-compatible store (SeaweedFS): the builder's directory is
+mirrored up, a server host's cache is filled from it, and a host cut off from the store keeps
+serving and catches up."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from recommendation_service.model.catalog import CatalogEntry, write_catalog
+from recommendation_service.model.control_files import ControlFiles
+from recommendation_service.model.object_store import ObjectStore, StoreLocation
+from recommendation_service.model.store import ModelStore
+from recommendation_service.model.store_sync import SYNC_STATUS_FILE, StoreSync
+from recommendation_service.server.model_watcher import ModelWatcher
+
+from ..processes import SeaweedFS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def seaweed(tmp_path, monkeypatch):
+    with SeaweedFS(tmp_path / "seaweed") as store:
+        for key, value in store.env.items():
+            monkeypatch.setenv(key, value)  # boto3 reads the standard variables
+        yield store
+
+
+def test_versions_reach_a_host_through_the_store_and_survive_an_outage(
+    seaweed, tmp_path, planted_model
+):
+    location = StoreLocation.parse(f"s3://{seaweed.bucket}/team-{uuid.uuid4().hex[:6]}")
+    builder_dir, host_dir = tmp_path / "builder", tmp_path / "host"
+    published = ModelStore(builder_dir, keep=3)
+    up = StoreSync(builder_dir, ObjectStore(location), upload=True)
+    down = StoreSync(host_dir, ObjectStore(location, timeout=1.0), upload=False)
+    assert down.run_once() and not (host_dir / "CURRENT").exists()  # nothing published yet
+
+    published.publish(planted_model)
+    write_catalog(builder_dir, {"books-0001": CatalogEntry(available=False)}, {})
+    assert up.run_once() and down.run_once()
+    watcher = ModelWatcher(ModelStore(host_dir))
+    watcher.refresh()
+    assert watcher.model.version == 1
+    assert watcher.catalog is not None and not watcher.catalog.available[0]
+    # The manifest and every file arrived intact (the loader checks each SHA-256).
+    assert json.loads((host_dir / SYNC_STATUS_FILE).read_text())["state"] == "ok"
+
+    for _ in range(4):
+        published.publish(planted_model)
+    assert up.run_once() and down.run_once()
+    watcher.refresh()
+    assert watcher.model.version == 5
+    remote = {k.split("/")[1] for k in ObjectStore(location).list("versions/")}
+    assert remote == {"v00000003", "v00000004", "v00000005"}  # pruned like the directory
+    assert len(list((host_dir / "versions").glob("v*"))) <= 3
+
+    # A rollback pin on the builder's side reaches the host.
+    ControlFiles(published).set_pin("v00000004")
+    assert up.run_once() and down.run_once()
+    assert ControlFiles(ModelStore(host_dir)).served_name() == "v00000004"
+    ControlFiles(published).set_pin(None)
+    assert up.run_once() and down.run_once()
+    assert not (host_dir / "PINNED").exists()
+
+    # The store goes away: the host keeps what it has and says so.
+    seaweed.stop()
+    published.publish(planted_model)
+    assert not down.run_once()
+    state = json.loads((host_dir / SYNC_STATUS_FILE).read_text())
+    assert state["state"] == "unreachable" and state["last_error"]
+    watcher.refresh()
+    assert watcher.model.version == 5 and watcher.model.recommend("user-00001", 5).items
+    # Back: the builder uploads what it missed and the host catches up.
+    seaweed.start()
+    assert up.run_once() and down.run_once()
+    watcher.refresh()
+    assert watcher.model.version == 6
+    assert json.loads((host_dir / SYNC_STATUS_FILE).read_text())["state"] == "ok"
+
+
+def test_a_damaged_object_is_never_served(seaweed, tmp_path, planted_model):
+    location = StoreLocation.parse(f"s3://{seaweed.bucket}/d-{uuid.uuid4().hex[:6]}")
+    published = ModelStore(tmp_path / "builder")
+    published.publish(planted_model)
+    assert StoreSync(tmp_path / "builder", ObjectStore(location), upload=True).run_once()
+    store = ObjectStore(location)
+    store.put("versions/v00000001/scoring_matrix.npy", b"not the matrix")
+    down = StoreSync(tmp_path / "host", store, upload=False)
+    assert not down.run_once()
+    assert "does not match its manifest" in down.state["last_error"]
+    assert not (tmp_path / "host" / "versions" / "v00000001").exists()
+    assert not (tmp_path / "host" / "CURRENT").exists()
+
+
+def test_builder_and_server_on_separate_directories_share_only_the_store(tmp_path):
+    """`recsvc builder --model-store` and `recsvc serve --model-store` with nothing in common
+    but the store and the broker: the server serves the builder's versions, keeps serving
+    through a store outage (and says so in /health), and catches up afterwards."""
+    from recommendation_service.sandbox.brokers import ensure_topic
+
+    from ..conftest import new_broker, planted_events
+    from ..processes import builder, free_port, get, recsvc, stop, wait_healthy
+    from .test_builder_integration import produce, wait_until
+
+    with (
+        SeaweedFS(tmp_path / "seaweed") as seaweed,
+        new_broker("tansu", tmp_path / "broker") as broker,
+    ):
+        env = seaweed.env
+        topic = f"s3-{uuid.uuid4().hex[:8]}"
+        ensure_topic(broker.bootstrap_servers, topic)
+        events = planted_events(3000)
+        produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in events[:1000]])
+        url_store = f"s3://{seaweed.bucket}/shared"
+        b = builder(broker.bootstrap_servers, topic, tmp_path / "builder-dir", "--window",
+                    "10000", "--retrain-every", "500", "--group-id", f"g-{topic}",
+                    "--model-store", url_store, env=env)  # fmt: skip
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = recsvc("serve", "--model-dir", str(tmp_path / "host-dir"), "--port", str(port),
+                        "--model-store", url_store, "--no-access-log", "--reload-interval",
+                        "0.2", log_path=tmp_path / "server.log", env=env)  # fmt: skip
+        try:
+            wait_healthy(url, timeout=90)
+            health = get(f"{url}/health")[1]
+            assert health["model_store"]["state"] == "ok" and health["status"] == "ok", health
+            assert get(f"{url}/recommend?user={events[0].user}&n=5")[1]["source"] == "model"
+            seaweed.stop()
+            wait_until(lambda: get(f"{url}/health")[1]["model_store"]["state"] == "unreachable",
+                       timeout=30, what="the outage in /health")  # fmt: skip
+            before = get(f"{url}/health")[1]
+            assert before["status"] == "degraded" and before["model_version"] >= 1
+            produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in events[1000:]])
+            assert get(f"{url}/recommend?user={events[0].user}&n=5")[0] == 200
+            seaweed.start()
+            # Refits coalesce under a burst: wait for the model over every event, not a count.
+            wait_until(lambda: get(f"{url}/model/info")[1]["window_size"] == len(events),
+                       timeout=60, what="the server catching up after the outage")  # fmt: skip
+            assert get(f"{url}/health")[1]["model_store"]["state"] == "ok"
+        finally:
+            stop(server)
+            stop(b)
