@@ -115,6 +115,7 @@ class ServedModel:
         self._catalog_rows: tuple | None = None
         self._default_mask: tuple | None = None
         self.explore_cache: tuple | None = None
+        self._column_values: tuple | None = None
 
     def _check(self) -> None:
         n_users, n_items = len(self.user_ids), len(self.item_ids)
@@ -256,9 +257,14 @@ class ServedModel:
         if avoid is None or catalog is None:
             return mask
         codes, full = avoid
-        col_rows = self.catalog_rows(catalog)
-        values = np.where(col_rows >= 0, codes[np.maximum(col_rows, 0)], -1)
-        keep = ~np.isin(values, list(full))
+        cached = self._column_values
+        if cached is None or cached[0] is not codes or cached[1] is not catalog:
+            col_rows = self.catalog_rows(catalog)
+            values = np.where(col_rows >= 0, codes[np.maximum(col_rows, 0)], -1)
+            cached = self._column_values = (codes, catalog, values)  # per attribute, catalog
+        keep = np.ones(len(cached[2]), dtype=bool)
+        for code in full:
+            keep &= cached[2] != code
         return keep if mask is None else mask & keep
 
     def allowed_columns(
