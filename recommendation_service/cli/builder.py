@@ -24,6 +24,7 @@ from .options import (
     decay_params,
     kafka_options,
     model_options,
+    model_store_option,
     opt,
     realtime_options,
     realtime_params,
@@ -43,12 +44,7 @@ from .options import (
     help="Item catalog topic (JSON; read whole, published for request-time filters); "
     "empty turns it off.",
 )
-@opt(
-    "--model-store",
-    default=None,
-    help="s3://bucket/prefix to mirror model versions to (builder) or fetch them from (serve); "
-    "credentials and endpoint from the AWS_* variables. --model-dir is then a local copy.",
-)
+@model_store_option
 @opt(
     "--impressions-topic",
     default="",

@@ -51,6 +51,15 @@ kafka_options = [
 ]
 
 
+#: Builder and server share it: the builder mirrors versions up, each server host down.
+model_store_option = opt(
+    "--model-store",
+    default=None,
+    help="s3://bucket/prefix to mirror model versions to (builder) or fetch them from (serve); "
+    "credentials and endpoint from the AWS_* variables. --model-dir is then a local copy.",
+)
+
+
 model_option_list = [
     opt(
         "--window",

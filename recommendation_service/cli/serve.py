@@ -20,6 +20,7 @@ from ..model.rule_expr import RuleError
 from .options import (
     config_or_exit,
     kafka_options,
+    model_store_option,
     opt,
     split_env_list,
 )
@@ -116,12 +117,7 @@ from .options import (
     help="Hours after which that chance has halved; items older than 10 half-lives are not "
     "explored.",
 )
-@opt(
-    "--model-store",
-    default=None,
-    help="s3://bucket/prefix to mirror model versions to (builder) or fetch them from (serve); "
-    "credentials and endpoint from the AWS_* variables. --model-dir is then a local copy.",
-)
+@model_store_option
 @opt(
     "--impressions-topic",
     default=ServerConfig.impressions_topic,
