@@ -30,12 +30,12 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from ..config import BuilderConfig
+from ..model.control_files import EXPERIMENTS_FILE
 from ..model.experiment_stats import metric_families
 from ..model.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
-EXPERIMENTS_FILE = "experiments.json"
 #: How far (seconds of impression time) the join waits for a list an event names.
 JOIN_SECONDS = 60.0
 CONVERSION_ACTIONS = frozenset({"purchase"})

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 PINNED_FILE = "PINNED"
 STATUS_FILE = "builder_status.json"
 HISTORY_FILE = "builder_history.json"
+#: Per-variant counts of the running experiment (builder/experiment_tracker.py).
+EXPERIMENTS_FILE = "experiments.json"
 CONTROL_DIR = "control"
 
 
@@ -70,12 +72,16 @@ class ControlFiles:
         write_atomic(self.store.root / HISTORY_FILE, json.dumps(history).encode())
 
     def read_history(self) -> dict | None:
-        return self._read_json(HISTORY_FILE)
+        return self.read_json(HISTORY_FILE)
 
     def read_status(self) -> dict | None:
-        return self._read_json(STATUS_FILE)
+        return self.read_json(STATUS_FILE)
 
-    def _read_json(self, name: str) -> dict | None:
+    def read_experiments(self) -> dict | None:
+        return self.read_json(EXPERIMENTS_FILE)
+
+    def read_json(self, name: str) -> dict | None:
+        """A JSON object file of the model directory, or None when absent or unreadable."""
         try:
             data = json.loads((self.store.root / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):

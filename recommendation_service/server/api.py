@@ -197,13 +197,11 @@ def health():
 def _store_health(holder: ModelWatcher) -> dict:
     """This host's copy of the object store: ok, unreachable (serving the local copy), or
     unknown (no download has run yet)."""
-    import json
-
+    from ..model.control_files import ControlFiles
     from ..model.store_sync import SYNC_STATUS_FILE
 
-    try:
-        state = json.loads((holder.store.root / SYNC_STATUS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    state = ControlFiles(holder.store).read_json(SYNC_STATUS_FILE)
+    if state is None:
         return {"state": "unknown"}
     keys = ("store", "state", "since", "last_ok", "last_error", "version")
     return {k: state.get(k) for k in keys}

@@ -21,15 +21,14 @@ from confluent_kafka import KafkaException, Producer
 from flask import Blueprint, current_app, jsonify
 
 from ..config import KafkaSettings, ServerConfig
+from ..model.control_files import ControlFiles
 from ..model.experiment_stats import analyse, metric_families
 from ..model.experiments import new_recommendation_id
+from ..model.store import ModelStore
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("experiments", __name__)
-
-#: The tracker's counts, written by the builder into the model directory.
-EXPERIMENTS_FILE = "experiments.json"
 
 
 #: Every publisher of this process, for flushing when a gunicorn worker exits.
@@ -94,10 +93,7 @@ def impression(plan, user: str, items: list[str]) -> dict:
 
 def read_counts(model_dir: Path) -> dict | None:
     """The tracker's file, or None when the builder does not track (or it is unreadable)."""
-    try:
-        return json.loads((Path(model_dir) / EXPERIMENTS_FILE).read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
+    return ControlFiles(ModelStore(model_dir)).read_experiments()
 
 
 class TrackerCollector:
