@@ -209,6 +209,9 @@ class BuilderConfig:
     model_store
         ``s3://bucket/prefix`` that published versions are mirrored to (None: the model
         directory alone); see object_store.py.
+    updates_topic
+        Compacted topic the fresh vectors of every update are also sent to, for servers on
+        hosts without this model directory (None: update files only).
     """
 
     kafka: KafkaSettings
@@ -232,6 +235,7 @@ class BuilderConfig:
     catalog_topic: str | None = "items"
     impressions_topic: str | None = None
     model_store: StoreLocation | None = None
+    updates_topic: str | None = None
 
     def __post_init__(self) -> None:
         _require(self.window >= 1, "window must be >= 1 event")
@@ -300,6 +304,9 @@ class ServerConfig:
     model_store
         ``s3://bucket/prefix`` the versions are fetched from into ``model_dir`` (then a local
         cache); None: ``model_dir`` is the builder's directory itself.
+    updates_topic
+        Topic of the builder's fresh vectors, read by every worker from ``ingest``'s cluster
+        (None: only update files in ``model_dir``).
     """
 
     model_dir: Path
@@ -323,6 +330,7 @@ class ServerConfig:
     explore: ExploreParams = field(default_factory=ExploreParams)
     impressions_topic: str = "impressions"
     model_store: StoreLocation | None = None
+    updates_topic: str | None = None
 
     @property
     def rules(self) -> Mapping[str, Rule]:
@@ -340,6 +348,10 @@ class ServerConfig:
         _require(
             self.experiment is None or bool(self.impressions_topic),
             "an experiment needs an --impressions-topic",
+        )
+        _require(
+            self.updates_topic is None or self.ingest is not None,
+            "--updates-topic needs --bootstrap-servers: the fresh vectors come from Kafka",
         )
         _require(0 <= self.port <= 65535, "port must be between 0 and 65535")
         _require(1 <= self.workers <= 64, "workers must be between 1 and 64")

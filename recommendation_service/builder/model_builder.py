@@ -46,6 +46,7 @@ from .live_quality import LiveQuality
 from .metrics import BuilderMetrics
 from .monitor import BuilderMonitor, RefitJobs
 from .training_worker import TrainingWorker
+from .update_publisher import UpdatePublisher
 from .window_rebuild import plan_assignment, replay
 from .write_failures import WriteFailures
 
@@ -117,6 +118,7 @@ class ModelBuilder:
         self.catalog: CatalogConsumer | None = None
         self.tracker: ExperimentTracker | None = None
         self.store_sync: StoreSync | None = None
+        self.publisher: UpdatePublisher | None = None  # fresh vectors for other hosts
 
     # -- shared with the training thread -----------------------------------------------
     def snapshot(self) -> tuple[WindowSnapshot, Mapping[str, Mapping[int, int]]]:
@@ -207,6 +209,9 @@ class ModelBuilder:
         if cfg.model_store is not None:  # servers on other hosts read the versions there
             sync = StoreSync(self.store.root, ObjectStore(cfg.model_store), upload=True)
             self.store_sync = sync.start()
+        if cfg.updates_topic:
+            self.publisher = UpdatePublisher(cfg.kafka, cfg.updates_topic)
+            self.metrics.registry.register(self.publisher)
         if cfg.impressions_topic:  # experiments: per-variant clicks and purchases
             self.tracker = ExperimentTracker(cfg, self.store.root).start()
             self.metrics.registry.register(self.tracker)
@@ -236,7 +241,7 @@ class ModelBuilder:
                 if exc.args[0].code() != KafkaError._NO_OFFSET:
                     logger.warning("final offset commit failed: %s", exc)
             consumer.close()
-        for side in (self.catalog, self.tracker, self.store_sync):
+        for side in (self.catalog, self.tracker, self.store_sync, self.publisher):
             if side is not None:
                 side.stop()
         if self._dead_letters is not None:
@@ -325,6 +330,8 @@ class ModelBuilder:
         try:
             if fresh is not None:
                 self.store.write_update(version, seq, fresh)
+                if self.publisher is not None:
+                    self.publisher.publish(version, fresh)
                 self.updates_written += 1
                 self.metrics.updates.inc()
         except OSError as exc:
@@ -346,13 +353,8 @@ class ModelBuilder:
                 self.consumer.store_offsets(message=msg)
             except KafkaException as exc:
                 # The partition may have been revoked meanwhile; the next owner replays it.
-                logger.warning(
-                    "could not store offset %s[%d]@%d: %s",
-                    msg.topic(),
-                    msg.partition(),
-                    msg.offset(),
-                    exc,
-                )
+                where = (msg.topic(), msg.partition(), msg.offset())
+                logger.warning("could not store offset %s[%d]@%d: %s", *where, exc)
 
     def _on_malformed(self, msg: Message, exc: MalformedEvent) -> None:
         where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
@@ -360,10 +362,7 @@ class ModelBuilder:
         self.metrics.malformed.labels(exc.reason).inc()
         if self._dead_letters is None:
             return
-        headers = {
-            "recsvc-error": exc.reason,
-            "recsvc-source": where,
-        }
+        headers = {"recsvc-error": exc.reason, "recsvc-source": where}
         try:
             self._dead_letters.produce(
                 self.config.kafka.dead_letter_topic,

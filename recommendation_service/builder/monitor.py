@@ -151,6 +151,7 @@ class BuilderMonitor:
                 "live_quality": b.quality.summary(),
                 "catalog": None if b.catalog is None else b.catalog.status(),
                 "model_store": None if b.store_sync is None else dict(b.store_sync.state),
+                "updates_topic": None if b.publisher is None else b.publisher.status(),
             }
 
     def write_standby(self) -> None:

@@ -31,6 +31,7 @@ from .options import (
     split_env_list,
     tune_params,
     tuning_options,
+    updates_topic_option,
 )
 
 
@@ -45,6 +46,7 @@ from .options import (
     "empty turns it off.",
 )
 @model_store_option
+@updates_topic_option
 @opt(
     "--impressions-topic",
     default="",
@@ -153,6 +155,7 @@ def builder(**opts) -> None:
             tuning=tune_params(opts),
             catalog_topic=opts["catalog_topic"] or None,
             impressions_topic=opts["impressions_topic"] or None,
+            updates_topic=opts["updates_topic"] or None,
             model_store=StoreLocation.parse(opts["model_store"]) if opts["model_store"] else None,
         )
 

@@ -60,6 +60,16 @@ model_store_option = opt(
 )
 
 
+#: Builder and server share it: the builder sends fresh vectors, every server process reads them.
+updates_topic_option = opt(
+    "--updates-topic",
+    default="",
+    help="Compacted topic of fresh user and new-item vectors between refits: the builder sends "
+    "them (creating the topic when missing), servers on hosts without the builder's directory "
+    "apply them (needs --bootstrap-servers). Empty: update files only.",
+)
+
+
 model_option_list = [
     opt(
         "--window",

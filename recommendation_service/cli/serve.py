@@ -23,6 +23,7 @@ from .options import (
     model_store_option,
     opt,
     split_env_list,
+    updates_topic_option,
 )
 
 
@@ -118,6 +119,7 @@ from .options import (
     "explored.",
 )
 @model_store_option
+@updates_topic_option
 @opt(
     "--impressions-topic",
     default=ServerConfig.impressions_topic,
@@ -128,6 +130,7 @@ def serve(**opts) -> None:
     bootstrap = opts.pop("bootstrap_servers")
     rules_path = opts.pop("rules_file")
     store_url = opts.pop("model_store")
+    updates_topic = opts.pop("updates_topic") or None
     explore_share = opts.pop("explore_share")
     half_life = opts.pop("explore_half_life")
     topic = opts.pop("topic")
@@ -154,6 +157,7 @@ def serve(**opts) -> None:
             rules_file=rules_file,
             explore=explore,
             model_store=StoreLocation.parse(store_url) if store_url else None,
+            updates_topic=updates_topic,
         )
 
     config = config_or_exit(make)

@@ -184,8 +184,10 @@ class ServedModel:
             reasons=["popular"] * len(cols),
         )
 
-    def apply_update(self, seq: int, arrays: dict[str, np.ndarray]) -> int:
+    def apply_update(self, seq: int | None, arrays: dict[str, np.ndarray]) -> int:
         """Take the fresh user vectors of update ``seq``; returns how many users it held.
+
+        ``seq`` None: records from the updates topic, which leave the file numbering alone.
 
         Raises
         ------
@@ -195,11 +197,15 @@ class ServedModel:
         vectors = arrays["vectors"]
         indices = arrays["seen_indices"]
         if vectors.ndim != 2 or vectors.shape[1] != self.scoring_matrix.shape[1]:
-            raise ModelLoadError(f"update {seq} of {self.name} has the wrong dimension")
+            raise ModelLoadError(
+                f"update {seq or '(topic)'} of {self.name} has the wrong dimension"
+            )
         if len(indices) and (indices.min() < 0 or indices.max() >= self.n_items):
-            raise ModelLoadError(f"update {seq} of {self.name} points outside the items")
+            raise ModelLoadError(
+                f"update {seq or '(topic)'} of {self.name} points outside the items"
+            )
         if not np.isfinite(vectors).all():
-            raise ModelLoadError(f"update {seq} of {self.name} has non-finite vectors")
+            raise ModelLoadError(f"update {seq or '(topic)'} of {self.name} has non-finite vectors")
         users = decode_strings(arrays["user_ids.blob"], arrays["user_ids.offsets"])
         indptr = arrays["seen_indptr"]
         last_ts = arrays["last_ts"]
@@ -214,7 +220,8 @@ class ServedModel:
                 float(last_ts[k]),
                 frozenset(seen_new[k]),
             )
-        self.applied_update = seq
+        if seq is not None:
+            self.applied_update = seq
         return len(users)
 
     def _take_new_items(self, seq: int, arrays: dict, n_users: int) -> list[list[str]]:
@@ -223,7 +230,7 @@ class ServedModel:
         if len(rows) and (
             rows.shape[1] != self.scoring_matrix.shape[1] or not np.isfinite(rows).all()
         ):
-            raise ModelLoadError(f"update {seq} of {self.name} has bad new-item rows")
+            raise ModelLoadError(f"update {seq or '(topic)'} of {self.name} has bad new-item rows")
         ids = decode_strings(arrays["new_item_ids.blob"], arrays["new_item_ids.offsets"])
         if ids:
             old = self.new_items

@@ -173,11 +173,13 @@ def health():
     model = holder.model
     builder = _builder_health(holder)
     store = _store_health(holder) if server_config().model_store is not None else None
+    feed = holder.feed.status() if holder.feed is not None else None
     # A refused version means the newest model on disk is not the one served.
     healthy = (
         builder["state"] in ("ok", "unknown")
         and holder.failed_version is None
         and (store is None or store["state"] == "ok")
+        and (feed is None or feed["state"] != "unreachable")
     )
     body = {
         "status": ("ok" if healthy else "degraded") if model is not None else "no_model",
@@ -191,6 +193,8 @@ def health():
     }
     if store is not None:
         body["model_store"] = store
+    if feed is not None:
+        body["updates_topic"] = feed
     return jsonify(body), (200 if model is not None else 503)
 
 

@@ -21,6 +21,7 @@ from .json_provider import OrjsonProvider
 from .metrics import ServerMetrics
 from .model_watcher import ModelWatcher
 from .online_api import bp as online_bp
+from .update_feed import UpdateFeed
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ def create_app(config: ServerConfig, watcher: ModelWatcher | None = None) -> Fla
             model.version, model.manifest["created_ts"]
         )
         watcher.start()
+        if config.updates_topic is not None:
+            watcher.feed = UpdateFeed(config.ingest, config.updates_topic, watcher).start()
     app.extensions["recsvc_watcher"] = watcher
     app.extensions["recsvc_metrics"] = metrics
     app.json = OrjsonProvider(app)

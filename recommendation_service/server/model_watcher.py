@@ -53,14 +53,17 @@ class ModelWatcher:
         self._catalog_stamp: tuple | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        #: Held while the served model changes or takes fresh vectors.
+        self.lock = threading.Lock()
+        #: The updates-topic reader (update_feed.py), when the server has one.
+        self.feed = None
 
     def refresh(self) -> bool:
         """Load the current version if it is new, then apply its new update files.
 
         Returns True when the served version changed.
         """
-        with self._lock:
+        with self.lock:
             self._refresh_catalog()
             changed = self._refresh_version()
             if self.model is not None:
@@ -131,6 +134,8 @@ class ModelWatcher:
     def _swap(self, model: ServedModel) -> None:
         # Catch up on its updates before the swap, so no request sees it staler than the old.
         self._apply_updates(model)
+        if self.feed is not None:
+            self.feed.apply_to(model)
         self.model = model
         self.loaded_at = time.time()
         logger.info(

@@ -98,8 +98,9 @@ def test_a_damaged_object_is_never_served(seaweed, tmp_path, planted_model):
 
 def test_builder_and_server_on_separate_directories_share_only_the_store(tmp_path):
     """`recsvc builder --model-store` and `recsvc serve --model-store` with nothing in common
-    but the store and the broker: the server serves the builder's versions, keeps serving
-    through a store outage (and says so in /health), and catches up afterwards."""
+    but the store and the broker: the server serves the builder's versions, every worker
+    applies fresh vectors from the updates topic, it keeps serving through a store outage (and
+    says so in /health), and catches up afterwards."""
     from recommendation_service.sandbox.brokers import ensure_topic
 
     from ..conftest import new_broker, planted_events
@@ -118,17 +119,30 @@ def test_builder_and_server_on_separate_directories_share_only_the_store(tmp_pat
         url_store = f"s3://{seaweed.bucket}/shared"
         b = builder(broker.bootstrap_servers, topic, tmp_path / "builder-dir", "--window",
                     "10000", "--retrain-every", "500", "--group-id", f"g-{topic}",
-                    "--model-store", url_store, env=env)  # fmt: skip
+                    "--model-store", url_store, "--updates-topic", f"u-{topic}",
+                    env=env)  # fmt: skip
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         server = recsvc("serve", "--model-dir", str(tmp_path / "host-dir"), "--port", str(port),
                         "--model-store", url_store, "--no-access-log", "--reload-interval",
-                        "0.2", log_path=tmp_path / "server.log", env=env)  # fmt: skip
+                        "0.2", "--workers", "2", "--updates-topic", f"u-{topic}",
+                        "--bootstrap-servers", broker.bootstrap_servers,
+                        log_path=tmp_path / "server.log", env=env)  # fmt: skip
         try:
             wait_healthy(url, timeout=90)
+            # Both workers, whichever answers.
+            wait_until(lambda: all(get(f"{url}/health")[1]["status"] == "ok" for _ in range(4)),
+                       timeout=30, what="every worker serving")  # fmt: skip
             health = get(f"{url}/health")[1]
             assert health["model_store"]["state"] == "ok" and health["status"] == "ok", health
             assert get(f"{url}/recommend?user={events[0].user}&n=5")[1]["source"] == "model"
+            # An event reaches every worker through the updates topic, not a shared disk.
+            event = {"user": events[0].user, "item": events[1].item, "ts": 2e9}
+            produce(broker, topic, [json.dumps(event).encode()])
+            wait_until(lambda: all(get(f"{url}/recommend?user={events[0].user}")[1]["as_of"]
+                                   == 2e9 for _ in range(6)),
+                       timeout=20, what="the event on every worker")  # fmt: skip
+            assert get(f"{url}/health")[1]["updates_topic"]["state"] == "ok"
             seaweed.stop()
             wait_until(lambda: get(f"{url}/health")[1]["model_store"]["state"] == "unreachable",
                        timeout=30, what="the outage in /health")  # fmt: skip
@@ -138,7 +152,7 @@ def test_builder_and_server_on_separate_directories_share_only_the_store(tmp_pat
             assert get(f"{url}/recommend?user={events[0].user}&n=5")[0] == 200
             seaweed.start()
             # Refits coalesce under a burst: wait for the model over every event, not a count.
-            wait_until(lambda: get(f"{url}/model/info")[1]["window_size"] == len(events),
+            wait_until(lambda: get(f"{url}/model/info")[1]["window_size"] == len(events) + 1,
                        timeout=60, what="the server catching up after the outage")  # fmt: skip
             assert get(f"{url}/health")[1]["model_store"]["state"] == "ok"
         finally:

@@ -1,0 +1,183 @@
+"""Fresh vectors from the updates topic, applied by every server process (``--updates-topic``).
+
+On hosts without the builder's directory there are no update files: each worker reads the
+builder's per-user and per-item records (update_records.py) itself -- no group, every
+partition from the beginning, so a starting process gets each key's latest state from the
+compacted topic -- and applies those of the version it serves. Records of a newer version
+(the host has not downloaded it yet) wait in memory and are applied when the watcher swaps to
+it, before the first request sees it; records of older versions are skipped unread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from ..config import KafkaSettings
+from ..errors import ModelLoadError
+from ..model.served_model import ServedModel
+from ..model.threads import lower_thread_priority
+from ..model.update_records import PendingUpdate, is_version_name, record_version
+
+logger = logging.getLogger(__name__)
+
+
+def _number(version: str) -> int:
+    return int(version[1:])
+
+
+class UpdateFeed:
+    """One process's reader of the updates topic, on a daemon thread.
+
+    Parameters
+    ----------
+    kafka
+        The cluster (its consumer settings; no offsets are committed).
+    topic
+        The updates topic.
+    watcher
+        The process's :class:`~recommendation_service.server.model_watcher.ModelWatcher`; the
+        feed applies records under its lock, and it calls :meth:`apply_to` on every swap.
+    """
+
+    def __init__(self, kafka: KafkaSettings, topic: str, watcher) -> None:
+        self.kafka, self.topic, self.watcher = kafka, topic, watcher
+        self.pending: dict[str, PendingUpdate] = {}
+        self.state = "starting"
+        self.records = self.applied = self.skipped = self.malformed = 0
+        self.last_applied: float | None = None
+        self._last_log = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="update-feed", daemon=True)
+
+    def start(self) -> UpdateFeed:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def status(self) -> dict:
+        return {"topic": self.topic, "state": self.state, "records": self.records,
+                "users_applied": self.applied, "skipped_old": self.skipped,
+                "malformed": self.malformed, "waiting": sum(map(len, self.pending.values())),
+                "last_applied": self.last_applied}  # fmt: skip
+
+    # -- the consumer thread ------------------------------------------------------------
+    def _run(self) -> None:
+        lower_thread_priority()
+        # A group id is required by the client; nothing is committed, so each process reads
+        # every partition itself.
+        config = self.kafka.consumer_config(f"recsvc-server-{uuid.uuid4().hex[:12]}")
+        consumer = Consumer({**config, "enable.auto.commit": False, "error_cb": self._on_error})
+        try:
+            while not self._stop.is_set() and not self._assign(consumer):
+                self._stop.wait(1.0)  # the builder creates the topic on its first start
+            checked = time.monotonic()
+            while not self._stop.is_set():
+                batch = consumer.consume(num_messages=2000, timeout=0.05)
+                if batch:
+                    self._take(batch)
+                elif self.state == "unreachable" and time.monotonic() - checked > 2:
+                    checked = time.monotonic()
+                    self._probe(consumer)
+        except Exception:  # the process keeps serving what it has; say why fresh vectors stop
+            logger.exception("the updates feed stopped")
+            self.state = "stopped"
+        finally:
+            consumer.close()
+
+    def _assign(self, consumer: Consumer) -> bool:
+        try:
+            meta = consumer.list_topics(self.topic, timeout=5).topics.get(self.topic)
+        except KafkaException as exc:
+            self._warn("cannot list the updates topic %s: %s", self.topic, exc)
+            return False
+        if meta is None or meta.error is not None or not meta.partitions:
+            self._warn("waiting for the updates topic %s", self.topic)
+            return False
+        consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+        self.state = "ok"
+        logger.info("applying fresh vectors from %s", self.topic)
+        return True
+
+    def _probe(self, consumer: Consumer) -> None:
+        try:
+            consumer.list_topics(self.topic, timeout=1)
+            self.state = "ok"
+        except KafkaException:
+            pass
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            if self.state != "unreachable":
+                logger.error("updates topic %s unreachable: %s", self.topic, err)
+            self.state = "unreachable"
+
+    def _take(self, batch) -> None:
+        self.state = "ok"
+        model = self.watcher.model
+        floor = _number(model.name) if model is not None else -1
+        fresh = []
+        for msg in batch:
+            if msg.error():
+                self._warn("updates topic error: %s", msg.error())
+                continue
+            self.records += 1
+            version = record_version(msg.headers())
+            if not is_version_name(version) or msg.key() is None or msg.value() is None:
+                self._bad("record without a version header, key or value")
+            elif _number(version) < floor:
+                self.skipped += 1  # made for a version this process has moved past
+            else:
+                fresh.append((version, msg.key(), msg.value()))
+        if not fresh:
+            return
+        with self.watcher.lock:
+            for version, key, value in fresh:
+                pending = self.pending.get(version) or self.pending.setdefault(
+                    version, PendingUpdate(version)
+                )
+                try:
+                    pending.add(key, value)
+                except ValueError as exc:
+                    self._bad(str(exc))
+            if self.watcher.model is not None:
+                self.apply_to(self.watcher.model)
+
+    # -- called under the watcher's lock -------------------------------------------------
+    def apply_to(self, model: ServedModel) -> None:
+        """Apply what waits for ``model``'s version; forget what no version will need."""
+        served, newest = _number(model.name), max(map(_number, self.pending), default=-1)
+        for version in list(self.pending):
+            # Servers follow CURRENT, the newest version: only it and the served one matter.
+            if _number(version) not in (served, newest) or _number(version) < served:
+                del self.pending[version]
+        pending = self.pending.pop(model.name, None)
+        if not pending:
+            return
+        try:
+            self.applied += model.apply_update(None, pending.arrays())
+        except (ModelLoadError, ValueError):
+            # Some record does not fit this model: apply the others one by one.
+            for one in pending.split():
+                try:
+                    self.applied += model.apply_update(None, one.arrays())
+                except (ModelLoadError, ValueError) as exc:
+                    self._bad(f"a record of {model.name} does not fit it: {exc}")
+        self.last_applied = time.time()
+
+    def _bad(self, why: str) -> None:
+        self.malformed += 1
+        self._warn("skipping updates-topic records (%d so far): %s", self.malformed, why)
+
+    def _warn(self, fmt: str, *args) -> None:
+        now = time.monotonic()
+        if now - self._last_log >= 10:  # at most one line per 10 s
+            self._last_log = now
+            logger.warning(fmt, *args)
