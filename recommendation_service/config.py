@@ -212,6 +212,10 @@ class BuilderConfig:
     updates_topic
         Compacted topic the fresh vectors of every update are also sent to, for servers on
         hosts without this model directory (None: update files only).
+    trainer
+        ``implicit`` (default) or ``spark`` (Spark MLlib's ALS; see spark_trainer.py).
+    spark_master
+        Spark master URL of the ``spark`` trainer.
     """
 
     kafka: KafkaSettings
@@ -236,8 +240,11 @@ class BuilderConfig:
     impressions_topic: str | None = None
     model_store: StoreLocation | None = None
     updates_topic: str | None = None
+    trainer: str = "implicit"
+    spark_master: str = "local[2]"
 
     def __post_init__(self) -> None:
+        _require(self.trainer in ("implicit", "spark"), "trainer must be implicit or spark")
         _require(self.window >= 1, "window must be >= 1 event")
         _require(0.01 <= self.update_interval <= 60, "update-interval must be 0.01..60 s")
         _require(0 <= self.metrics_port <= 65535, "metrics-port must be 0..65535 (0 = off)")

@@ -58,10 +58,12 @@ def require_engine(engine: str) -> None:
     pytest.skip(f"Apache Kafka variant skipped: {reason}")
 
 
-def new_broker(engine: str, directory: Path, port: int | None = None) -> BrokerProcess:
+def new_broker(
+    engine: str, directory: Path, port: int | None = None, host: str = "127.0.0.1"
+) -> BrokerProcess:
     """A not yet started broker of ``engine`` in ``directory``; skips if it cannot run here."""
     require_engine(engine)
-    return broker_of(engine, directory, port)
+    return broker_of(engine, directory, port, host)
 
 
 @pytest.fixture(params=ENGINES)

@@ -22,13 +22,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def broker_of(engine: str, directory: Path, port: int | None = None) -> BrokerProcess:
+def broker_of(
+    engine: str, directory: Path, port: int | None = None, host: str = "127.0.0.1"
+) -> BrokerProcess:
     """A not yet started broker of ``engine`` on a free port, logging into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     return make_broker(
         engine,
-        "127.0.0.1",
+        host,
         port or free_port(),
         log_file=directory / f"{engine}.log",
         data_dir=directory / "kafka-data" if engine == "kafka" else None,
@@ -45,18 +47,23 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, dict]:
 
 
 def recsvc(
-    *args: str, quiet: bool = False, log_path: Path | None = None, env: dict | None = None
+    *args: str,
+    quiet: bool = False,
+    log_path: Path | None = None,
+    env: dict | None = None,
+    host: list[str] = (),
 ) -> subprocess.Popen:
     """Start ``python -m recommendation_service ARGS`` (``env`` adds environment variables).
 
     Output goes to ``log_path`` when given (a file never blocks a chatty process the way an
-    undrained pipe does), else it is captured, or discarded when ``quiet``.
+    undrained pipe does), else it is captured, or discarded when ``quiet``. ``host`` is a
+    command prefix that runs it elsewhere (a network namespace: ``tests/netns.py``).
     """
     environment = {**os.environ, **(env or {})}
     if log_path is not None:
         with open(log_path, "ab") as out:  # the child keeps its own descriptor
             return subprocess.Popen(
-                [sys.executable, "-m", "recommendation_service", *args],
+                [*host, sys.executable, "-m", "recommendation_service", *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=environment,
@@ -64,7 +71,7 @@ def recsvc(
     out = subprocess.DEVNULL if quiet else subprocess.PIPE
     prefix = ["--log-level", "warning"] if quiet else []
     return subprocess.Popen(
-        [sys.executable, "-m", "recommendation_service", *prefix, *args],
+        [*host, sys.executable, "-m", "recommendation_service", *prefix, *args],
         stdout=out,
         stderr=subprocess.STDOUT,
         env=environment,
@@ -219,14 +226,14 @@ class SeaweedFS:
     outage.
     """
 
-    def __init__(self, directory: Path, bucket: str = "models") -> None:
-        self.directory = Path(directory)
+    def __init__(self, directory: Path, bucket: str = "models", host: str = "127.0.0.1") -> None:
+        self.directory, self.host = Path(directory), host
         self.directory.mkdir(parents=True, exist_ok=True)
         self.bucket = bucket
         # gRPC listens on each port + 10000: pick ports whose partners are free too.
         self.ports = [_port_with_grpc_partner() for _ in range(4)]
         self.proc: subprocess.Popen | None = None
-        self.endpoint = f"http://127.0.0.1:{self.ports[3]}"
+        self.endpoint = f"http://{host}:{self.ports[3]}"
         self.env = {
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_ACCESS_KEY_ID": "test",
@@ -239,8 +246,8 @@ class SeaweedFS:
         master, volume, filer, s3 = self.ports
         self._log = open(self.directory / "weed.log", "ab")  # noqa: SIM115 -- closed in stop
         self.proc = subprocess.Popen(
-            [str(weed), "server", f"-dir={self.directory}", "-ip=127.0.0.1",
-             "-ip.bind=127.0.0.1", f"-master.port={master}", f"-volume.port={volume}",
+            [str(weed), "server", f"-dir={self.directory}", f"-ip={self.host}",
+             f"-ip.bind={self.host}", f"-master.port={master}", f"-volume.port={volume}",
              "-filer", f"-filer.port={filer}", "-s3", f"-s3.port={s3}", "-webdav=false",
              "-s3.port.iceberg=0", "-s3.port.lance=0"],
             stdout=self._log, stderr=subprocess.STDOUT,

@@ -32,10 +32,10 @@ from ..model.control_files import ControlFiles
 from ..model.events import MalformedCounter, parse_event
 from ..model.object_store import ObjectStore
 from ..model.realtime import FoldIn
+from ..model.spark_trainer import make_trainer
 from ..model.store import ModelStore
 from ..model.store_sync import StoreSync
 from ..model.threads import StopFlag
-from ..model.trainer import ALSTrainer
 from ..model.window import SlidingWindow, WindowSnapshot
 from .catalog_consumer import CatalogConsumer
 from .experiment_tracker import ExperimentTracker
@@ -77,7 +77,7 @@ class ModelBuilder:
         self.control = ControlFiles(self.store)
         self.lease = BuilderLease(self.store.root, self.builder_id)
         self.trainer = TrainingWorker(
-            ALSTrainer(config.als),
+            make_trainer(config.trainer, config.als, config.spark_master),
             self.store,
             self.snapshot,
             config.realtime,

@@ -108,6 +108,8 @@ class TrainingWorker:
         self._stop.set()
         self._wanted.set()
         self._thread.join(timeout)
+        if hasattr(self.trainer, "stop"):
+            self.trainer.stop()  # Spark's JVM
 
     def _run(self) -> None:
         lower_thread_priority()

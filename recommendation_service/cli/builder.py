@@ -125,6 +125,15 @@ from .options import (
     type=click.IntRange(0, 65535),
     help="Builder metrics port (GET /metrics); 0 turns them off.",
 )
+@opt(
+    "--trainer",
+    type=click.Choice(["implicit", "spark"]),
+    default="implicit",
+    help="Who fits ALS: implicit in this process, or Spark MLlib (pip install "
+    "'recommendation-service[spark]', Java 17+; for windows beyond one machine's cores). "
+    "With spark, --tune defaults to off: every tuning trial would be a Spark job.",
+)
+@opt("--spark-master", default="local[2]", help="Spark master URL of --trainer spark.")
 def builder(**opts) -> None:
     """Consume interactions, keep the sliding window, retrain ALS and publish models."""
 
@@ -152,10 +161,12 @@ def builder(**opts) -> None:
             metrics_host=opts["metrics_host"],
             metrics_port=opts["metrics_port"],
             live_quality=LiveQualityParams(budget=opts["live_quality_budget"]),
-            tuning=tune_params(opts),
+            tuning=tune_params(opts, off_by_default=opts["trainer"] == "spark"),
             catalog_topic=opts["catalog_topic"] or None,
             impressions_topic=opts["impressions_topic"] or None,
             updates_topic=opts["updates_topic"] or None,
+            trainer=opts["trainer"],
+            spark_master=opts["spark_master"],
             model_store=StoreLocation.parse(opts["model_store"]) if opts["model_store"] else None,
         )
 

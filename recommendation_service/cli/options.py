@@ -190,9 +190,15 @@ tuning_option_list = [
 tuning_options = stack(tuning_option_list)
 
 
-def tune_params(opts) -> TuneParams:
-    """The tuning settings; what the user set explicitly is pinned (never searched)."""
+def tune_params(opts, off_by_default: bool = False) -> TuneParams:
+    """The tuning settings; what the user set explicitly is pinned (never searched).
+
+    ``off_by_default``: tuning runs only when ``--tune on`` is given explicitly.
+    """
     ctx = click.get_current_context()
+    enabled = opts["tune"] == "on"
+    if off_by_default and ctx.get_parameter_source("tune") == click.core.ParameterSource.DEFAULT:
+        enabled = False
     pinned = {
         knob
         for knob in (*ALS_KNOBS, *REALTIME_KNOBS)
@@ -201,7 +207,7 @@ def tune_params(opts) -> TuneParams:
     }
     try:
         return TuneParams(
-            enabled=opts["tune"] == "on",
+            enabled=enabled,
             every=opts["tune_every"],
             holdout=opts["tune_holdout"],
             pinned=frozenset(pinned),

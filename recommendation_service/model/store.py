@@ -230,6 +230,7 @@ class ModelStore:
                     t: {str(p): o for p, o in parts.items()} for t, parts in (offsets or {}).items()
                 },
                 "params": asdict(model.params),
+                "trainer": model.trainer,
                 "realtime": asdict(fold.params),
                 "ann": ann,
                 "n_baskets": None if assoc is None else assoc.n_baskets,

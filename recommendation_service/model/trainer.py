@@ -64,6 +64,7 @@ class TrainedModel:
     snapshot: WindowSnapshot
     params: ALSParams
     training_seconds: float
+    trainer: str = "implicit"  # which library fitted it (recorded in the manifest)
 
 
 def popularity(snapshot: WindowSnapshot) -> tuple[np.ndarray, np.ndarray]:

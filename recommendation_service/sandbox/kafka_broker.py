@@ -220,9 +220,10 @@ class ApacheKafkaBroker(BrokerProcess):
         if (self.data_dir / "log" / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # One id in 64 starts with "-": as a separate argument it would parse as an option.
         done = subprocess.run(
             [*self._java, "kafka.tools.StorageTool", "format", "--standalone",
-             "-t", cluster_id, "-c", str(config)],
+             f"--cluster-id={cluster_id}", "-c", str(config)],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         if done.returncode != 0:

@@ -53,8 +53,8 @@ class ModelWatcher:
         self._catalog_stamp: tuple | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        #: Held while the served model changes or takes fresh vectors.
-        self.lock = threading.Lock()
+        #: Held while a poll runs (loading a new version included).
+        self._lock = threading.Lock()
         #: The updates-topic reader (update_feed.py), when the server has one.
         self.feed = None
 
@@ -63,7 +63,7 @@ class ModelWatcher:
 
         Returns True when the served version changed.
         """
-        with self.lock:
+        with self._lock:
             self._refresh_catalog()
             changed = self._refresh_version()
             if self.model is not None:
@@ -134,9 +134,12 @@ class ModelWatcher:
     def _swap(self, model: ServedModel) -> None:
         # Catch up on its updates before the swap, so no request sees it staler than the old.
         self._apply_updates(model)
-        if self.feed is not None:
-            self.feed.apply_to(model)
-        self.model = model
+        if self.feed is None:
+            self.model = model
+        else:
+            with self.feed.lock:  # no record can land on the old model after this
+                self.feed.apply_to(model)
+                self.model = model
         self.loaded_at = time.time()
         logger.info(
             "serving model %s (%d users, %d items)", model.name, model.n_users, model.n_items

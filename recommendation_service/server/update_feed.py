@@ -20,7 +20,6 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from ..config import KafkaSettings
 from ..errors import ModelLoadError
 from ..model.served_model import ServedModel
-from ..model.threads import lower_thread_priority
 from ..model.update_records import PendingUpdate, is_version_name, record_version
 
 logger = logging.getLogger(__name__)
@@ -40,13 +39,16 @@ class UpdateFeed:
     topic
         The updates topic.
     watcher
-        The process's :class:`~recommendation_service.server.model_watcher.ModelWatcher`; the
-        feed applies records under its lock, and it calls :meth:`apply_to` on every swap.
+        The process's :class:`~recommendation_service.server.model_watcher.ModelWatcher`; it
+        swaps versions under this feed's :attr:`lock` after :meth:`apply_to` (the feed never
+        waits for the watcher's own lock, which is held while a new version loads).
     """
 
     def __init__(self, kafka: KafkaSettings, topic: str, watcher) -> None:
         self.kafka, self.topic, self.watcher = kafka, topic, watcher
         self.pending: dict[str, PendingUpdate] = {}
+        #: Guards ``pending`` and the watcher's swap of the served model.
+        self.lock = threading.Lock()
         self.state = "starting"
         self.records = self.applied = self.skipped = self.malformed = 0
         self.last_applied: float | None = None
@@ -70,7 +72,8 @@ class UpdateFeed:
 
     # -- the consumer thread ------------------------------------------------------------
     def _run(self) -> None:
-        lower_thread_priority()
+        # Not a lowered priority (unlike the model watcher): on a busy host a niced thread
+        # waited seconds for the CPU, and these records are what makes an event visible.
         # A group id is required by the client; nothing is committed, so each process reads
         # every partition itself.
         config = self.kafka.consumer_config(f"recsvc-server-{uuid.uuid4().hex[:12]}")
@@ -138,7 +141,7 @@ class UpdateFeed:
                 fresh.append((version, msg.key(), msg.value()))
         if not fresh:
             return
-        with self.watcher.lock:
+        with self.lock:
             for version, key, value in fresh:
                 pending = self.pending.get(version) or self.pending.setdefault(
                     version, PendingUpdate(version)
@@ -150,7 +153,7 @@ class UpdateFeed:
             if self.watcher.model is not None:
                 self.apply_to(self.watcher.model)
 
-    # -- called under the watcher's lock -------------------------------------------------
+    # -- called under self.lock -----------------------------------------------------------
     def apply_to(self, model: ServedModel) -> None:
         """Apply what waits for ``model``'s version; forget what no version will need."""
         served, newest = _number(model.name), max(map(_number, self.pending), default=-1)
