@@ -216,6 +216,9 @@ class BuilderConfig:
         ``implicit`` (default) or ``spark`` (Spark MLlib's ALS; see spark_trainer.py).
     spark_master
         Spark master URL of the ``spark`` trainer.
+    spark_scratch_dir
+        Where the ``spark`` trainer writes each snapshot for the executors (a path they can
+        read too; None: the temporary directory, right for ``local[*]``).
     """
 
     kafka: KafkaSettings
@@ -242,6 +245,7 @@ class BuilderConfig:
     updates_topic: str | None = None
     trainer: str = "implicit"
     spark_master: str = "local[2]"
+    spark_scratch_dir: Path | None = None
 
     def __post_init__(self) -> None:
         _require(self.trainer in ("implicit", "spark"), "trainer must be implicit or spark")

@@ -77,7 +77,7 @@ class ModelBuilder:
         self.control = ControlFiles(self.store)
         self.lease = BuilderLease(self.store.root, self.builder_id)
         self.trainer = TrainingWorker(
-            make_trainer(config.trainer, config.als, config.spark_master),
+            make_trainer(config.trainer, config.als, config.spark_master, config.spark_scratch_dir),
             self.store,
             self.snapshot,
             config.realtime,
@@ -137,6 +137,8 @@ class ModelBuilder:
     def _on_published(self, manifest: dict, fold: FoldIn) -> None:
         """A new version is served: fold later events into it (called on the training thread)."""
         with self.lock:
+            if self.publisher is not None:  # hosts still on the old version keep getting them
+                self.publisher.previous(self.fold, self.fold_version)
             self.fold, self.fold_version, self.update_seq = fold, manifest["name"], 0
             self._dirty |= self._since_snapshot
             self._dirty_items |= self._since_snapshot_items
@@ -331,7 +333,7 @@ class ModelBuilder:
             if fresh is not None:
                 self.store.write_update(version, seq, fresh)
                 if self.publisher is not None:
-                    self.publisher.publish(version, fresh)
+                    self.publisher.publish(version, fresh, self.window, users, items)
                 self.updates_written += 1
                 self.metrics.updates.inc()
         except OSError as exc:
@@ -402,11 +404,8 @@ class ModelBuilder:
         for tp in committed:
             tp.offset = self.positions[(tp.topic, tp.partition)]
         consumer.assign(committed)
-        logger.info(
-            "assigned %s; window rebuilt with %d events",
-            [f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in committed],
-            len(result.events),
-        )
+        where = [f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in committed]
+        logger.info("assigned %s; window rebuilt with %d events", where, len(result.events))
         if result.events:
             self.trainer.request()
 

@@ -14,6 +14,7 @@ from ..config import (
     parse_action_weights,
     parse_kafka_options,
 )
+from ..errors import ConfigError
 from ..model.ann import ANNParams
 from ..model.associations import AssociationParams
 from ..model.object_store import StoreLocation
@@ -134,10 +135,22 @@ from .options import (
     "With spark, --tune defaults to off: every tuning trial would be a Spark job.",
 )
 @opt("--spark-master", default="local[2]", help="Spark master URL of --trainer spark.")
+@opt(
+    "--spark-scratch-dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where --trainer spark writes each window for the executors; on a cluster, a shared "
+    "mount they all see (default: the temporary directory, right for local[N]).",
+)
 def builder(**opts) -> None:
     """Consume interactions, keep the sliding window, retrain ALS and publish models."""
 
     def make():
+        if opts["trainer"] == "spark":
+            from ..model.spark_trainer import spark_unavailable
+
+            if (reason := spark_unavailable()) is not None:
+                raise ConfigError(f"--trainer spark: {reason}")
         return BuilderConfig(
             kafka=KafkaSettings(
                 bootstrap_servers=opts["bootstrap_servers"],
@@ -167,6 +180,7 @@ def builder(**opts) -> None:
             updates_topic=opts["updates_topic"] or None,
             trainer=opts["trainer"],
             spark_master=opts["spark_master"],
+            spark_scratch_dir=opts["spark_scratch_dir"],
             model_store=StoreLocation.parse(opts["model_store"]) if opts["model_store"] else None,
         )
 

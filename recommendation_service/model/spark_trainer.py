@@ -36,12 +36,14 @@ logger = logging.getLogger(__name__)
 TRAINERS = ("implicit", "spark")
 
 
-def make_trainer(kind: str, params: ALSParams, spark_master: str = "local[2]"):
+def make_trainer(
+    kind: str, params: ALSParams, spark_master: str = "local[2]", scratch_dir: Path | None = None
+):
     """The trainer named by ``--trainer``."""
     if kind == "implicit":
         return ALSTrainer(params)
     if kind == "spark":
-        return SparkALSTrainer(params, spark_master)
+        return SparkALSTrainer(params, spark_master, scratch_dir)
     raise ConfigError(f"unknown trainer {kind!r}: expected one of {', '.join(TRAINERS)}")
 
 

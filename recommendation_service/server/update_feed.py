@@ -117,7 +117,8 @@ class UpdateFeed:
             pass
 
     def _on_error(self, err: KafkaError) -> None:
-        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+        # Only a total outage: single disconnects (idle connections closed) are routine.
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
             if self.state != "unreachable":
                 logger.error("updates topic %s unreachable: %s", self.topic, err)
             self.state = "unreachable"

@@ -83,3 +83,14 @@ def test_kafka_options_pass_through_but_guarded_keys_are_refused():
 def test_user_options_override_consumer_defaults():
     config = KafkaSettings(options={"session.timeout.ms": "45000"}).consumer_config()
     assert config["session.timeout.ms"] == "45000"
+
+
+def test_the_spark_trainer_says_what_it_needs(tmp_path, monkeypatch):
+    from recommendation_service.model import spark_trainer
+
+    monkeypatch.setattr(spark_trainer, "spark_unavailable", lambda: "pyspark is not installed")
+    result = CliRunner().invoke(
+        main, ["builder", "--trainer", "spark", "--model-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--trainer spark: pyspark is not installed" in result.output
