@@ -16,6 +16,7 @@ import random
 import shutil
 import subprocess
 import uuid
+from pathlib import Path
 
 
 def netns_unavailable() -> str | None:
@@ -94,6 +95,21 @@ class Hosts:
             self.close()
             raise
         return self
+
+    def serve(self, tmp: Path, store: str, env: dict, *extra: str, workers: int = 2):
+        """``recsvc serve --model-store`` on every host, each with its own model directory in
+        ``tmp``; returns (base URLs, processes)."""
+        from .processes import free_port, recsvc
+
+        port = free_port()
+        urls = [f"http://{self.front_ip(i)}:{port}" for i in range(self.n)]
+        procs = [
+            recsvc("serve", "--model-dir", str(tmp / f"host{i}"), "--host", "0.0.0.0", "--port",
+                   str(port), "--workers", str(workers), "--no-access-log", "--model-store",
+                   store, *extra, log_path=tmp / f"host{i}.log", env=env, host=self.prefix(i))
+            for i in range(self.n)
+        ]  # fmt: skip
+        return urls, procs
 
     def cut(self, i: int) -> None:
         """Take host ``i`` off the back network (store and broker); clients still reach it."""

@@ -46,6 +46,16 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
+def json_or_none(url: str, timeout: float = 2.0) -> dict | None:
+    """GET ``url`` on a new connection: its JSON body on 200, else (any other status, or no
+    connection at all) None."""
+    try:
+        status, body = get(url, timeout=timeout)
+    except OSError:
+        return None
+    return body if status == 200 else None
+
+
 def recsvc(
     *args: str,
     quiet: bool = False,

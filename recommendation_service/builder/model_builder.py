@@ -137,8 +137,6 @@ class ModelBuilder:
     def _on_published(self, manifest: dict, fold: FoldIn) -> None:
         """A new version is served: fold later events into it (called on the training thread)."""
         with self.lock:
-            if self.publisher is not None:  # hosts still on the old version keep getting them
-                self.publisher.previous(self.fold, self.fold_version)
             self.fold, self.fold_version, self.update_seq = fold, manifest["name"], 0
             self._dirty |= self._since_snapshot
             self._dirty_items |= self._since_snapshot_items
@@ -333,7 +331,7 @@ class ModelBuilder:
             if fresh is not None:
                 self.store.write_update(version, seq, fresh)
                 if self.publisher is not None:
-                    self.publisher.publish(version, fresh, self.window, users, items)
+                    self.publisher.publish(version, fresh)
                 self.updates_written += 1
                 self.metrics.updates.inc()
         except OSError as exc:

@@ -6,11 +6,6 @@ The builder still writes its update files (servers sharing its directory read th
 later reads each key's latest state instead of the whole history. Sending never blocks the
 consumer loop: records queue in the producer; a record the producer could not deliver is
 counted and logged -- that user is stale on other hosts until their next event or refit.
-
-After a refit, hosts need a second or two to download and load the new version. For
-``GRACE_SECONDS`` the builder therefore also folds each changed user into the previous version
-and sends those records first, so a host still serving it keeps reflecting events (the newest
-version's record of a key always comes last, so compaction keeps that one).
 """
 
 from __future__ import annotations
@@ -24,15 +19,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.core import CounterMetricFamily
 
 from ..config import KafkaSettings
-from ..model.realtime import FoldIn
 from ..model.update_records import VERSION_HEADER, update_records
-from ..model.window import SlidingWindow
-from .fresh_state import fresh_state
 
 logger = logging.getLogger(__name__)
-
-#: Seconds after a refit during which the previous version also gets fresh vectors.
-GRACE_SECONDS = 30.0
 
 #: Settings of the updates topic when the builder has to create it.
 TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
@@ -70,36 +59,9 @@ class UpdatePublisher:
         self.sent = 0
         self.failed = 0
         self._last_log = 0.0
-        self._previous: tuple[FoldIn, str, float] | None = None
 
-    def previous(self, fold: FoldIn | None, version: str | None) -> None:
-        """A refit replaced ``version``: keep folding into it for ``GRACE_SECONDS``."""
-        if fold is not None and version is not None:
-            self._previous = (fold, version, time.monotonic() + GRACE_SECONDS)
-
-    def publish(
-        self,
-        version: str,
-        arrays: dict[str, np.ndarray],
-        window: SlidingWindow | None = None,
-        users=(),
-        items=(),
-    ) -> int:
-        """Queue every record of one update (``users`` and ``items`` of ``window`` also for
-        the previous version, during its grace); returns how many were queued."""
-        queued = 0
-        prev = self._previous
-        if prev is not None and (time.monotonic() > prev[2] or prev[1] == version):
-            prev = self._previous = None
-        if prev is not None and window is not None:
-            old = fresh_state(window, prev[0], users, items)
-            if old is not None:
-                queued += self._send(prev[1], old)
-        queued += self._send(version, arrays)
-        self.producer.poll(0)
-        return queued
-
-    def _send(self, version: str, arrays: dict[str, np.ndarray]) -> int:
+    def publish(self, version: str, arrays: dict[str, np.ndarray]) -> int:
+        """Queue every record of one update; returns how many were queued."""
         headers = [(VERSION_HEADER, version.encode("ascii"))]
         queued = 0
         for key, value in update_records(version, arrays):
@@ -118,6 +80,7 @@ class UpdatePublisher:
                     self._lost("the producer queue is full", 1)
                     continue
             queued += 1
+        self.producer.poll(0)
         return queued
 
     def _delivered(self, err, msg) -> None:

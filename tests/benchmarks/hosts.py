@@ -44,9 +44,7 @@ from ..processes import (
     add_broker_argument,
     broker_of,
     engines_of,
-    free_port,
-    get,
-    recsvc,
+    json_or_none,
     stop,
 )
 from ..processes import builder as start_builder
@@ -55,44 +53,9 @@ from .load import publish
 from .synthetic_model import synthetic_model
 
 
-def answer(url: str, path: str) -> dict | None:
-    try:
-        status, body = get(url + path, timeout=2)
-    except OSError:
-        return None
-    return body if status == 200 else None
-
-
-def start_servers(hosts: Hosts, tmp: Path, store: str, env: dict, *extra: str):
-    port = free_port()
-    urls = [f"http://{hosts.front_ip(i)}:{port}" for i in range(hosts.n)]
-    procs = [
-        recsvc(
-            "serve",
-            "--model-dir",
-            str(tmp / f"host{i}"),
-            "--host",
-            "0.0.0.0",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--no-access-log",
-            "--model-store",
-            store,
-            *extra,
-            log_path=tmp / f"host{i}.log",
-            env=env,
-            host=hosts.prefix(i),
-        )
-        for i in range(hosts.n)
-    ]
-    return urls, procs
-
-
 def every_worker_on(urls: list[str], version: int) -> bool:
     return all(
-        (answer(url, "/health") or {}).get("model_version") == version
+        (json_or_none(url + "/health") or {}).get("model_version") == version
         for url in urls
         for _ in range(4)  # a new connection each time: either worker may answer
     )
@@ -128,21 +91,21 @@ def freshness(engine: str, hosts: Hosts, args) -> dict:
                                     "--retrain-every", "5000", "--model-store", store,
                                     "--updates-topic", updates, env=seaweed.env)  # fmt: skip
             kafka = ("--updates-topic", updates, "--bootstrap-servers", broker.bootstrap_servers)
-            urls, servers = start_servers(hosts, tmp, store, seaweed.env, *kafka)
+            urls, servers = hosts.serve(tmp, store, seaweed.env, *kafka)
             stream = Stream(broker.bootstrap_servers, topic, args.rate, tastes)
             sender = threading.Thread(target=stream.run, daemon=True)
             sender.start()
             try:
-                wait_for(lambda: all(answer(u, "/health") for u in urls), 180, "every host")
+                wait_for(lambda: all(json_or_none(u + "/health") for u in urls), 180, "every host")
                 time.sleep(2)
-                known = answer(urls[0], "/recommend?user=probe-nobody&n=200")["items"]
+                known = json_or_none(urls[0] + "/recommend?user=probe-nobody&n=200")["items"]
                 rng = np.random.default_rng(0)
                 slowest, per_host, behind = [], [[] for _ in urls], []
                 for _ in range(args.probes):
                     newest = int((tmp / "builder" / "CURRENT").read_text().strip()[1:])
                     for url in urls:
                         behind.append(
-                            newest - (answer(url, "/health") or {}).get("model_version", 0)
+                            newest - (json_or_none(url + "/health") or {}).get("model_version", 0)
                         )
                     user = tastes.users[int(rng.integers(len(tastes.users)))]
                     ts = time.time()
@@ -151,7 +114,7 @@ def freshness(engine: str, hosts: Hosts, args) -> dict:
 
                     def seen(url, user=user, ts=ts, start=start):
                         while time.perf_counter() - start < 10:
-                            body = answer(url, f"/recommend?user={user}&n=10")
+                            body = json_or_none(url + f"/recommend?user={user}&n=10")
                             if body and (body.get("as_of") or 0) >= ts - 1e-6:
                                 return time.perf_counter() - start
                             # Gently: three pollers at full speed took a core from 2.
@@ -205,7 +168,7 @@ def propagation(hosts: Hosts, args) -> dict:
             local = ModelStore(tmp / "builder", keep=3)
             remote = TimedStore(location, client=_client(seaweed.env))
             up = StoreSync(local.root, remote, upload=True)
-            urls, servers = start_servers(hosts, tmp, str(location), seaweed.env)
+            urls, servers = hosts.serve(tmp, str(location), seaweed.env)
             delays, sizes = [], []
             try:
                 for _ in range(args.versions):

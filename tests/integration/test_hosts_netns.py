@@ -19,7 +19,7 @@ from recommendation_service.sandbox.brokers import ensure_topic
 
 from ..conftest import new_broker, planted_events
 from ..netns import Hosts, netns_unavailable
-from ..processes import SeaweedFS, builder, free_port, get, recsvc, stop
+from ..processes import SeaweedFS, builder, json_or_none, stop
 from .test_builder_integration import produce, wait_until
 
 pytestmark = pytest.mark.integration
@@ -36,21 +36,13 @@ def hosts():
         yield made
 
 
-def _answers(url: str, path: str) -> dict | None:
-    try:
-        status, body = get(url + path, timeout=2)
-    except OSError:
-        return None
-    return body if status == 200 else None
-
-
 def _visible_everywhere(urls, user, ts, timeout=10.0) -> float:
     """Seconds until every host's /recommend for ``user`` reflects the event at ``ts``."""
     start = time.monotonic()
 
     def wait(url):
         while time.monotonic() - start < timeout:
-            body = _answers(url, f"/recommend?user={user}&n=5")
+            body = json_or_none(url + f"/recommend?user={user}&n=5")
             if body is not None and body.get("as_of") == ts:
                 return time.monotonic() - start
             time.sleep(0.02)
@@ -80,38 +72,16 @@ def test_hosts_share_only_store_and_broker(hosts, tmp_path):
                     "--retrain-every", "500", "--tune", "off", "--model-store", store,
                     "--updates-topic", updates, log_path=tmp_path / "builder.log",
                     env=env)  # fmt: skip
-        port = free_port()
-        urls = [f"http://{hosts.front_ip(i)}:{port}" for i in range(hosts.n)]
-        servers = [
-            recsvc(
-                "serve",
-                "--model-dir",
-                str(tmp_path / f"host{i}"),
-                "--host",
-                "0.0.0.0",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--no-access-log",
-                "--model-store",
-                store,
-                "--updates-topic",
-                updates,
-                "--bootstrap-servers",
-                broker.bootstrap_servers,
-                log_path=tmp_path / f"host{i}.log",
-                env=env,
-                host=hosts.prefix(i),
-            )
-            for i in range(hosts.n)
-        ]
+        kafka = ("--updates-topic", updates, "--bootstrap-servers", broker.bootstrap_servers)
+        urls, servers = hosts.serve(tmp_path, store, env, *kafka)
 
         def versions() -> list[int | None]:
             # Several answers per host: any of its two workers may answer.
             out = []
             for url in urls:
-                seen = {(_answers(url, "/health") or {}).get("model_version") for _ in range(4)}
+                seen = {
+                    (json_or_none(url + "/health") or {}).get("model_version") for _ in range(4)
+                }
                 out.append(seen.pop() if len(seen) == 1 else None)
             return out
 
@@ -132,7 +102,7 @@ def test_hosts_share_only_store_and_broker(hosts, tmp_path):
             # Host 2 loses the store and the broker; clients still reach it.
             hosts.cut(2)
             served = versions()[2]
-            wait_until(lambda: (_answers(urls[2], "/health") or {}).get("model_store", {})
+            wait_until(lambda: (json_or_none(urls[2] + "/health") or {}).get("model_store", {})
                        .get("state") == "unreachable", timeout=30,
                        what="the cut host reporting the store unreachable")  # fmt: skip
             produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in events[1000:]])
@@ -140,17 +110,17 @@ def test_hosts_share_only_store_and_broker(hosts, tmp_path):
             probe = {"user": events[0].user, "item": events[9].item, "ts": 3e9}
             produce(broker, topic, [json.dumps(probe).encode()])
             for _ in range(10):
-                body = _answers(urls[2], f"/recommend?user={events[0].user}&n=5")
+                body = json_or_none(urls[2] + f"/recommend?user={events[0].user}&n=5")
                 assert body is not None and len(body["items"]) == 5, body
             assert versions()[2] == served
-            assert (_answers(urls[2], "/health") or {}).get("status") == "degraded"
+            assert (json_or_none(urls[2] + "/health") or {}).get("status") == "degraded"
 
             # Reconnected: it catches up on versions and on fresh vectors.
             hosts.restore(2)
             wait_until(lambda: versions() == [_newest(builder_dir)] * hosts.n, timeout=60,
                        what="the reconnected host on the newest version")  # fmt: skip
             assert _visible_everywhere(urls, events[0].user, 3e9, timeout=30) < 30
-            wait_until(lambda: (_answers(urls[2], "/health") or {}).get("status") == "ok",
+            wait_until(lambda: (json_or_none(urls[2] + "/health") or {}).get("status") == "ok",
                        timeout=30, what="the reconnected host healthy")  # fmt: skip
         finally:
             for proc in (*servers, b):

@@ -3,7 +3,6 @@ process's feed, version matching, and a process that starts late reading the com
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import numpy as np
@@ -106,45 +105,3 @@ def test_records_that_do_not_fit_the_model_are_skipped(broker, tmp_path, planted
     finally:
         feed.stop()
         publisher.stop()
-
-
-def test_after_a_refit_the_previous_version_keeps_getting_records_first(broker, planted_model):
-    """Hosts still loading the new version keep reflecting events; the new version's record
-    of each key comes last, so compaction keeps it."""
-    from confluent_kafka import Consumer
-
-    from recommendation_service.builder.fresh_state import fresh_state
-    from recommendation_service.model.realtime import FoldIn, RealtimeParams
-    from recommendation_service.model.window import SlidingWindow
-
-    from ..conftest import planted_events
-
-    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-    topic = f"updates-{uuid.uuid4().hex[:10]}"
-    window = SlidingWindow(100_000)
-    for event in planted_events(4000):
-        window.add(event)
-    m = planted_model
-    fold = FoldIn(m.snapshot.item_ids, m.item_factors, m.params, RealtimeParams())
-    users = {"user-00001", "user-00002"}
-    publisher = UpdatePublisher(kafka, topic)
-    try:
-        publisher.previous(fold, "v00000001")
-        arrays = fresh_state(window, fold, users, set())
-        assert publisher.publish("v00000002", arrays, window, users, set()) == 4
-        publisher.previous(fold, "v00000002")  # the same version again: no grace for it
-        assert publisher.publish("v00000002", arrays, window, users, set()) == 2
-        publisher.producer.flush(10)
-    finally:
-        publisher.stop()
-    consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": topic,
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
-    consumer.subscribe([topic])
-    got = []
-    deadline = time.monotonic() + 30
-    while len(got) < 6 and time.monotonic() < deadline:
-        got += [(m.key(), dict(m.headers())["recsvc-version"]) for m in consumer.consume(10, 0.5)]
-    consumer.close()
-    for user in users:  # per key (one partition), the order sent
-        versions = [v for k, v in got if k == f"u:{user}".encode()]
-        assert versions == [b"v00000001", b"v00000002", b"v00000002"], got
