@@ -95,9 +95,15 @@ class SparkALSTrainer:
                 .config("spark.ui.enabled", "false")
                 .config("spark.sql.shuffle.partitions", "8")
                 .config("spark.driver.memory", "2g")
+                .config("spark.ui.showConsoleProgress", "false")
                 .getOrCreate()
             )
             self._spark.sparkContext.setLogLevel("WARN")
+            # ALS checkpoints every 10 iterations only with a directory; without one, the
+            # lineage of 15 sweeps overflowed the JVM's stack on a 1,000,000-event window.
+            checkpoints = self.scratch_dir / f"recsvc-checkpoints-{uuid.uuid4().hex[:8]}"
+            self._spark.sparkContext.setCheckpointDir(str(checkpoints))
+            self._checkpoints = checkpoints
             logger.info("Spark session on %s in %.1f s", self.master, time.perf_counter() - start)
         return self._spark
 
@@ -171,6 +177,7 @@ class SparkALSTrainer:
         if self._spark is not None:
             self._spark.stop()
             self._spark = None
+            shutil.rmtree(self._checkpoints, ignore_errors=True)
 
 
 def _dense(rows: np.ndarray, n: int, factors: int) -> np.ndarray:

@@ -50,7 +50,7 @@ HOSTS = (1, 2, 3)
 
 
 def tastes() -> TasteModel:
-    return TasteModel(make_catalog(20_000, 64, 7), 50_000, seed=7)
+    return TasteModel(make_catalog(20_000, 16, 7), 50_000, seed=7)
 
 
 def resident_bytes() -> int:

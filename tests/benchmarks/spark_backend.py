@@ -95,7 +95,7 @@ def main() -> None:
     start = time.perf_counter()
     spark.session()
     jvm_seconds = time.perf_counter() - start
-    tastes = TasteModel(make_catalog(20_000, 64, 7), 50_000, seed=7)
+    tastes = TasteModel(make_catalog(20_000, 16, 7), 50_000, seed=7)
     synthetic = [Event(u, i, 1.0, float(k)) for k, (u, i) in enumerate(tastes.events(args.events))]
     results = {"master": args.master, "spark_session_start_s": round(jvm_seconds, 1),
                "params": vars(params), "windows": []}  # fmt: skip
