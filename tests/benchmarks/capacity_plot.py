@@ -66,7 +66,8 @@ def panel(x0, y0, title, xlabel, ylabel, series, xlog=False) -> list[str]:
         f'<text transform="translate(13,{mid_y}) rotate(-90)" text-anchor="middle">'
         f"{escape(ylabel)}</text>",
     ]
-    for t in sorted({*_ticks(xlo, xhi, xlog), *xs}):
+    # Log axes get their decades too; a linear x (host counts) only the measured points.
+    for t in sorted({*(_ticks(xlo, xhi, True) if xlog else ()), *xs}):
         out.append(f'<text x="{px(t):.1f}" y="{H - BOTTOM + 14}" text-anchor="middle" '
                    f'font-size="10">{_label(t)}</text>')  # fmt: skip
     for t in _ticks(ylo, yhi, False):
