@@ -141,6 +141,8 @@ class ModelBuilder:
             self._dirty |= self._since_snapshot
             self._dirty_items |= self._since_snapshot_items
             self.jobs.finish(manifest)
+        if self.store_sync is not None:
+            self.store_sync.kick()
         self.metrics.training.observe(manifest["training_seconds"])
         self.metrics.last_publish.set(manifest["created_ts"])
         self.metrics.model_version.set(manifest["version"])

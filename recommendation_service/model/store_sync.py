@@ -67,6 +67,7 @@ class StoreSync:
         self._seen: dict[str, str | None] = {}  # side file -> etag downloaded
         self._done: set[str] = set()  # versions already mirrored
         self._stop = threading.Event()
+        self._kicked = threading.Event()
         self._thread = threading.Thread(target=self._run, name="store-sync", daemon=True)
 
     def start(self) -> StoreSync:
@@ -75,12 +76,18 @@ class StoreSync:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        self._kicked.set()
         self._thread.join(timeout)
+
+    def kick(self) -> None:
+        """Start the next pass now (the builder just published: hosts wait for the upload)."""
+        self._kicked.set()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.run_once()
-            self._stop.wait(self.interval)
+            self._kicked.wait(self.interval)
+            self._kicked.clear()
 
     def run_once(self) -> bool:
         """One pass; True when the store answered. Never raises for store trouble."""

@@ -144,9 +144,9 @@ class UpdateFeed:
             return
         with self.lock:
             for version, key, value in fresh:
-                pending = self.pending.get(version) or self.pending.setdefault(
-                    version, PendingUpdate(version)
-                )
+                pending = self.pending.get(version)
+                if pending is None:
+                    pending = self.pending[version] = PendingUpdate(version)
                 try:
                     pending.add(key, value)
                 except ValueError as exc:
