@@ -43,11 +43,16 @@ def checked_id(value: object, name: str) -> str:
         abort(400, description=exc.detail or f"{name} must be a non-empty string or integer id")
 
 
+def id_param(name: str, what: str) -> str:
+    """Query parameter ``name``: a checked ``what`` id, or a JSON 400 saying it is required."""
+    raw = request.args.get(name)
+    if raw is None or not raw.strip():
+        abort(400, description=f"query parameter '{name}' is required: a non-empty {what} id")
+    return checked_id(raw, f"query parameter '{name}'")
+
+
 def user_param() -> str:
-    user = request.args.get("user")
-    if user is None or not user.strip():
-        abort(400, description="query parameter 'user' is required: a non-empty user id")
-    return checked_id(user, "query parameter 'user'")
+    return id_param("user", "user")
 
 
 def n_param() -> int:

@@ -28,7 +28,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from ..model.catalog import CatalogSnapshot
 from ..model.control_files import ControlFiles
-from .api import checked_id, model_or_503, n_param, server_config, watcher
+from .api import id_param, model_or_503, n_param, server_config, user_param, watcher
 from .queries import bought_together, similar_items
 
 bp = Blueprint("dashboard", __name__)
@@ -140,10 +140,7 @@ def _metadata(catalog: CatalogSnapshot | None, item: str) -> dict:
 @bp.get("/dashboard/api/user")
 def user():
     """A user's items in the window and recommendations, with catalog metadata."""
-    raw = request.args.get("user", "")
-    if not raw.strip():
-        abort(400, description="query parameter 'user' is required: a user id")
-    uid = checked_id(raw, "query parameter 'user'")
+    uid = user_param()
     n = n_param()
     model = model_or_503()
     catalog = watcher().catalog
@@ -169,10 +166,7 @@ def user():
 @bp.get("/dashboard/api/item")
 def item():
     """An item's catalog entry, similar items and bought-together partners."""
-    raw = request.args.get("item", "")
-    if not raw.strip():
-        abort(400, description="query parameter 'item' is required: an item id")
-    iid = checked_id(raw, "query parameter 'item'")
+    iid = id_param("item", "item")
     model = model_or_503()
     catalog = watcher().catalog
     similar = similar_items(model, iid, 10, catalog=catalog)

@@ -10,7 +10,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 
 from ..errors import MalformedEvent
 from ..model.item_filter import ItemRules
-from .api import checked_id, model_or_503, n_param, rules_param, server_config, watcher
+from .api import checked_id, id_param, model_or_503, n_param, rules_param, server_config, watcher
 from .experiments_api import impression
 from .ingest import sample_to_event
 from .queries import bought_together, predict, rank_candidates, similar_items
@@ -200,10 +200,7 @@ def predict_scores():
 @bp.get("/similar")
 def similar():
     """Items most similar to an item (cosine of item factors)."""
-    item = request.args.get("item")
-    if item is None or not item.strip():
-        abort(400, description="query parameter 'item' is required: an item id")
-    item = _id(item, "item")
+    item = id_param("item", "item")
     n = n_param()
     rules = rules_param()
     model = model_or_503()
