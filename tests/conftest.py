@@ -25,8 +25,15 @@ from .processes import free_port as free_port  # re-exported: tests import it fr
 SMALL_ALS = ALSParams(factors=16, iterations=10, regularization=0.05, num_threads=1)
 
 
-#: Set (CI sets it) to make the Apache Kafka variants fail, not skip, when Kafka cannot start.
-REQUIRE_KAFKA = os.environ.get("RECSVC_TEST_REQUIRE_KAFKA", "") not in ("", "0")
+def skip_or_fail(reason: str | None, variable: str) -> None:
+    """Nothing when ``reason`` is None; else skip saying why -- or fail, when the environment
+    variable ``variable`` is set (CI sets it after installing the part, so a missing part
+    cannot pass as a skip)."""
+    if reason is None:
+        return
+    if os.environ.get(variable, "") not in ("", "0"):
+        pytest.fail(f"required here ({variable} is set) but unavailable: {reason}")
+    pytest.skip(reason)
 
 
 @functools.cache
@@ -48,14 +55,8 @@ def kafka_unavailable() -> str | None:
 
 def require_engine(engine: str) -> None:
     """Skip (or, with RECSVC_TEST_REQUIRE_KAFKA, fail) when ``engine`` cannot run here."""
-    if engine != "kafka":
-        return
-    reason = kafka_unavailable()
-    if reason is None:
-        return
-    if REQUIRE_KAFKA:
-        pytest.fail(f"Apache Kafka is required here but cannot start: {reason}")
-    pytest.skip(f"Apache Kafka variant skipped: {reason}")
+    if engine == "kafka" and (reason := kafka_unavailable()) is not None:
+        skip_or_fail(f"Apache Kafka variant skipped: {reason}", "RECSVC_TEST_REQUIRE_KAFKA")
 
 
 def new_broker(

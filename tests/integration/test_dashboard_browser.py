@@ -20,7 +20,7 @@ import pytest
 from recommendation_service.model.files import write_atomic
 from recommendation_service.sandbox.brokers import ensure_topic
 
-from ..conftest import planted_events
+from ..conftest import planted_events, skip_or_fail
 from ..processes import (
     builder,
     chromium_missing,
@@ -35,17 +35,12 @@ from .test_builder_integration import produce, wait_until
 
 pytestmark = pytest.mark.integration
 
-REQUIRE = os.environ.get("RECSVC_TEST_REQUIRE_BROWSER", "") not in ("", "0")
 TOKEN = "dashboard-token-0123456789"
 
 
 def browser():
     """A headless Chromium, or a skip (a failure in CI) saying what is missing."""
-    reason = chromium_missing()
-    if reason is not None:
-        if REQUIRE:
-            pytest.fail(reason)
-        pytest.skip(reason)
+    skip_or_fail(chromium_missing(), "RECSVC_TEST_REQUIRE_BROWSER")
     return headless_chromium()
 
 

@@ -7,7 +7,6 @@ up when reconnected. Needs root (``ip netns``); skipped with the reason otherwis
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 import uuid
@@ -17,7 +16,7 @@ import pytest
 
 from recommendation_service.sandbox.brokers import ensure_topic
 
-from ..conftest import new_broker, planted_events
+from ..conftest import new_broker, planted_events, skip_or_fail
 from ..netns import Hosts, netns_unavailable
 from ..processes import SeaweedFS, builder, json_or_none, stop
 from .test_builder_integration import produce, wait_until
@@ -27,11 +26,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def hosts():
-    reason = netns_unavailable()
-    if reason is not None:
-        if os.environ.get("RECSVC_TEST_REQUIRE_NETNS") == "1":
-            pytest.fail(f"network namespaces are required here: {reason}")
-        pytest.skip(reason)
+    skip_or_fail(netns_unavailable(), "RECSVC_TEST_REQUIRE_NETNS")
     with Hosts(3) as made:
         yield made
 

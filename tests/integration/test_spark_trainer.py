@@ -5,7 +5,6 @@ the reason when pyspark or Java is missing; ``RECSVC_TEST_REQUIRE_SPARK=1`` (set
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import numpy as np
@@ -18,18 +17,14 @@ from recommendation_service.model.store import ModelStore
 from recommendation_service.model.trainer import ALSTrainer
 from recommendation_service.model.window import SlidingWindow
 
-from ..conftest import category, planted_events
+from ..conftest import category, planted_events, skip_or_fail
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def spark_trainer():
-    reason = spark_unavailable()
-    if reason is not None:
-        if os.environ.get("RECSVC_TEST_REQUIRE_SPARK") == "1":
-            pytest.fail(f"Spark is required here: {reason}")
-        pytest.skip(reason)
+    skip_or_fail(spark_unavailable(), "RECSVC_TEST_REQUIRE_SPARK")
     trainer = SparkALSTrainer(ALSParams(factors=16, iterations=8))
     yield trainer
     trainer.stop()
