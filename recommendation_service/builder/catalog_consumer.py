@@ -15,16 +15,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message
 
 from ..config import BuilderConfig
 from ..errors import MalformedEvent
 from ..model.catalog import CatalogEntry, parse_catalog_message, write_catalog
+from ..model.threads import BackgroundLoop
+from ..model.whole_topics import assign_from_beginning
 
 logger = logging.getLogger(__name__)
 
 
-class CatalogConsumer:
+class CatalogConsumer(BackgroundLoop):
     """Follows the catalog topic on a daemon thread and writes the catalog file.
 
     Parameters
@@ -60,16 +62,7 @@ class CatalogConsumer:
         self.messages = 0
         self.writes = 0
         self.write_error: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="catalog", daemon=True)
-
-    def start(self) -> CatalogConsumer:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
+        super().__init__("catalog")
 
     def status(self) -> dict:
         return {
@@ -83,17 +76,14 @@ class CatalogConsumer:
 
     def _assign(self, consumer: Consumer) -> bool:
         try:
-            meta = consumer.list_topics(self.topic, timeout=5)
+            if not assign_from_beginning(consumer, [self.topic]):
+                return False
         except KafkaException as exc:
             logger.warning("cannot list catalog topic %s: %s", self.topic, exc)
             return False
-        topic = meta.topics.get(self.topic)
-        if topic is None or topic.error is not None or not topic.partitions:
-            return False
-        consumer.assign(
-            [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(topic.partitions)]
+        logger.info(
+            "reading catalog topic %s (%d partitions)", self.topic, len(consumer.assignment())
         )
-        logger.info("reading catalog topic %s (%d partitions)", self.topic, len(topic.partitions))
         return True
 
     def _run(self) -> None:

@@ -27,12 +27,14 @@ import time
 from collections import OrderedDict, deque
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message
 
 from ..config import BuilderConfig
 from ..model.control_files import EXPERIMENTS_FILE
 from ..model.experiment_stats import metric_families
 from ..model.files import write_atomic
+from ..model.threads import BackgroundLoop
+from ..model.whole_topics import assign_from_beginning
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ CONVERSION_ACTIONS = frozenset({"purchase"})
 MAX_POSITIONS = 100
 
 
-class ExperimentTracker:
+class ExperimentTracker(BackgroundLoop):
     """Joins impressions and events on a daemon thread; writes the counts file."""
 
     def __init__(
@@ -60,16 +62,7 @@ class ExperimentTracker:
         self.impression_time = 0.0
         self.write_error: str | None = None
         self._lock = threading.Lock()  # the counts vs. /metrics scrapes
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="experiments", daemon=True)
-
-    def start(self) -> ExperimentTracker:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
+        super().__init__("experiments")
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -89,17 +82,12 @@ class ExperimentTracker:
         yield from metric_families(self.snapshot())
 
     def _assign(self, consumer: Consumer) -> bool:
-        parts = []
         try:
-            for topic in self.topics:
-                meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
-                if meta is None or meta.error is not None or not meta.partitions:
-                    return False
-                parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+            if not assign_from_beginning(consumer, list(self.topics)):
+                return False
         except KafkaException as exc:
             logger.warning("cannot list %s: %s", self.topics, exc)
             return False
-        consumer.assign(parts)
         logger.info("tracking experiments from %s and %s", *self.topics)
         return True
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .files import VERSION_NAME, fsync_dir, write_atomic
 from .object_store import SIDE_FILES, ObjectStore, StoreUnreachable
+from .threads import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def version_files(manifest: dict) -> list[tuple[str, str]]:
     return out
 
 
-class StoreSync:
+class StoreSync(BackgroundLoop):
     """One direction of the mirror, run by :meth:`start` on a daemon thread.
 
     Parameters
@@ -66,18 +67,12 @@ class StoreSync:
         self._sent: dict[str, tuple] = {}  # side file -> (mtime_ns, size) uploaded
         self._seen: dict[str, str | None] = {}  # side file -> etag downloaded
         self._done: set[str] = set()  # versions already mirrored
-        self._stop = threading.Event()
         self._kicked = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="store-sync", daemon=True)
+        super().__init__("store-sync")
 
-    def start(self) -> StoreSync:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._kicked.set()
-        self._thread.join(timeout)
+    def stop(self, timeout: float | None = None) -> None:
+        self._kicked.set()  # out of the wait between passes
+        super().stop(timeout)
 
     def kick(self) -> None:
         """Start the next pass now (the builder just published: hosts wait for the upload)."""

@@ -40,3 +40,27 @@ class StopFlag:
         while not self._set and (left := deadline - time.monotonic()) > 0:
             time.sleep(min(poll, left))
         return self._set
+
+
+class BackgroundLoop:
+    """A daemon thread running :meth:`_run` until :meth:`stop`, which sets ``self._stop``.
+
+    The shape of the builder's side consumers, the object-store mirror and the servers'
+    updates feed: subclasses call ``super().__init__(name)`` and loop while the event is clear.
+    """
+
+    def __init__(self, name: str, stop_timeout: float = 10.0) -> None:
+        self._stop = threading.Event()
+        self._stop_timeout = stop_timeout
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        self._thread.join(self._stop_timeout if timeout is None else timeout)

@@ -15,12 +15,14 @@ import threading
 import time
 import uuid
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from ..config import KafkaSettings
 from ..errors import ModelLoadError
 from ..model.served_model import ServedModel
+from ..model.threads import BackgroundLoop
 from ..model.update_records import PendingUpdate, is_version_name, record_version
+from ..model.whole_topics import assign_from_beginning
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ def _number(version: str) -> int:
     return int(version[1:])
 
 
-class UpdateFeed:
+class UpdateFeed(BackgroundLoop):
     """One process's reader of the updates topic, on a daemon thread.
 
     Parameters
@@ -53,16 +55,7 @@ class UpdateFeed:
         self.records = self.applied = self.skipped = self.malformed = 0
         self.last_applied: float | None = None
         self._last_log = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="update-feed", daemon=True)
-
-    def start(self) -> UpdateFeed:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
+        super().__init__("update-feed", stop_timeout=5.0)
 
     def status(self) -> dict:
         return {"topic": self.topic, "state": self.state, "records": self.records,
@@ -97,14 +90,12 @@ class UpdateFeed:
 
     def _assign(self, consumer: Consumer) -> bool:
         try:
-            meta = consumer.list_topics(self.topic, timeout=5).topics.get(self.topic)
+            if not assign_from_beginning(consumer, [self.topic]):
+                self._warn("waiting for the updates topic %s", self.topic)
+                return False
         except KafkaException as exc:
             self._warn("cannot list the updates topic %s: %s", self.topic, exc)
             return False
-        if meta is None or meta.error is not None or not meta.partitions:
-            self._warn("waiting for the updates topic %s", self.topic)
-            return False
-        consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in meta.partitions])
         self.state = "ok"
         logger.info("applying fresh vectors from %s", self.topic)
         return True
