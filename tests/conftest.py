@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from recommendation_service.config import ALSParams, ServerConfig
+from recommendation_service.artifacts.store import ModelStore
+from recommendation_service.config.server import ServerConfig
+from recommendation_service.data.events import Event
+from recommendation_service.data.window import SlidingWindow
 from recommendation_service.errors import BrokerError
-from recommendation_service.model.events import Event
-from recommendation_service.model.store import ModelStore
-from recommendation_service.model.trainer import ALSTrainer
-from recommendation_service.model.window import SlidingWindow
 from recommendation_service.sandbox.brokers import ENGINES, BrokerProcess, ensure_topic
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 from recommendation_service.server.model_watcher import ModelWatcher
+from recommendation_service.training.als import ALSTrainer
+from recommendation_service.training.params import ALSParams
 
 from .processes import broker_of
 from .processes import free_port as free_port  # re-exported: tests import it from here

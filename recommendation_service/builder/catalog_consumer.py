@@ -17,11 +17,11 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, Message
 
-from ..config import BuilderConfig
+from ..common.threads import BackgroundLoop
+from ..common.whole_topics import assign_from_beginning
+from ..config.builder import BuilderConfig
+from ..data.catalog import CatalogEntry, parse_catalog_message, write_catalog
 from ..errors import MalformedEvent
-from ..model.catalog import CatalogEntry, parse_catalog_message, write_catalog
-from ..model.threads import BackgroundLoop
-from ..model.whole_topics import assign_from_beginning
 
 logger = logging.getLogger(__name__)
 

@@ -29,12 +29,12 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, Message
 
-from ..config import BuilderConfig
-from ..model.control_files import EXPERIMENTS_FILE
-from ..model.experiment_stats import metric_families
-from ..model.files import write_atomic
-from ..model.threads import BackgroundLoop
-from ..model.whole_topics import assign_from_beginning
+from ..artifacts.control_files import EXPERIMENTS_FILE
+from ..common.files import write_atomic
+from ..common.threads import BackgroundLoop
+from ..common.whole_topics import assign_from_beginning
+from ..config.builder import BuilderConfig
+from ..experiments.stats import metric_families
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..model.realtime import FoldIn, UserVector
-from ..model.update_files import update_arrays
-from ..model.window import SlidingWindow, UserHistory
+from ..artifacts.update_files import UserVector, update_arrays
+from ..data.window import SlidingWindow, UserHistory
+from ..training.fold_in import FoldIn
 
 
 def fresh_state(

@@ -20,11 +20,11 @@ from collections import deque
 
 import numpy as np
 
-from ..config import LiveQualityParams
-from ..model.events import Event
-from ..model.ranking import top_n
-from ..model.realtime import FoldIn
-from ..model.window import SlidingWindow
+from ..config.builder import LiveQualityParams
+from ..data.events import Event
+from ..data.window import SlidingWindow
+from ..training.fold_in import FoldIn
+from ..vectors.top_n import top_n
 
 #: Discount of a hit at each rank (NDCG with one relevant item: its DCG is the score).
 _DISCOUNT = [1.0 / math.log2(rank + 2) for rank in range(1000)]

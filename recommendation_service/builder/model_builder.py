@@ -26,17 +26,17 @@ from collections.abc import Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from ..config import BuilderConfig
+from ..artifacts.control_files import ControlFiles
+from ..artifacts.object_store import ObjectStore
+from ..artifacts.store import ModelStore
+from ..artifacts.store_sync import StoreSync
+from ..common.threads import StopFlag
+from ..config.builder import BuilderConfig
+from ..data.events import MalformedCounter, parse_event
+from ..data.window import SlidingWindow, WindowSnapshot
 from ..errors import MalformedEvent
-from ..model.control_files import ControlFiles
-from ..model.events import MalformedCounter, parse_event
-from ..model.object_store import ObjectStore
-from ..model.realtime import FoldIn
-from ..model.spark_trainer import make_trainer
-from ..model.store import ModelStore
-from ..model.store_sync import StoreSync
-from ..model.threads import StopFlag
-from ..model.window import SlidingWindow, WindowSnapshot
+from ..training.fold_in import FoldIn
+from ..training.spark_als import make_trainer
 from .catalog_consumer import CatalogConsumer
 from .experiment_tracker import ExperimentTracker
 from .fresh_state import fresh_state

@@ -12,15 +12,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from ..artifacts.store import ModelStore
+from ..common.threads import lower_thread_priority
+from ..data.window import WindowSnapshot
 from ..errors import ModelFitError
-from ..model.ann import ANNParams, build_index
-from ..model.associations import AssociationParams, associations
-from ..model.realtime import FoldIn, RealtimeParams
-from ..model.store import ModelStore
-from ..model.threads import lower_thread_priority
-from ..model.trainer import ALSTrainer
-from ..model.tuning import TuneParams, TuneResult, tune
-from ..model.window import WindowSnapshot
+from ..training.als import ALSTrainer
+from ..training.associations import AssociationParams, associations
+from ..training.fold_in import FoldIn, RealtimeParams
+from ..training.tuning import TuneParams, TuneResult, tune
+from ..vectors.ann import ANNParams, build_index
 from .write_failures import WriteFailures
 
 logger = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.core import CounterMetricFamily
 
-from ..config import KafkaSettings
-from ..model.update_records import VERSION_HEADER, update_records
+from ..artifacts.update_records import VERSION_HEADER, update_records
+from ..config.kafka import KafkaSettings
 
 logger = logging.getLogger(__name__)
 

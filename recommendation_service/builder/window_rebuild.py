@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from ..config import KafkaSettings
+from ..config.kafka import KafkaSettings
+from ..data.events import Event, parse_event
 from ..errors import MalformedEvent
-from ..model.events import Event, parse_event
 
 logger = logging.getLogger(__name__)
 

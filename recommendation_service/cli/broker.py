@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..common.threads import StopFlag
 from ..errors import BrokerError
-from ..model.threads import StopFlag
 from ..sandbox.brokers import ENGINES
 from .options import (
     opt,

@@ -7,17 +7,13 @@ from pathlib import Path
 
 import click
 
-from ..config import (
-    BuilderConfig,
-    KafkaSettings,
-    LiveQualityParams,
-    parse_action_weights,
-    parse_kafka_options,
-)
+from ..artifacts.object_store import StoreLocation
+from ..config.builder import BuilderConfig, LiveQualityParams
+from ..config.checks import parse_action_weights
+from ..config.kafka import KafkaSettings, parse_kafka_options
 from ..errors import ConfigError
-from ..model.ann import ANNParams
-from ..model.associations import AssociationParams
-from ..model.object_store import StoreLocation
+from ..training.associations import AssociationParams
+from ..vectors.ann import ANNParams
 from .options import (
     als_params,
     association_params,
@@ -147,7 +143,7 @@ def builder(**opts) -> None:
 
     def make():
         if opts["trainer"] == "spark":
-            from ..model.spark_trainer import spark_unavailable
+            from ..training.spark_als import spark_unavailable
 
             if (reason := spark_unavailable()) is not None:
                 raise ConfigError(f"--trainer spark: {reason}")

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import click
 
-from ..config import ALSParams, BuilderConfig
+from ..config.builder import BuilderConfig
+from ..data.window import Decay
 from ..errors import ConfigError
-from ..model.associations import AssociationParams
-from ..model.realtime import RealtimeParams
-from ..model.tuning import ALS_KNOBS, REALTIME_KNOBS, TuneParams
-from ..model.window import Decay
+from ..training.associations import AssociationParams
+from ..training.fold_in import RealtimeParams
+from ..training.params import ALSParams
+from ..training.tuning import ALS_KNOBS, REALTIME_KNOBS, TuneParams
 
 #: Prefix of every environment variable; commands add their name (see the module docstring).
 ENV_PREFIX = "RECSVC"

@@ -6,17 +6,14 @@ from pathlib import Path
 
 import click
 
-from ..config import (
-    KafkaSettings,
-    ServerConfig,
-    parse_action_weights,
-    parse_kafka_options,
-)
+from ..artifacts.object_store import StoreLocation
+from ..config.checks import parse_action_weights
+from ..config.kafka import KafkaSettings, parse_kafka_options
+from ..config.server import ServerConfig
 from ..errors import ConfigError
-from ..model.experiments import load_rules_file
-from ..model.exploration import ExploreParams
-from ..model.object_store import StoreLocation
-from ..model.rule_expr import RuleError
+from ..experiments.variants import load_rules_file
+from ..recommend.exploration import ExploreParams
+from ..rules.expressions import RuleError
 from .options import (
     config_or_exit,
     kafka_options,

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..data.events import Event
 from ..errors import ConfigError
-from ..model.events import Event
 
 
 @dataclass(frozen=True)

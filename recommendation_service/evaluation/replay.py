@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..model.events import Event
-from ..model.ranking import top_n
-from ..model.realtime import FoldIn, RealtimeParams
-from ..model.trainer import ALSParams, ALSTrainer, TrainedModel
-from ..model.tuning import ALS_KNOBS, TuneParams, TuneResult, tune
-from ..model.window import Decay, SlidingWindow
+from ..data.events import Event
+from ..data.window import Decay, SlidingWindow
+from ..training.als import ALSTrainer
+from ..training.fold_in import FoldIn, RealtimeParams
+from ..training.params import ALSParams
+from ..training.trained_model import TrainedModel
+from ..training.tuning import ALS_KNOBS, TuneParams, TuneResult, tune
+from ..vectors.top_n import top_n
 
 METHODS = ("service", "popularity", "refit-only", "refit-only+popular")
 CHOICE_KEYS = (

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import click
 
-from ..model.threads import StopFlag
+from ..common.threads import StopFlag
 from .broker_process import port_open
 from .brokers import ensure_topic, make_broker
 from .demo_shopper import shop

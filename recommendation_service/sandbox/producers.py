@@ -13,7 +13,7 @@ import time
 import click
 from confluent_kafka import KafkaException, Producer
 
-from ..config import parse_kafka_options
+from ..config.kafka import parse_kafka_options
 from .brokers import ensure_topic
 from .synthetic import TasteModel, make_catalog
 

@@ -13,8 +13,8 @@ import uuid
 
 from flask import Blueprint, abort, jsonify, request
 
+from ..artifacts.control_files import ControlFiles
 from ..errors import ModelLoadError, NoModelError
-from ..model.control_files import ControlFiles
 from .api import model_or_503, server_config, watcher
 
 bp = Blueprint("admin", __name__)

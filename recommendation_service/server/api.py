@@ -7,11 +7,11 @@ from importlib import resources
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
-from ..config import ServerConfig
+from ..config.server import ServerConfig
+from ..data.events import check_id
 from ..errors import MalformedEvent
-from ..model.events import check_id
-from ..model.item_filter import ItemRules
-from ..model.served_model import ServedModel
+from ..recommend.served_model import ServedModel
+from ..rules.item_rules import ItemRules
 from .experiments_api import impression
 from .model_watcher import ModelWatcher
 from .request_rules import Plan, finite_number, named_rules, promote_spec, shape_of, with_variant
@@ -135,7 +135,7 @@ def _builder_health(holder: ModelWatcher) -> dict:
     """The builder's state as its status file tells: ok, kafka_unreachable, kafka_stalled (behind
     the partition end, nothing arriving), publish_failing (writes to the model directory fail),
     stale (no status for a while) or unknown."""
-    from ..model.control_files import ControlFiles
+    from ..artifacts.control_files import ControlFiles
 
     control = ControlFiles(holder.store)
     try:
@@ -206,8 +206,8 @@ def health():
 def _store_health(holder: ModelWatcher) -> dict:
     """This host's copy of the object store: ok, unreachable (serving the local copy), or
     unknown (no download has run yet)."""
-    from ..model.control_files import ControlFiles
-    from ..model.store_sync import SYNC_STATUS_FILE
+    from ..artifacts.control_files import ControlFiles
+    from ..artifacts.store_sync import SYNC_STATUS_FILE
 
     state = ControlFiles(holder.store).read_json(SYNC_STATUS_FILE)
     if state is None:

@@ -8,9 +8,9 @@ import time
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from ..config import ServerConfig
-from ..model.rule_expr import RuleError
-from ..model.store import ModelStore
+from ..artifacts.store import ModelStore
+from ..config.server import ServerConfig
+from ..rules.expressions import RuleError
 from .admin_api import bp as admin_bp
 from .api import bp
 from .dashboard import bp as dashboard_bp

@@ -26,10 +26,10 @@ from importlib import resources
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
-from ..model.catalog import CatalogSnapshot
-from ..model.control_files import ControlFiles
+from ..artifacts.control_files import ControlFiles
+from ..data.catalog import CatalogSnapshot
+from ..recommend.queries import bought_together, similar_items
 from .api import id_param, model_or_503, n_param, server_config, user_param, watcher
-from .queries import bought_together, similar_items
 
 bp = Blueprint("dashboard", __name__)
 

@@ -20,11 +20,12 @@ from pathlib import Path
 from confluent_kafka import KafkaException, Producer
 from flask import Blueprint, current_app, jsonify
 
-from ..config import KafkaSettings, ServerConfig
-from ..model.control_files import ControlFiles
-from ..model.experiment_stats import analyse, metric_families
-from ..model.experiments import new_recommendation_id
-from ..model.store import ModelStore
+from ..artifacts.control_files import ControlFiles
+from ..artifacts.store import ModelStore
+from ..config.kafka import KafkaSettings
+from ..config.server import ServerConfig
+from ..experiments.stats import analyse, metric_families
+from ..experiments.variants import new_recommendation_id
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger, SafeAtoms
 
-from ..config import PROMETHEUS_MULTIPROC_ENV, ServerConfig
+from ..config.checks import PROMETHEUS_MULTIPROC_ENV
+from ..config.server import ServerConfig
 from .request_gate import RequestGate, SlowClientLogFilter, limit_socket_waits
 
 logger = logging.getLogger(__name__)
@@ -96,8 +97,8 @@ class RecommendationServer(BaseApplication):
         """In the master: one download thread per host fills the local model directory."""
         c = self.config_obj
         if c.model_store is not None:
-            from ..model.object_store import ObjectStore
-            from ..model.store_sync import StoreSync
+            from ..artifacts.object_store import ObjectStore
+            from ..artifacts.store_sync import StoreSync
 
             sync = StoreSync(c.model_dir, ObjectStore(c.model_store), upload=False)
             sync.run_once()  # before the workers look, when the store answers

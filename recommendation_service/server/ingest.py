@@ -18,9 +18,9 @@ from collections.abc import Mapping
 
 from confluent_kafka import KafkaException, Producer
 
-from ..config import KafkaSettings
+from ..config.kafka import KafkaSettings
+from ..data.events import parse_event
 from ..errors import MalformedEvent
-from ..model.events import parse_event
 
 
 def sample_to_event(sample: object, actions: Mapping[str, float], max_id_length: int) -> dict:

@@ -14,12 +14,12 @@ import logging
 import threading
 import time
 
+from ..artifacts.store import CURRENT_FILE, ModelStore, version_name
+from ..common.threads import lower_thread_priority
+from ..data.catalog import CATALOG_FILE, CatalogSnapshot
 from ..errors import ModelLoadError, NoModelError
-from ..model.ann import load_index
-from ..model.catalog import CATALOG_FILE, CatalogSnapshot
-from ..model.served_model import ServedModel
-from ..model.store import CURRENT_FILE, ModelStore, version_name
-from ..model.threads import lower_thread_priority
+from ..recommend.served_model import ServedModel
+from ..vectors.ann import load_index
 
 logger = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ import math
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from ..errors import MalformedEvent
-from ..model.item_filter import ItemRules
+from ..recommend.queries import bought_together, predict, rank_candidates, similar_items
+from ..rules.item_rules import ItemRules
 from .api import checked_id, id_param, model_or_503, n_param, rules_param, server_config, watcher
 from .experiments_api import impression
 from .ingest import sample_to_event
-from .queries import bought_together, predict, rank_candidates, similar_items
 from .request_rules import Plan, named_rules, promote_spec, shape_of, with_variant
 
 bp = Blueprint("online", __name__)

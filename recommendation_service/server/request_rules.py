@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 
 from flask import abort, current_app
 
-from ..config import ServerConfig
-from ..model.diversity import NO_SHAPE, ListShape
-from ..model.experiments import Variant, parse_promote
-from ..model.exploration import ExploreParams
-from ..model.item_filter import ItemRules
-from ..model.rule_expr import RuleError
+from ..config.server import ServerConfig
+from ..experiments.variants import Variant, parse_promote
+from ..recommend.diversity import NO_SHAPE, ListShape
+from ..recommend.exploration import ExploreParams
+from ..rules.expressions import RuleError
+from ..rules.item_rules import ItemRules
 
 _ATTRIBUTE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 

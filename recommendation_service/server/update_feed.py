@@ -17,12 +17,12 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
-from ..config import KafkaSettings
+from ..artifacts.update_records import PendingUpdate, is_version_name, record_version
+from ..common.threads import BackgroundLoop
+from ..common.whole_topics import assign_from_beginning
+from ..config.kafka import KafkaSettings
 from ..errors import ModelLoadError
-from ..model.served_model import ServedModel
-from ..model.threads import BackgroundLoop
-from ..model.update_records import PendingUpdate, is_version_name, record_version
-from ..model.whole_topics import assign_from_beginning
+from ..recommend.served_model import ServedModel
 
 logger = logging.getLogger(__name__)
 

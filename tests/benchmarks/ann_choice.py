@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from recommendation_service.model.ann import augment
-from recommendation_service.model.ranking import top_n
-from recommendation_service.model.realtime import FoldIn, RealtimeParams
+from recommendation_service.training.fold_in import FoldIn, RealtimeParams
+from recommendation_service.vectors.ann import augment
+from recommendation_service.vectors.top_n import top_n
 
 from .ivf_reference import IVFParams, build_ivf, ivf_candidates
 from .real_factors import events_of, train
@@ -65,7 +65,7 @@ def ivf_factory(probes):
 
 def served_factory(ef):
     """What the service runs: model/ann.py (FAISS HNSW on augmented rows, exact rescoring)."""
-    from recommendation_service.model import ann
+    from recommendation_service.vectors import ann
 
     def build(matrix, path):
         ann.write_index(ann.build_index(matrix, ann.ANNParams(min_items=1)), path)

@@ -23,19 +23,16 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from recommendation_service.builder.model_builder import ModelBuilder
-from recommendation_service.config import (
-    ALSParams,
-    BuilderConfig,
-    KafkaSettings,
-    LiveQualityParams,
-)
-from recommendation_service.model.events import Event
-from recommendation_service.model.realtime import RealtimeParams
-from recommendation_service.model.trainer import ALSTrainer
-from recommendation_service.model.tuning import TuneParams, tune
-from recommendation_service.model.window import SlidingWindow
+from recommendation_service.config.builder import BuilderConfig, LiveQualityParams
+from recommendation_service.config.kafka import KafkaSettings
+from recommendation_service.data.events import Event
+from recommendation_service.data.window import SlidingWindow
 from recommendation_service.sandbox.brokers import ensure_topic
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
+from recommendation_service.training.als import ALSTrainer
+from recommendation_service.training.fold_in import RealtimeParams
+from recommendation_service.training.params import ALSParams
+from recommendation_service.training.tuning import TuneParams, tune
 
 from ..processes import add_broker_argument, broker_of, engines_of
 from .real_factors import retail_events

@@ -31,14 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from recommendation_service.config import ALSParams
-from recommendation_service.model.ann import ANNParams
-from recommendation_service.model.events import Event
-from recommendation_service.model.spark_trainer import SparkALSTrainer
-from recommendation_service.model.store import ModelStore
-from recommendation_service.model.trainer import ALSTrainer
-from recommendation_service.model.window import SlidingWindow
+from recommendation_service.artifacts.store import ModelStore
+from recommendation_service.data.events import Event
+from recommendation_service.data.window import SlidingWindow
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
+from recommendation_service.training.als import ALSTrainer
+from recommendation_service.training.params import ALSParams
+from recommendation_service.training.spark_als import SparkALSTrainer
+from recommendation_service.vectors.ann import ANNParams
 
 from ..processes import free_port, serve, stop, wait_healthy
 from .load import WRK_SCRIPT, publish, wrk

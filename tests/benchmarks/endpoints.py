@@ -19,15 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.builder.training_worker import TrainingWorker
-from recommendation_service.config import ALSParams
-from recommendation_service.model.events import Event
-from recommendation_service.model.store import ModelStore
-from recommendation_service.model.trainer import ALSTrainer
-from recommendation_service.model.window import SlidingWindow
+from recommendation_service.data.events import Event
+from recommendation_service.data.window import SlidingWindow
 from recommendation_service.sandbox.brokers import EmbeddedBroker, ensure_topic
 from recommendation_service.sandbox.demo_runner import DEMO_CATEGORIES, DEMO_SEED
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
+from recommendation_service.training.als import ALSTrainer
+from recommendation_service.training.params import ALSParams
 
 from ..conftest import free_port
 from ..processes import serve, stop, wait_healthy

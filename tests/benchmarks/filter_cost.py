@@ -22,19 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
-from recommendation_service.model.ann import ANNParams
-from recommendation_service.model.catalog import (
+from recommendation_service.artifacts.store import ModelStore
+from recommendation_service.data.catalog import (
     CATALOG_FILE,
     CatalogEntry,
     CatalogSnapshot,
     write_catalog,
 )
-from recommendation_service.model.diversity import NO_SHAPE, ListShape
-from recommendation_service.model.exploration import NO_EXPLORATION, ExploreParams
-from recommendation_service.model.item_filter import ItemRules
-from recommendation_service.model.rule_expr import compile_rule
-from recommendation_service.model.store import ModelStore
+from recommendation_service.recommend.diversity import NO_SHAPE, ListShape
+from recommendation_service.recommend.exploration import NO_EXPLORATION, ExploreParams
+from recommendation_service.rules.expressions import compile_rule
+from recommendation_service.rules.item_rules import ItemRules
 from recommendation_service.server.model_watcher import ModelWatcher
+from recommendation_service.vectors.ann import ANNParams
 
 from .load import publish
 from .real_factors import events_of, train

@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from recommendation_service.model.ann import ANNParams
-from recommendation_service.model.object_store import ObjectStore, StoreLocation
-from recommendation_service.model.store import ModelStore
-from recommendation_service.model.store_sync import StoreSync
+from recommendation_service.artifacts.object_store import ObjectStore, StoreLocation
+from recommendation_service.artifacts.store import ModelStore
+from recommendation_service.artifacts.store_sync import StoreSync
 from recommendation_service.sandbox.brokers import ensure_topic
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
+from recommendation_service.vectors.ann import ANNParams
 
 from ..netns import Hosts, netns_unavailable
 from ..processes import (

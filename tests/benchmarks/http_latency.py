@@ -21,10 +21,10 @@ import time
 
 import numpy as np
 
-from recommendation_service.config import ALSParams
-from recommendation_service.model.events import Event
-from recommendation_service.model.store import ModelStore
+from recommendation_service.artifacts.store import ModelStore
+from recommendation_service.data.events import Event
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
+from recommendation_service.training.params import ALSParams
 
 from ..conftest import free_port, train_window
 from ..processes import serve, stop, wait_healthy

@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from recommendation_service.model.ann import ANNParams, build_index
-from recommendation_service.model.realtime import FoldIn, RealtimeParams
-from recommendation_service.model.served_model import ServedModel
-from recommendation_service.model.store import ModelStore
-from recommendation_service.model.threads import lower_thread_priority
+from recommendation_service.artifacts.store import ModelStore
+from recommendation_service.common.threads import lower_thread_priority
+from recommendation_service.recommend.served_model import ServedModel
 from recommendation_service.server.model_watcher import ModelWatcher
+from recommendation_service.training.fold_in import FoldIn, RealtimeParams
+from recommendation_service.vectors.ann import ANNParams, build_index
 
 from ..conftest import free_port
 from ..processes import process_tree, serve, stop, wait_healthy

@@ -23,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from recommendation_service.config import ALSParams
+from recommendation_service.data.events import Event
+from recommendation_service.data.window import SlidingWindow
 from recommendation_service.evaluation.interaction_log import LogFormat, read_log
-from recommendation_service.model.events import Event
-from recommendation_service.model.trainer import ALSTrainer, TrainedModel
-from recommendation_service.model.window import SlidingWindow
+from recommendation_service.training.als import ALSTrainer
+from recommendation_service.training.params import ALSParams
+from recommendation_service.training.trained_model import TrainedModel
 
 RETAIL_LOG = Path(__file__).resolve().parents[3] / "shared" / "data" / "online_retail_events.csv.gz"
 

@@ -21,14 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from recommendation_service.config import ALSParams
-from recommendation_service.model.events import Event
-from recommendation_service.model.realtime import FoldIn, RealtimeParams
-from recommendation_service.model.spark_trainer import SparkALSTrainer
-from recommendation_service.model.trainer import ALSTrainer, popularity
-from recommendation_service.model.tuning import TuneParams, _HoldOut
-from recommendation_service.model.window import SlidingWindow
+from recommendation_service.data.events import Event
+from recommendation_service.data.window import SlidingWindow
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
+from recommendation_service.training.als import ALSTrainer
+from recommendation_service.training.fold_in import FoldIn, RealtimeParams
+from recommendation_service.training.params import ALSParams
+from recommendation_service.training.spark_als import SparkALSTrainer
+from recommendation_service.training.trained_model import popularity
+from recommendation_service.training.tuning import TuneParams, _HoldOut
 
 from .real_factors import RETAIL_LOG, retail_events
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from recommendation_service.model.control_files import ControlFiles
-from recommendation_service.model.store import ModelStore
+from recommendation_service.artifacts.control_files import ControlFiles
+from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.sandbox.brokers import ensure_topic
 from recommendation_service.sandbox.producers import Pacer
 

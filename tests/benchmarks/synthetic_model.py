@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recommendation_service.config import ALSParams
-from recommendation_service.model.trainer import TrainedModel
-from recommendation_service.model.window import WindowSnapshot
+from recommendation_service.data.window import WindowSnapshot
+from recommendation_service.training.params import ALSParams
+from recommendation_service.training.trained_model import TrainedModel
 
 
 def synthetic_model(n_items: int, n_users: int, factors: int = 64, seed: int = 0) -> TrainedModel:

@@ -20,8 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
-from recommendation_service.model.control_files import ControlFiles
-from recommendation_service.model.store import ModelStore
+from recommendation_service.artifacts.control_files import ControlFiles
+from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.sandbox.brokers import ensure_topic
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 

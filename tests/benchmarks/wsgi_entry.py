@@ -12,7 +12,7 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from recommendation_service.config import ServerConfig
+from recommendation_service.config.server import ServerConfig
 from recommendation_service.server.app import create_app
 from recommendation_service.server.request_gate import RequestGate
 

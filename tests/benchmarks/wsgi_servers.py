@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recommendation_service.model.ann import ANNParams
-from recommendation_service.model.store import ModelStore
+from recommendation_service.artifacts.store import ModelStore
+from recommendation_service.vectors.ann import ANNParams
 
 from ..conftest import free_port
 from ..processes import get, stop, wait_healthy

@@ -5,19 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.builder.fresh_state import fresh_state
-from recommendation_service.model.catalog import (
+from recommendation_service.data.catalog import (
     CATALOG_FILE,
     CatalogEntry,
     CatalogSnapshot,
     write_catalog,
 )
-from recommendation_service.model.events import Event
-from recommendation_service.model.realtime import FoldIn, RealtimeParams
-from recommendation_service.model.served_model import ServedModel
-from recommendation_service.model.store import ModelStore
-from recommendation_service.model.trainer import ALSParams, ALSTrainer
-from recommendation_service.model.window import SlidingWindow
+from recommendation_service.data.events import Event
+from recommendation_service.data.window import SlidingWindow
+from recommendation_service.recommend.served_model import ServedModel
+from recommendation_service.training.als import ALSTrainer
+from recommendation_service.training.fold_in import FoldIn, RealtimeParams
+from recommendation_service.training.params import ALSParams
 
 from ..conftest import SMALL_ALS, category, planted_events, planted_tastes
 

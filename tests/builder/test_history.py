@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from recommendation_service.builder.history import BuilderHistory
-from recommendation_service.model.events import Event
-from recommendation_service.model.window import SlidingWindow
+from recommendation_service.data.events import Event
+from recommendation_service.data.window import SlidingWindow
 
 
 def manifest(version: int) -> dict:

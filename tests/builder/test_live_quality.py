@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from recommendation_service.builder.live_quality import LiveQuality
-from recommendation_service.config import LiveQualityParams
-from recommendation_service.model.events import Event
-from recommendation_service.model.ranking import top_n
-from recommendation_service.model.realtime import FoldIn, RealtimeParams
-from recommendation_service.model.window import SlidingWindow
+from recommendation_service.config.builder import LiveQualityParams
+from recommendation_service.data.events import Event
+from recommendation_service.data.window import SlidingWindow
+from recommendation_service.training.fold_in import FoldIn, RealtimeParams
+from recommendation_service.vectors.top_n import top_n
 
 from ..conftest import planted_events
 

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from recommendation_service.cli import main
 from recommendation_service.cli.reference import markdown_table, option_variables
-from recommendation_service.config import KafkaSettings, parse_kafka_options
+from recommendation_service.config.kafka import KafkaSettings, parse_kafka_options
 from recommendation_service.errors import ConfigError
 
 
@@ -86,7 +86,7 @@ def test_user_options_override_consumer_defaults():
 
 
 def test_the_spark_trainer_says_what_it_needs(tmp_path, monkeypatch):
-    from recommendation_service.model import spark_trainer
+    from recommendation_service.training import spark_als as spark_trainer
 
     monkeypatch.setattr(spark_trainer, "spark_unavailable", lambda: "pyspark is not installed")
     result = CliRunner().invoke(

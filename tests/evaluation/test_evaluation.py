@@ -57,7 +57,7 @@ def test_read_log_formats(tmp_path):
 
 
 def test_service_beats_the_baselines_on_planted_sessions():
-    from recommendation_service.model.events import Event
+    from recommendation_service.data.events import Event
 
     events = [Event(u, i, 1.0, float(t)) for u, i, t in session_log()]
     report = evaluate(events, EvalConfig(window=5000, retrain_every=500, als=SMALL_ALS))

@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
-from recommendation_service.model.control_files import ControlFiles
-from recommendation_service.model.store import ModelStore
+from recommendation_service.artifacts.control_files import ControlFiles
+from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.sandbox.brokers import ensure_topic
 
 from ..conftest import free_port, new_broker, planted_events

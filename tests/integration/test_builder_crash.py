@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from confluent_kafka import Producer
 
-from recommendation_service.model.control_files import ControlFiles
-from recommendation_service.model.served_model import ServedModel
-from recommendation_service.model.store import ModelStore
+from recommendation_service.artifacts.control_files import ControlFiles
+from recommendation_service.artifacts.store import ModelStore
+from recommendation_service.recommend.served_model import ServedModel
 from recommendation_service.sandbox.producers import Pacer
 
 from ..conftest import free_port

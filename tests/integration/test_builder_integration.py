@@ -11,10 +11,11 @@ from collections import Counter
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.builder.model_builder import ModelBuilder
-from recommendation_service.config import BuilderConfig, KafkaSettings, LiveQualityParams
-from recommendation_service.model.served_model import ServedModel
-from recommendation_service.model.store import ModelStore
+from recommendation_service.config.builder import BuilderConfig, LiveQualityParams
+from recommendation_service.config.kafka import KafkaSettings
+from recommendation_service.recommend.served_model import ServedModel
 from recommendation_service.sandbox.brokers import ensure_topic
 
 from ..conftest import SMALL_ALS, category, planted_events, planted_tastes
@@ -212,7 +213,7 @@ def test_events_after_a_refit_reach_the_servers_as_updates(broker, topic, tmp_pa
 
 def test_online_api_against_broker_and_builder(broker, topic, tmp_path):
     """Refit on request through the API; ingest over HTTP reaches the user's results."""
-    from recommendation_service.config import ServerConfig
+    from recommendation_service.config.server import ServerConfig
     from recommendation_service.server.app import create_app
 
     events = planted_events(3000)
@@ -283,7 +284,7 @@ def test_online_api_against_broker_and_builder(broker, topic, tmp_path):
 
 
 def test_refits_are_tuned_and_the_live_stream_is_scored(broker, topic, tmp_path):
-    from recommendation_service.model.control_files import ControlFiles
+    from recommendation_service.artifacts.control_files import ControlFiles
 
     events = planted_events(8000)
     produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in events[:4000]])
@@ -355,7 +356,7 @@ def test_a_new_item_is_recommended_to_its_taste_before_the_next_refit(broker, to
 
 
 def test_the_catalog_topic_reaches_the_servers_filters(broker, topic, tmp_path):
-    from recommendation_service.model.catalog import CATALOG_FILE
+    from recommendation_service.data.catalog import CATALOG_FILE
     from recommendation_service.server.model_watcher import ModelWatcher
 
     items_topic = f"items-{uuid.uuid4().hex[:8]}"

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from recommendation_service.model.files import write_atomic
+from recommendation_service.common.files import write_atomic
 from recommendation_service.sandbox.brokers import ensure_topic
 
 from ..conftest import planted_events, skip_or_fail
@@ -147,7 +147,7 @@ def test_the_dashboard_shows_the_running_system(system, tmp_path):
 def test_with_an_admin_token_the_page_asks_for_it(tmp_path, planted_model):
     from selenium.webdriver.common.by import By
 
-    from recommendation_service.model.store import ModelStore
+    from recommendation_service.artifacts.store import ModelStore
 
     model_dir = tmp_path / "models"
     ModelStore(model_dir).publish(planted_model)

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from recommendation_service.model.store import ModelStore
+from recommendation_service.artifacts.store import ModelStore
 
 from ..conftest import category, free_port, planted_events, planted_tastes, train_window
 from ..processes import get, is_healthy, recsvc, stop, wait_healthy

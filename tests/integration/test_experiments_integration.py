@@ -9,10 +9,11 @@ import uuid
 
 import pytest
 
-from recommendation_service.config import KafkaSettings, ServerConfig
-from recommendation_service.model.experiment_stats import two_proportion_p
-from recommendation_service.model.experiments import load_rules_file
-from recommendation_service.model.store import ModelStore
+from recommendation_service.artifacts.store import ModelStore
+from recommendation_service.config.kafka import KafkaSettings
+from recommendation_service.config.server import ServerConfig
+from recommendation_service.experiments.stats import two_proportion_p
+from recommendation_service.experiments.variants import load_rules_file
 from recommendation_service.sandbox.brokers import ensure_topic
 from recommendation_service.server.app import create_app
 from recommendation_service.server.model_watcher import ModelWatcher

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from recommendation_service.model.store import ModelStore
+from recommendation_service.artifacts.store import ModelStore
 
 from ..conftest import free_port, planted_events, train_window
 from ..processes import recsvc, stop, wait_healthy

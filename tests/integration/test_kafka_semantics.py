@@ -14,9 +14,9 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from recommendation_service.artifacts.control_files import ControlFiles
+from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.builder.model_builder import ModelBuilder
-from recommendation_service.model.control_files import ControlFiles
-from recommendation_service.model.store import ModelStore
 from recommendation_service.sandbox.brokers import ensure_topic
 
 from ..processes import builder as start_builder

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommendation_service.model.control_files import ControlFiles
-from recommendation_service.model.store import ModelStore, write_atomic
+from recommendation_service.artifacts.control_files import ControlFiles
+from recommendation_service.artifacts.store import ModelStore, write_atomic
 
 from ..conftest import free_port, planted_events, train_window
 from ..processes import builder as start_builder

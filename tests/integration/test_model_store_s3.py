@@ -9,11 +9,11 @@ import uuid
 
 import pytest
 
-from recommendation_service.model.catalog import CatalogEntry, write_catalog
-from recommendation_service.model.control_files import ControlFiles
-from recommendation_service.model.object_store import ObjectStore, StoreLocation
-from recommendation_service.model.store import ModelStore
-from recommendation_service.model.store_sync import SYNC_STATUS_FILE, StoreSync
+from recommendation_service.artifacts.control_files import ControlFiles
+from recommendation_service.artifacts.object_store import ObjectStore, StoreLocation
+from recommendation_service.artifacts.store import ModelStore
+from recommendation_service.artifacts.store_sync import SYNC_STATUS_FILE, StoreSync
+from recommendation_service.data.catalog import CatalogEntry, write_catalog
 from recommendation_service.server.model_watcher import ModelWatcher
 
 from ..processes import SeaweedFS

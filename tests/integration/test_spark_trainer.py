@@ -10,12 +10,12 @@ import uuid
 import numpy as np
 import pytest
 
-from recommendation_service.config import ALSParams
-from recommendation_service.model.served_model import ServedModel
-from recommendation_service.model.spark_trainer import SparkALSTrainer, spark_unavailable
-from recommendation_service.model.store import ModelStore
-from recommendation_service.model.trainer import ALSTrainer
-from recommendation_service.model.window import SlidingWindow
+from recommendation_service.artifacts.store import ModelStore
+from recommendation_service.data.window import SlidingWindow
+from recommendation_service.recommend.served_model import ServedModel
+from recommendation_service.training.als import ALSTrainer
+from recommendation_service.training.params import ALSParams
+from recommendation_service.training.spark_als import SparkALSTrainer, spark_unavailable
 
 from ..conftest import category, planted_events, skip_or_fail
 

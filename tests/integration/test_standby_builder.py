@@ -15,8 +15,8 @@ import uuid
 
 import pytest
 
-from recommendation_service.model.control_files import ControlFiles
-from recommendation_service.model.store import ModelStore, version_name
+from recommendation_service.artifacts.control_files import ControlFiles
+from recommendation_service.artifacts.store import ModelStore, version_name
 
 from ..conftest import free_port
 from ..processes import builder as start_builder

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
+from recommendation_service.artifacts.control_files import ControlFiles
+from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.builder.history import BuilderHistory
-from recommendation_service.config import ServerConfig
-from recommendation_service.model.catalog import CatalogEntry, write_catalog
-from recommendation_service.model.control_files import ControlFiles
-from recommendation_service.model.store import ModelStore
+from recommendation_service.config.server import ServerConfig
+from recommendation_service.data.catalog import CatalogEntry, write_catalog
 from recommendation_service.server.app import create_app
 from recommendation_service.server.model_watcher import ModelWatcher
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from recommendation_service.model.catalog import CatalogEntry, write_catalog
+from recommendation_service.data.catalog import CatalogEntry, write_catalog
 
 from ..conftest import category
 

@@ -10,15 +10,15 @@ from collections import Counter
 import pytest
 from jsonschema import Draft202012Validator
 
+from recommendation_service.artifacts.control_files import ControlFiles
+from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.builder.training_worker import TrainingWorker
-from recommendation_service.config import ServerConfig
-from recommendation_service.model.control_files import ControlFiles
-from recommendation_service.model.events import Event
-from recommendation_service.model.store import ModelStore
-from recommendation_service.model.trainer import ALSTrainer
-from recommendation_service.model.window import SlidingWindow
+from recommendation_service.config.server import ServerConfig
+from recommendation_service.data.events import Event
+from recommendation_service.data.window import SlidingWindow
 from recommendation_service.server.app import create_app
 from recommendation_service.server.model_watcher import ModelWatcher
+from recommendation_service.training.als import ALSTrainer
 
 from ..conftest import SMALL_ALS, category, planted_tastes
 
@@ -234,8 +234,8 @@ def test_ingest_is_off_without_kafka(online):
 
 
 def test_sample_rules():
+    from recommendation_service.data.events import DEFAULT_ACTION_WEIGHTS as A
     from recommendation_service.errors import MalformedEvent
-    from recommendation_service.model.events import DEFAULT_ACTION_WEIGHTS as A
     from recommendation_service.server.ingest import sample_to_event
 
     assert (

@@ -1,1 +1,0 @@
-"""The model and its on-disk format, shared by the builder and the servers."""

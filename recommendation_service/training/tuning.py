@@ -1,0 +1,292 @@
+"""Tuned refits: choose ALS and real-time settings on the newest events of the window.
+
+The right model capacity depends on the stream: 64 factors suit a long, rich window and overfit
+a small one with a few strong tastes. So, at a refit, the newest events of the window are held
+out; candidate settings are fitted on the rest and scored on them the way the service would
+answer between refits -- each held-out event predicted from that user's events before it,
+folded in with the served fold-in, their seen items excluded, its item checked against the
+top 10 (the measure ``recsvc evaluate`` and live quality use).
+
+The search is short and greedy: factors first (the incumbent, half and a quarter of it), then
+regularization, then alpha, at most ``max_fits`` fits; then the real-time settings (recency
+boost, half-life, similarity weight), which need no refit to try. A candidate replaces the
+best so far only if it is better by more than two standard errors of the paired difference,
+so noise on a small hold-out never moves the settings, and settings the user pinned on the
+command line are never searched. The model published is then fitted on the whole window with
+the winner's settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..data.window import WindowSnapshot
+from ..errors import ModelFitError
+from .fold_in import FoldIn, RealtimeParams
+from .params import ALSParams
+from .trained_model import TrainedModel
+
+logger = logging.getLogger(__name__)
+
+#: Settings the search may change; a pinned one keeps the value it was given.
+ALS_KNOBS = ("factors", "regularization", "alpha")
+REALTIME_KNOBS = ("recent_boost", "recent_half_life", "similarity_weight")
+#: Most (user, item) scores one candidate computes: 80 MB of float32.
+_MAX_CELLS = 20_000_000
+
+
+@dataclass(frozen=True)
+class TuneParams:
+    """When and how refits are tuned.
+
+    Parameters
+    ----------
+    enabled
+        Off keeps the configured settings at every refit.
+    every
+        Tune at every ``every``-th refit; refits in between reuse the last winner.
+    holdout
+        Share of the window's newest events held out to score candidates.
+    max_events
+        Held-out events scored per candidate (a seeded sample beyond that; fewer on catalogs
+        so large that events x items would exceed 20 million scores, but at least 100).
+    max_fits
+        Most candidate fits per tuning.
+    pinned
+        Names of settings (``factors``, ``alpha``, ``recent_boost``, ...) never searched.
+    k
+        Length of the lists scored.
+    """
+
+    enabled: bool = True
+    every: int = 5
+    holdout: float = 0.1
+    max_events: int = 1000
+    max_fits: int = 8
+    pinned: frozenset[str] = frozenset()
+    k: int = 10
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or not 0 < self.holdout < 0.5 or self.max_events < 10:
+            raise ValueError("tuning needs every >= 1, 0 < holdout < 0.5 and max-events >= 10")
+        if not 1 <= self.max_fits <= 8:
+            raise ValueError("tuning fits at most 8 candidates (max-fits 1..8)")
+        unknown = set(self.pinned) - set(ALS_KNOBS) - set(REALTIME_KNOBS)
+        if unknown:
+            raise ValueError(f"unknown pinned settings: {sorted(unknown)}")
+        object.__setattr__(self, "pinned", frozenset(self.pinned))
+
+
+@dataclass
+class TuneResult:
+    """The winner, and what was tried on the way."""
+
+    als: ALSParams
+    realtime: RealtimeParams
+    trials: list[dict] = field(default_factory=list)
+    held_out_events: int = 0
+    scored_events: int = 0
+    seconds: float = 0.0
+    skipped: str | None = None
+
+    def as_dict(self) -> dict:
+        """As the manifest and ``/model/info`` show it."""
+        return {
+            "winner": {
+                **{k: getattr(self.als, k) for k in ALS_KNOBS},
+                **asdict(self.realtime),
+            },
+            "held_out_events": self.held_out_events,
+            "scored_events": self.scored_events,
+            "seconds": round(self.seconds, 3),
+            "skipped": self.skipped,
+            "trials": self.trials,
+        }
+
+
+class _HoldOut:
+    """The window split in two: training events, and later events to predict one by one."""
+
+    def __init__(self, snap: WindowSnapshot, params: TuneParams) -> None:
+        ev = snap.events
+        n = len(ev.rows)
+        cut = n - int(n * params.holdout)
+        shape = (snap.n_users, snap.n_items)
+        matrix = sp.csr_matrix(
+            (ev.weights[:cut].astype(np.float32), (ev.rows[:cut], ev.cols[:cut])), shape=shape
+        )
+        matrix.sum_duplicates()
+        seen = matrix.copy()
+        matrix.eliminate_zeros()
+        self.train = replace(snap, matrix=matrix, seen=seen, n_events=cut)
+        self.held_out = n - cut
+        # Each held-out event is predicted from the user's events before it (training ones and
+        # earlier held-out ones), as the service answers between refits. Scored: positive
+        # events of users with earlier events, on items they had not touched yet.
+        order = np.argsort(ev.rows, kind="stable")  # by user, then time
+        bounds = np.searchsorted(ev.rows[order], np.arange(shape[0] + 1))
+        candidates = []
+        for j in range(cut, n):
+            if ev.weights[j] <= 0:
+                continue
+            user = ev.rows[j]
+            mine = order[bounds[user] : bounds[user + 1]]
+            before = mine[mine < j]
+            if len(before) and ev.cols[j] not in set(ev.cols[before].tolist()):
+                candidates.append((j, before))
+        # Each prediction scores every item: bound the work (time and memory) on big catalogs.
+        most = max(100, min(params.max_events, _MAX_CELLS // max(1, snap.n_items)))
+        if len(candidates) > most:
+            keep = np.sort(np.random.default_rng(0).choice(len(candidates), most, False))
+            candidates = [candidates[k] for k in keep.tolist()]
+        self.targets = np.array([ev.cols[j] for j, _ in candidates], dtype=np.int64)
+        self.history = [(ev.cols[before], ev.weights[before]) for _, before in candidates]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def gains(self, fold: FoldIn, k: int) -> np.ndarray:
+        """NDCG gain of each predicted event (0 = its item not in the user's top ``k``)."""
+        vectors = fold.vectors_of(self.history)
+        gains = np.zeros(len(self))
+        for start in range(0, len(self), 256):  # bounded memory per chunk
+            rows = range(start, min(start + 256, len(self)))
+            scores = vectors[start : rows.stop] @ fold.scoring_matrix.T
+            for r in rows:
+                scores[r - start, self.history[r][0]] = -np.inf
+            target = scores[np.arange(len(rows)), self.targets[start : rows.stop]]
+            # Its rank: how many unseen items score at least as high (ties count against it).
+            rank = (scores >= target[:, None]).sum(axis=1) - 1
+            hit = rank < k
+            gains[start : rows.stop][hit] = 1.0 / np.log2(rank[hit] + 2)
+        return gains
+
+
+def _better(candidate: np.ndarray, best: np.ndarray) -> bool:
+    """Whether ``candidate`` beats ``best`` by more than two standard errors (paired)."""
+    diff = candidate - best
+    if len(diff) < 2:
+        return False
+    se = diff.std(ddof=1) / math.sqrt(len(diff))
+    return diff.mean() > 2 * se and diff.mean() > 0
+
+
+def _steps(value: float, factors: Iterable[float], integer: bool = False) -> list:
+    out = []
+    for f in factors:
+        v = max(8, round(value * f)) if integer else value * f
+        if v != value and v not in out:
+            out.append(v)
+    return out
+
+
+def tune(
+    snap: WindowSnapshot,
+    als: ALSParams,
+    realtime: RealtimeParams,
+    params: TuneParams,
+    fit: Callable[[WindowSnapshot, ALSParams], TrainedModel],
+) -> TuneResult:
+    """Search settings for ``snap`` starting from ``als`` and ``realtime`` (the incumbent)."""
+    start = time.perf_counter()
+    result = TuneResult(als, realtime)
+    if snap.events is None or snap.events.weights is None:
+        result.skipped = "the snapshot carries no events"
+        return result
+    split = _HoldOut(snap, params)
+    result.held_out_events, result.scored_events = split.held_out, len(split)
+    if len(split) < 50:
+        result.skipped = f"{len(split)} held-out events to score; at least 50 are needed"
+        result.seconds = time.perf_counter() - start
+        return result
+    pinned = params.pinned
+    fits = 0
+    best_gains: np.ndarray | None = None
+    best_model: TrainedModel | None = None
+
+    def trial(candidate: ALSParams, rt: RealtimeParams, model: TrainedModel, seconds: float):
+        gains = split.gains(FoldIn(snap.item_ids, model.item_factors, candidate, rt), params.k)
+        result.trials.append(
+            {
+                **{k: getattr(candidate, k) for k in ALS_KNOBS},
+                **asdict(rt),
+                "hit_rate": round(float((gains > 0).mean()), 4),
+                "ndcg": round(float(gains.mean()), 4),
+                "fit_seconds": round(seconds, 3),
+            }
+        )
+        return gains
+
+    def try_als(candidate: ALSParams) -> None:
+        nonlocal fits, best_gains, best_model
+        if fits >= params.max_fits:
+            return
+        fits += 1
+        t = time.perf_counter()
+        # Candidates are compared at half the sweeps (ALS ranks settle early); the published
+        # model gets them all.
+        quick = replace(candidate, iterations=max(3, candidate.iterations // 2))
+        try:
+            model = fit(split.train, quick)
+        except ModelFitError as exc:
+            # A candidate that diverges (e.g. alpha too high) is out; the search goes on.
+            result.trials.append(
+                {k: getattr(candidate, k) for k in ALS_KNOBS} | {"error": str(exc)}
+            )
+            return
+        gains = trial(candidate, result.realtime, model, time.perf_counter() - t)
+        if best_gains is None or _better(gains, best_gains):
+            best_gains, best_model, result.als = gains, model, candidate
+
+    try_als(als)
+    search = {
+        "factors": (lambda v: _steps(v, (0.5, 0.25), integer=True)),
+        "regularization": (lambda v: _steps(v, (4.0, 0.25))),
+        "alpha": (lambda v: _steps(v, (1 / 3, 3.0))),
+    }
+    for knob in ALS_KNOBS:
+        if knob in pinned:
+            continue
+        incumbent = result.als
+        for value in search[knob](getattr(incumbent, knob)):
+            try_als(replace(incumbent, **{knob: value}))
+    if best_model is None:
+        result.skipped = "no candidate could be fitted"
+        result.seconds = time.perf_counter() - start
+        return result
+    rt_search = {
+        "recent_boost": (lambda v: [v / 10, v * 4] if v else [10.0]),
+        "recent_half_life": (lambda v: _steps(v, (4.0,))),
+        "similarity_weight": (lambda v: [0.0, v * 4] if v else [0.05]),
+    }
+    for knob in REALTIME_KNOBS:
+        if knob in pinned:
+            continue
+        incumbent = result.realtime
+        for value in rt_search[knob](getattr(incumbent, knob)):
+            candidate = replace(incumbent, **{knob: value})
+            gains = trial(result.als, candidate, best_model, 0.0)
+            if _better(gains, best_gains):
+                best_gains, result.realtime = gains, candidate
+    result.seconds = time.perf_counter() - start
+    logger.info(
+        "tuned on %d held-out events in %.2f s (%d fits): factors %d, regularization %g, "
+        "alpha %g, recent boost %g, half-life %g, similarity %g",
+        len(split),
+        result.seconds,
+        fits,
+        result.als.factors,
+        result.als.regularization,
+        result.als.alpha,
+        result.realtime.recent_boost,
+        result.realtime.recent_half_life,
+        result.realtime.similarity_weight,
+    )
+    return result

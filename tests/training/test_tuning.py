@@ -1,0 +1,142 @@
+"""Tuned refits: the search picks settings that predict held-out events, within its limits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommendation_service.data.events import Event
+from recommendation_service.data.window import SlidingWindow
+from recommendation_service.training.als import ALSTrainer
+from recommendation_service.training.fold_in import FoldIn, RealtimeParams
+from recommendation_service.training.params import ALSParams
+from recommendation_service.training.tuning import TuneParams, tune
+
+from ..conftest import category, planted_tastes
+
+#: The library defaults, with one thread so the test is steady on a shared machine.
+DEFAULTS = ALSParams(num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def taste_window():
+    """The issue's stable-taste stream: 300 users, 5 categories of 40 items, 30 events each."""
+    tastes = planted_tastes(n_users=300, n_items=200, categories=5)
+    window = SlidingWindow(20_000)
+    for k, (user, item) in enumerate(tastes.events(9000)):
+        window.add(Event(user, item, 1.0, float(k)))
+    return tastes, window
+
+
+def taste_precision(tastes, window, als: ALSParams, realtime: RealtimeParams) -> float:
+    """Share of each user's top 10 (seen excluded) in their favourite category."""
+    snap = window.snapshot()
+    model = ALSTrainer(als).fit(snap)
+    fold = FoldIn(snap.item_ids, model.item_factors, als, realtime)
+    shares = []
+    for user in tastes.users:
+        vector = fold.user_vector(window.user_history(user))
+        scores = fold.scoring_matrix @ vector.vector
+        scores[vector.seen] = -np.inf
+        top = np.argsort(-scores)[:10]
+        shares.append(np.mean([category(snap.item_ids[c]) == tastes.favourite[user] for c in top]))
+    return float(np.mean(shares))
+
+
+def test_tuning_finds_the_capacity_a_small_stable_window_needs(taste_window):
+    tastes, window = taste_window
+    trainer = ALSTrainer(DEFAULTS)
+    result = tune(window.snapshot(), DEFAULTS, RealtimeParams(), TuneParams(), trainer.fit)
+    assert result.skipped is None
+    assert result.als.factors < DEFAULTS.factors
+    fits = {(t["factors"], t["regularization"], t["alpha"]) for t in result.trials}
+    assert len(fits) <= TuneParams().max_fits
+    # The incumbent is the first trial; the winner scores better on the held-out events.
+    first, best = result.trials[0], max(result.trials, key=lambda t: t["ndcg"])
+    assert first["factors"] == 64 and best["ndcg"] > first["ndcg"]
+    before = taste_precision(tastes, window, DEFAULTS, RealtimeParams())
+    after = taste_precision(tastes, window, result.als, result.realtime)
+    assert after >= 0.95 > before
+
+
+def test_pinned_settings_are_never_searched(taste_window):
+    _, window = taste_window
+    trainer = ALSTrainer(DEFAULTS)
+    pinned = TuneParams(pinned=frozenset({"factors", "recent_boost"}))
+    result = tune(window.snapshot(), DEFAULTS, RealtimeParams(), pinned, trainer.fit)
+    assert {t["factors"] for t in result.trials} == {64}
+    assert {t["recent_boost"] for t in result.trials} == {RealtimeParams().recent_boost}
+    assert result.als.factors == 64
+    # The other settings are still searched.
+    assert len({t["regularization"] for t in result.trials}) > 1
+
+
+def test_fits_are_capped(taste_window):
+    _, window = taste_window
+    trainer = ALSTrainer(DEFAULTS)
+    result = tune(
+        window.snapshot(), DEFAULTS, RealtimeParams(), TuneParams(max_fits=2), trainer.fit
+    )
+    assert len({(t["factors"], t["regularization"], t["alpha"]) for t in result.trials}) == 2
+
+
+def test_a_window_too_small_to_judge_keeps_the_configured_settings():
+    window = SlidingWindow(1000)
+    for k in range(40):
+        window.add(Event(f"u{k % 7}", f"i{k % 5}", 1.0, float(k)))
+    trainer = ALSTrainer(DEFAULTS)
+    result = tune(window.snapshot(), DEFAULTS, RealtimeParams(), TuneParams(), trainer.fit)
+    assert result.skipped and "held-out events" in result.skipped
+    assert result.als == DEFAULTS and result.trials == []
+
+
+def test_noise_does_not_move_the_settings():
+    # Every user picks items uniformly at random: no setting predicts better than another,
+    # and the incumbent must stay.
+    rng = np.random.default_rng(3)
+    window = SlidingWindow(20_000)
+    for k in range(8000):
+        window.add(Event(f"u{rng.integers(400)}", f"i{rng.integers(300)}", 1.0, float(k)))
+    trainer = ALSTrainer(DEFAULTS)
+    result = tune(window.snapshot(), DEFAULTS, RealtimeParams(), TuneParams(), trainer.fit)
+    assert result.skipped is None and len(result.trials) > 3
+    assert result.als == DEFAULTS
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"every": 0}, {"holdout": 0.6}, {"max_fits": 9}, {"pinned": frozenset({"iterations"})}],
+)
+def test_tune_params_reject_nonsense(kwargs):
+    with pytest.raises(ValueError):
+        TuneParams(**kwargs)
+
+
+def test_a_candidate_that_fails_to_fit_is_skipped(taste_window):
+    from recommendation_service.errors import ModelFitError
+
+    _, window = taste_window
+    trainer = ALSTrainer(DEFAULTS)
+
+    def fit(snapshot, params):
+        if params.factors == 32:
+            raise ModelFitError("ALS produced non-finite factors")
+        return trainer.fit(snapshot, params)
+
+    result = tune(window.snapshot(), DEFAULTS, RealtimeParams(), TuneParams(), fit)
+    failed = [t for t in result.trials if "error" in t]
+    assert len(failed) == 1 and failed[0]["factors"] == 32
+    assert result.als.factors == 16  # the search went on past it
+
+
+def test_when_no_candidate_fits_the_configured_settings_stay(taste_window):
+    from recommendation_service.errors import ModelFitError
+
+    _, window = taste_window
+
+    def fit(snapshot, params):
+        raise ModelFitError("no")
+
+    result = tune(window.snapshot(), DEFAULTS, RealtimeParams(), TuneParams(), fit)
+    assert result.skipped == "no candidate could be fitted"
+    assert result.als == DEFAULTS and result.realtime == RealtimeParams()

@@ -1,0 +1,105 @@
+"""The approximate (HNSW) index: the MIPS reduction, recall, filtering, publishing, verifying."""
+
+import numpy as np
+import pytest
+
+from recommendation_service.artifacts.store import ModelStore
+from recommendation_service.builder.training_worker import TrainingWorker
+from recommendation_service.data.window import SlidingWindow
+from recommendation_service.errors import ModelLoadError
+from recommendation_service.server.model_watcher import ModelWatcher
+from recommendation_service.training.als import ALSTrainer
+from recommendation_service.training.fold_in import FoldIn, RealtimeParams
+from recommendation_service.vectors.ann import INDEX_FILE, ANNParams, augment, build_index, search
+from recommendation_service.vectors.top_n import top_n
+
+from ..benchmarks.synthetic_model import synthetic_model
+from ..conftest import SMALL_ALS, planted_events
+
+ANY = ANNParams(min_items=1)
+
+
+def test_augmented_rows_turn_inner_product_order_into_distance_order():
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(500, 8)).astype(np.float32) * rng.lognormal(size=(500, 1))
+    rows = rows.astype(np.float32)
+    query = rng.normal(size=8).astype(np.float32)
+    augmented = augment(rows)
+    distances = ((augmented - np.append(query, 0)) ** 2).sum(axis=1)
+    assert np.array_equal(np.argsort(distances)[:20], np.argsort(-(rows @ query))[:20])
+
+
+def _fold(model):
+    return FoldIn(model.snapshot.item_ids, model.item_factors, model.params, RealtimeParams())
+
+
+def test_recall_at_10_against_exact_search():
+    model = synthetic_model(20_000, 2_000, factors=32, seed=1)
+    fold = _fold(model)
+    index = build_index(fold.scoring_matrix, ANY)
+    vectors = fold.base_vectors(model.user_factors, model.snapshot)
+    recall = []
+    for z in vectors[:300]:
+        exact = set(top_n(fold.scoring_matrix @ z, 10).tolist())
+        cols, scores = search(index, fold.scoring_matrix, z, np.empty(0, np.int32), 10, ef=256)
+        recall.append(len(exact & set(cols.tolist())) / 10)
+        assert np.allclose(scores, fold.scoring_matrix[cols] @ z)  # exact scores, best first
+        assert np.all(np.diff(scores) <= 0)
+    assert np.mean(recall) >= 0.95
+
+
+def test_seen_items_never_starve_the_top_n():
+    """A user who has seen the 500 items the graph would propose first still gets n items."""
+    model = synthetic_model(5_000, 50, factors=16, seed=2)
+    fold = _fold(model)
+    index = build_index(fold.scoring_matrix, ANY)
+    z = fold.base_vectors(model.user_factors, model.snapshot)[0]
+    scores = fold.scoring_matrix @ z
+    seen = top_n(scores, 500).astype(np.int32)
+    cols, _ = search(index, fold.scoring_matrix, z, seen, 10, ef=16)
+    assert len(cols) == 10 and not set(cols.tolist()) & set(seen.tolist())
+    scores[seen] = -np.inf
+    assert len(set(cols.tolist()) & set(top_n(scores, 10).tolist())) >= 8
+    everything = np.arange(4_995, dtype=np.int32)
+    cols, _ = search(index, fold.scoring_matrix, z, everything, 10, ef=16)
+    assert sorted(cols.tolist()) == list(range(4_995, 5_000))  # all that is left
+
+
+def _publish(tmp_path, min_items):
+    window = SlidingWindow(100_000)
+    for e in planted_events(4000):
+        window.add(e)
+    store = ModelStore(tmp_path / str(min_items))
+    worker = TrainingWorker(
+        ALSTrainer(SMALL_ALS), store, lambda: (window.snapshot(), {}), ann=ANNParams(min_items)
+    )
+    assert worker._train_once()
+    return store
+
+
+def test_published_index_serves_what_exact_search_serves(tmp_path):
+    exact_store, ann_store = _publish(tmp_path, 10**6), _publish(tmp_path, 10)
+    assert exact_store.read_version()[0]["ann"] is None
+    manifest = ann_store.read_version()[0]
+    assert manifest["ann"]["type"] == "hnsw" and manifest["ann"]["file"] == INDEX_FILE
+    exact, approximate = ModelWatcher(exact_store), ModelWatcher(ann_store, ef=200)
+    exact.refresh()
+    approximate.refresh()
+    assert approximate.model.index is not None and exact.model.index is None
+    for user in exact.model.user_ids[:50]:
+        a = exact.model.recommend(user, 10)
+        b = approximate.model.recommend(user, 10)
+        assert a.items == b.items and np.allclose(a.scores, b.scores, rtol=1e-4)
+
+
+def test_a_corrupt_index_refuses_the_version(tmp_path):
+    store = _publish(tmp_path, 10)
+    path = store.index_path(store.read_version()[0])
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="checksum"):
+        store.read_version()
+    watcher = ModelWatcher(store)
+    watcher.refresh()
+    assert watcher.model is None and "checksum" in watcher.last_error
