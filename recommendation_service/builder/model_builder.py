@@ -6,13 +6,13 @@ offsets (only after its events are applied), request a refit every N events, and
 ``update_interval`` -- publish fresh vectors of the users who had events (fold-in against the
 served model), so servers reflect each event within a fraction of a second. Fitting and
 publishing happen on :class:`TrainingWorker`'s thread, so consuming never stops for training.
-Housekeeping (status file, gauges, refit requests from the API) is in
-:mod:`~recommendation_service.builder.monitor`, outage detection in
-:mod:`~recommendation_service.builder.kafka_health`, and rebuilding the window on (re)assignment in
-:mod:`~recommendation_service.builder.window_rebuild`.
+Housekeeping (status file, gauges, refit requests from the API) is in ``monitor.py``, the
+update files in ``fresh_updates.py``, malformed messages in ``dead_letters.py``, outage
+detection in ``kafka_health.py``, and rebuilding the window on (re)assignment in
+``window_rebuild.py``.
 
 One builder per model directory is active: it holds the directory's lease
-(:mod:`~recommendation_service.builder.lease`). Others started on the same directory stand by
+(``lease.py``). Others started on the same directory stand by
 without joining the consumer group, and the first to get the lease when the active one ends
 takes over: it rebuilds the window from Kafka and publishes the next version.
 """
@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from ..artifacts.control_files import ControlFiles
 from ..artifacts.object_store import ObjectStore
@@ -38,17 +38,17 @@ from ..errors import MalformedEvent
 from ..training.fold_in import FoldIn
 from ..training.spark_als import make_trainer
 from .catalog_consumer import CatalogConsumer
+from .dead_letters import DeadLetters
 from .experiment_tracker import ExperimentTracker
-from .fresh_state import fresh_state
+from .fresh_updates import FreshUpdates
 from .kafka_health import KafkaHealth
 from .lease import BuilderLease, new_builder_id
 from .live_quality import LiveQuality
 from .metrics import BuilderMetrics
-from .monitor import BuilderMonitor, RefitJobs
+from .monitor import BuilderFigures, BuilderMonitor, RefitJobs
 from .training_worker import TrainingWorker
 from .update_publisher import UpdatePublisher
 from .window_rebuild import plan_assignment, replay
-from .write_failures import WriteFailures
 
 logger = logging.getLogger(__name__)
 
@@ -76,45 +76,30 @@ class ModelBuilder:
         self.store = ModelStore(config.model_dir, keep=config.keep_versions, writer=self.builder_id)
         self.control = ControlFiles(self.store)
         self.lease = BuilderLease(self.store.root, self.builder_id)
-        self.trainer = TrainingWorker(
-            make_trainer(config.trainer, config.als, config.spark_master, config.spark_scratch_dir),
-            self.store,
-            self.snapshot,
-            config.realtime,
-            self._on_published,
-            config.ann,
-            config.associations,
-            config.tuning,
+        trainer = make_trainer(
+            config.trainer, config.als, config.spark_master, config.spark_scratch_dir
         )
+        self.trainer = TrainingWorker(
+            trainer, self.store, self.snapshot, config.realtime, self._on_published,
+            config.ann, config.associations, config.tuning,
+        )  # fmt: skip
         self.metrics = BuilderMetrics()
         self.quality = LiveQuality(config.live_quality)
         self.kafka = KafkaHealth()
-        self.monitor = BuilderMonitor(self)
+        self.dead_letters = DeadLetters(self.malformed, self.metrics)
+        self.monitor = BuilderMonitor(
+            self, self.control, self.metrics, self.kafka, config.kafka.topic
+        )
         # Guards what the training thread reads when it snapshots and writes when it
         # publishes: the window, positions, refit jobs and the fresh-vector state.
         self.lock = threading.Lock()
         self.jobs = RefitJobs()
-        # Fresh-vector state: the served model's fold-in, users with events not yet written,
-        # and users with events since the last snapshot (the next version must redo them).
-        self.fold: FoldIn | None = None
-        self.fold_version: str | None = None
-        self.update_seq = 0
-        self.updates_written = 0
-        self.update_failures = WriteFailures(f"update file to {self.store.root}", maximum=30.0)
-        self._dirty: set[str] = set()
-        self._since_snapshot: set[str] = set()
-        # The same for items: those the served version does not know get folded-in rows.
-        self._dirty_items: set[str] = set()
-        self._since_snapshot_items: set[str] = set()
-        # (version, users, items, arrays) of an update whose write failed, to retry as is.
-        self._unwritten: tuple | None = None
-        self._next_flush = 0.0
+        self.fresh = FreshUpdates(self.store, config.update_interval, self.metrics)
         # (topic, partition) -> offset of the next event to apply; the window holds all before.
         self.positions: dict[tuple[str, int], int] = {}
         # Set by SIGTERM/SIGINT handlers: a StopFlag, never a lock-taking Event.
         self._stop = StopFlag()
         self.consumer: Consumer | None = None
-        self._dead_letters: Producer | None = None
         self.catalog: CatalogConsumer | None = None
         self.tracker: ExperimentTracker | None = None
         self.store_sync: StoreSync | None = None
@@ -126,8 +111,7 @@ class ModelBuilder:
         with self.lock:
             snap = self.window.snapshot()
             self.events_since_refit = 0
-            self._since_snapshot = set()
-            self._since_snapshot_items = set()
+            self.fresh.snapshot_taken()
             self.jobs.start()
             offsets: dict[str, dict[int, int]] = {}
             for (topic, partition), offset in self.positions.items():
@@ -137,15 +121,78 @@ class ModelBuilder:
     def _on_published(self, manifest: dict, fold: FoldIn) -> None:
         """A new version is served: fold later events into it (called on the training thread)."""
         with self.lock:
-            self.fold, self.fold_version, self.update_seq = fold, manifest["name"], 0
-            self._dirty |= self._since_snapshot
-            self._dirty_items |= self._since_snapshot_items
+            self.fresh.version_published(manifest, fold)
             self.jobs.finish(manifest)
         if self.store_sync is not None:
             self.store_sync.kick()
         self.metrics.training.observe(manifest["training_seconds"])
         self.metrics.last_publish.set(manifest["created_ts"])
         self.metrics.model_version.set(manifest["version"])
+
+    # -- what the monitor sees -----------------------------------------------------------
+    @property
+    def updates_written(self) -> int:
+        return self.fresh.written
+
+    def figures(self) -> BuilderFigures:
+        """One consistent reading of this builder's figures (the monitor's view of it)."""
+        last = self.trainer.last_manifest
+        with self.lock:
+            span = self.window.span()
+            quality = self.quality.summary()
+            idle = last is None and self.events_consumed == 0
+            status = {
+                "builder_id": self.builder_id,
+                "role": "active",
+                "active_since": self.active_since,
+                "phase": "waiting_for_events" if idle else "consuming",
+                "training": self.trainer.training,
+                "events_consumed": self.events_consumed,
+                "events_since_refit": self.events_since_refit,
+                "retrain_every": self.config.retrain_every,
+                "next_refit_after_events": max(
+                    0, self.config.retrain_every - self.events_since_refit
+                ),
+                "window_events": len(self.window),
+                "window_span": span,
+                "malformed": self.malformed.total,
+                "offsets": {f"{t}[{p}]": o for (t, p), o in self.positions.items()},
+                "offsets_skipped": self.offsets_skipped,
+                "publish": self.trainer.publish_failures.status(),
+                "update_files": self.fresh.failures.status(),
+                "last_refit": None if last is None else {
+                    "version": last["version"],
+                    "at": last["created_ts"],
+                    "training_seconds": last["training_seconds"],
+                },
+                "jobs": dict(self.jobs.states),
+                "live_quality": quality,
+                "catalog": None if self.catalog is None else self.catalog.status(),
+                "model_store": None if self.store_sync is None else dict(self.store_sync.state),
+                "updates_topic": None if self.publisher is None else self.publisher.status(),
+            }  # fmt: skip
+            return BuilderFigures(
+                status, len(self.window), len(self.window.users), len(self.window.items), span,
+                self.events_consumed, self.malformed.total,
+                self.trainer.publish_failures.consecutive, self.fresh.failures.consecutive,
+                quality, last,
+            )  # fmt: skip
+
+    def queue_refits(self, jobs: list[str]) -> None:
+        """Refits asked for through the API: queue them and wake the training thread."""
+        with self.lock:
+            self.jobs.queue(jobs)
+        self.trainer.request()
+
+    def standby_status(self) -> dict:
+        """What this builder's standby file says while it waits for the lease."""
+        return {
+            "updated_at": time.time(),
+            "builder_id": self.builder_id,
+            "role": "standby",
+            "started_at": self.started_at,
+            "active": self.lease.holder(),
+        }
 
     # -- lifecycle -----------------------------------------------------------------------
     def stop(self) -> None:
@@ -206,7 +253,8 @@ class ModelBuilder:
                 logger.error("cannot serve metrics on port %d: %s", cfg.metrics_port, exc)
         self.trainer.start()
         if cfg.catalog_topic:
-            self.catalog = CatalogConsumer(cfg, self.store.root, self._on_malformed, self.lock)
+            malformed = self.dead_letters.record
+            self.catalog = CatalogConsumer(cfg, self.store.root, malformed, self.lock)
             self.catalog.start()
         if cfg.model_store is not None:  # servers on other hosts read the versions there
             sync = StoreSync(self.store.root, ObjectStore(cfg.model_store), upload=True)
@@ -218,8 +266,7 @@ class ModelBuilder:
             self.tracker = ExperimentTracker(cfg, self.store.root).start()
             self.metrics.registry.register(self.tracker)
         self.consumer = Consumer({**cfg.kafka.consumer_config(), "error_cb": self.kafka.on_error})
-        if cfg.kafka.dead_letter_topic:
-            self._dead_letters = Producer(cfg.kafka.client_config())
+        self.dead_letters.open(cfg.kafka)
         topics = [cfg.kafka.topic]
         self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         logger.info(
@@ -246,8 +293,7 @@ class ModelBuilder:
         for side in (self.catalog, self.tracker, self.store_sync, self.publisher):
             if side is not None:
                 side.stop()
-        if self._dead_letters is not None:
-            self._dead_letters.flush(10)
+        self.dead_letters.close()
         self.trainer.stop()
         logger.info("builder stopped after %d events", self.events_consumed)
 
@@ -259,9 +305,8 @@ class ModelBuilder:
         if messages:
             self.kafka.records_arrived()
             self._apply_batch(messages)
-        self._flush_updates()
-        if self._dead_letters is not None:
-            self._dead_letters.poll(0)
+        self.fresh.flush(self.window, self.lock, self.publisher)
+        self.dead_letters.poll()
         self.monitor.tick()
 
     def _apply_batch(self, messages: list[Message]) -> None:
@@ -283,16 +328,13 @@ class ModelBuilder:
                         actions=cfg.actions,
                     )
                 except MalformedEvent as exc:
-                    self._on_malformed(msg, exc)
+                    self.dead_letters.record(msg, exc)
                 else:
                     # Scored before it is applied: what the service answered this user then.
-                    if self.quality.score(event, self.window, self.fold):
+                    if self.quality.score(event, self.window, self.fresh.fold):
                         scored += 1
                     self.window.add(event)
-                    self._dirty.add(event.user)
-                    self._since_snapshot.add(event.user)
-                    self._dirty_items.add(event.item)
-                    self._since_snapshot_items.add(event.item)
+                    self.fresh.touched(event.user, event.item)
                     applied += 1
                 self.positions[key] = msg.offset() + 1
                 last[key] = msg
@@ -305,49 +347,6 @@ class ModelBuilder:
         if due:
             self.trainer.request()
 
-    def _flush_updates(self) -> None:
-        """Write fresh vectors of the users with new events, at most every update_interval."""
-        now = time.monotonic()
-        if now < self._next_flush or not self.update_failures.ready():
-            return
-        with self.lock:
-            retry = self._unwritten
-            if retry is not None and retry[0] != self.fold_version:
-                # A new version re-folds everything since its snapshot; the old update is moot.
-                retry = self._unwritten = None
-            if self.fold is None or not (self._dirty or retry):
-                return
-            fold, version, users, self._dirty = self.fold, self.fold_version, self._dirty, set()
-            items, self._dirty_items = self._dirty_items, set()
-            self.update_seq += 1
-            seq = self.update_seq
-        if retry is not None and not users:
-            # Nothing changed since the failed write: write the same arrays, not recompute them.
-            _, users, items, fresh = retry
-        else:
-            if retry is not None:
-                users, items = users | retry[1], items | retry[2]
-            # The window only changes on this thread, so reading it needs no lock.
-            fresh = fresh_state(self.window, fold, users, items)
-        try:
-            if fresh is not None:
-                self.store.write_update(version, seq, fresh)
-                if self.publisher is not None:
-                    self.publisher.publish(version, fresh)
-                self.updates_written += 1
-                self.metrics.updates.inc()
-        except OSError as exc:
-            # Retried after a backoff, with whatever changes meanwhile.
-            self.update_failures.failed(exc)
-            self._unwritten = (version, users, items, fresh)
-        else:
-            self._unwritten = None
-            self.update_failures.succeeded()
-        # While catching up on a backlog, many users change per interval; spacing flushes by
-        # four times their cost caps fold-in at a fifth of the time, and users coalesce.
-        spent = time.monotonic() - now
-        self._next_flush = now + max(self.config.update_interval, 4 * spent)
-
     def _store_offsets(self, messages) -> None:
         # Stored offsets are committed by auto-commit; they mark events already in the window.
         for msg in messages:
@@ -357,23 +356,6 @@ class ModelBuilder:
                 # The partition may have been revoked meanwhile; the next owner replays it.
                 where = (msg.topic(), msg.partition(), msg.offset())
                 logger.warning("could not store offset %s[%d]@%d: %s", *where, exc)
-
-    def _on_malformed(self, msg: Message, exc: MalformedEvent) -> None:
-        where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
-        self.malformed.record(exc, where)
-        self.metrics.malformed.labels(exc.reason).inc()
-        if self._dead_letters is None:
-            return
-        headers = {"recsvc-error": exc.reason, "recsvc-source": where}
-        try:
-            self._dead_letters.produce(
-                self.config.kafka.dead_letter_topic,
-                value=msg.value(),
-                key=msg.key(),
-                headers=headers,
-            )
-        except (BufferError, KafkaException) as err:
-            logger.warning("dead-letter produce failed for %s: %s", where, err)
 
     def _on_consume_error(self, msg: Message) -> None:
         error = msg.error()

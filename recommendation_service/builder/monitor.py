@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Protocol
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from ..artifacts.control_files import ControlFiles
 from .history import BuilderHistory
-
-if TYPE_CHECKING:
-    from .model_builder import ModelBuilder
+from .kafka_health import KafkaHealth
+from .metrics import BuilderMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +64,69 @@ class RefitJobs:
             del self.states[old]
 
 
-class BuilderMonitor:
-    """Status file, gauges, stats log and API requests of one :class:`ModelBuilder`."""
+@dataclass(frozen=True)
+class BuilderFigures:
+    """One consistent reading of the builder's figures, taken under its lock."""
 
-    def __init__(self, builder: ModelBuilder) -> None:
+    #: The builder's own fields of the status file (the monitor adds time, lag, Kafka state).
+    status: dict
+    window_events: int
+    window_users: int
+    window_items: int
+    window_span: tuple[float, float] | None
+    events_consumed: int
+    malformed: int
+    #: Consecutive failed writes of versions and of update files.
+    publish_failures: int
+    update_failures: int
+    quality: dict
+    last_manifest: dict | None
+
+
+class BuilderView(Protocol):
+    """What the monitor sees of its builder (``ModelBuilder``): its figures, the consumer and
+    positions it measures lag with, and the two things it may ask of it."""
+
+    consumer: Consumer | None
+    positions: dict[tuple[str, int], int]
+
+    def figures(self) -> BuilderFigures: ...
+
+    def queue_refits(self, jobs: list[str]) -> None: ...
+
+    def standby_status(self) -> dict: ...
+
+
+class BuilderMonitor:
+    """Status file, gauges, stats log and API requests of one builder.
+
+    Parameters
+    ----------
+    builder
+        The builder's narrow view.
+    control
+        The model directory's control files (status, history, standby, refit requests).
+    metrics
+        The builder's metrics.
+    kafka
+        The builder's view of the cluster's health (probed while unreachable).
+    topic
+        The interactions topic (probed before any partition is assigned).
+    """
+
+    def __init__(
+        self,
+        builder: BuilderView,
+        control: ControlFiles,
+        metrics: BuilderMetrics,
+        kafka: KafkaHealth,
+        topic: str,
+    ) -> None:
         self.builder = builder
+        self.control = control
+        self.metrics = metrics
+        self.kafka = kafka
+        self.topic = topic
         #: Messages behind the partition ends at the last tick.
         self.lag = 0
         #: Lag per "topic[partition]" at the last tick.
@@ -89,117 +148,75 @@ class BuilderMonitor:
         now = time.monotonic()
         if not self._second_passed(now):
             return
-        b = self.builder
-        topic, partition = next(iter(b.positions), (b.config.kafka.topic, 0))
-        if b.consumer is not None:
-            b.kafka.probe(b.consumer, topic, partition)
+        consumer = self.builder.consumer
+        topic, partition = next(iter(self.builder.positions), (self.topic, 0))
+        if consumer is not None:
+            self.kafka.probe(consumer, topic, partition)
         self._take_training_requests()
-        self._write_status()
-        self._update_gauges()
-        self._record_history(now)
-        self._log_stats(now)
+        figures = self.builder.figures()
+        self._write_status(figures)
+        self._update_gauges(figures)
+        self._record_history(now, figures)
+        self._log_stats(now, figures)
 
     def _take_training_requests(self) -> None:
-        b = self.builder
         try:
-            jobs = b.control.take_training_requests()
+            jobs = self.control.take_training_requests()
         except OSError as exc:
             logger.warning("cannot read training requests: %s", exc)
             return
         if jobs:
-            with b.lock:
-                b.jobs.queue(jobs)
+            self.builder.queue_refits(jobs)
             logger.info("refit requested through the API (jobs %s)", jobs)
-            b.trainer.request()
 
-    def status(self) -> dict:
+    def status(self, figures: BuilderFigures) -> dict:
         """What the status file says (servers read it for ``/health``)."""
-        b = self.builder
-        last = b.trainer.last_manifest
-        with b.lock:
-            return {
-                "updated_at": time.time(),
-                "builder_id": b.builder_id,
-                "role": "active",
-                "active_since": b.active_since,
-                "phase": "waiting_for_events"
-                if last is None and b.events_consumed == 0
-                else "consuming",
-                "training": b.trainer.training,
-                "events_consumed": b.events_consumed,
-                "events_since_refit": b.events_since_refit,
-                "retrain_every": b.config.retrain_every,
-                "next_refit_after_events": max(0, b.config.retrain_every - b.events_since_refit),
-                "window_events": len(b.window),
-                "window_span": b.window.span(),
-                "malformed": b.malformed.total,
-                "lag": dict(self.lags),
-                "offsets": {f"{t}[{p}]": o for (t, p), o in b.positions.items()},
-                "offsets_skipped": b.offsets_skipped,
-                "kafka": b.kafka.state(self.lag),
-                "kafka_unreachable_since": b.kafka.down_since,
-                "publish": b.trainer.publish_failures.status(),
-                "update_files": b.update_failures.status(),
-                "last_refit": None
-                if last is None
-                else {
-                    "version": last["version"],
-                    "at": last["created_ts"],
-                    "training_seconds": last["training_seconds"],
-                },
-                "jobs": dict(b.jobs.states),
-                "live_quality": b.quality.summary(),
-                "catalog": None if b.catalog is None else b.catalog.status(),
-                "model_store": None if b.store_sync is None else dict(b.store_sync.state),
-                "updates_topic": None if b.publisher is None else b.publisher.status(),
-            }
+        return {
+            "updated_at": time.time(),
+            **figures.status,
+            "lag": dict(self.lags),
+            "kafka": self.kafka.state(self.lag),
+            "kafka_unreachable_since": self.kafka.down_since,
+        }
 
     def write_standby(self) -> None:
         """Announce this builder as a standby (at most once a second)."""
         if not self._second_passed(time.monotonic()):
             return
-        b = self.builder
-        status = {
-            "updated_at": time.time(),
-            "builder_id": b.builder_id,
-            "role": "standby",
-            "started_at": b.started_at,
-            "active": b.lease.holder(),
-        }
+        status = self.builder.standby_status()
         try:
-            b.control.write_standby(b.builder_id, status)
+            self.control.write_standby(status["builder_id"], status)
         except OSError as exc:
             logger.warning("cannot write the standby file: %s", exc)
 
-    def _write_status(self) -> None:
+    def _write_status(self, figures: BuilderFigures) -> None:
         try:
-            self.builder.control.write_status(self.status())
+            self.control.write_status(self.status(figures))
         except OSError as exc:
             # Servers see the status go stale, which /health reports as degraded.
             logger.warning("cannot write builder status: %s", exc)
 
-    def _update_gauges(self) -> None:
-        b = self.builder
-        m = b.metrics
-        m.window_events.set(len(b.window))
-        m.window_users.set(len(b.window.users))
-        m.window_items.set(len(b.window.items))
-        m.write_failures.labels("model").set(b.trainer.publish_failures.consecutive)
-        m.write_failures.labels("update").set(b.update_failures.consecutive)
-        with b.lock:
-            quality = b.quality.summary()
+    def _update_gauges(self, figures: BuilderFigures | None = None) -> None:
+        figures = figures or self.builder.figures()
+        m = self.metrics
+        m.window_events.set(figures.window_events)
+        m.window_users.set(figures.window_users)
+        m.window_items.set(figures.window_items)
+        m.write_failures.labels("model").set(figures.publish_failures)
+        m.write_failures.labels("update").set(figures.update_failures)
         for method in ("service", "popularity"):
-            if method in quality:
-                m.live_hit_rate.labels(method).set(quality[method]["hit_rate"])
-                m.live_ndcg.labels(method).set(quality[method]["ndcg"])
+            if method in figures.quality:
+                m.live_hit_rate.labels(method).set(figures.quality[method]["hit_rate"])
+                m.live_ndcg.labels(method).set(figures.quality[method]["ndcg"])
+        consumer = self.builder.consumer
         lag, lags = 0, {}
-        for (topic, partition), position in list(b.positions.items()):
+        for (topic, partition), position in list(self.builder.positions.items()):
             # The cached high watermark comes with every fetch (no extra request).
             tp = TopicPartition(topic, partition)
             try:
-                _, high = b.consumer.get_watermark_offsets(tp, cached=True)
+                _, high = consumer.get_watermark_offsets(tp, cached=True)
                 if high < 0:  # no fetch has reported it yet: ask the broker
-                    _, high = b.consumer.get_watermark_offsets(tp, timeout=1.0)
+                    _, high = consumer.get_watermark_offsets(tp, timeout=1.0)
             except KafkaException:
                 continue
             if high >= 0:
@@ -208,39 +225,35 @@ class BuilderMonitor:
                 lags[f"{topic}[{partition}]"] = max(0, high - position)
         self.lag, self.lags = lag, lags
 
-    def _record_history(self, now: float) -> None:
+    def _record_history(self, now: float, figures: BuilderFigures) -> None:
         """Every few seconds: the counters the dashboard charts, and new refits."""
         if not self.history.due(now):
             return
-        b = self.builder
-        with b.lock:
-            span = b.window.span()
-            point = {
-                "events": b.events_consumed,
-                "malformed": b.malformed.total,
-                "lag": self.lag,
-                "window_events": len(b.window),
-                "window_seconds": None if span is None else round(span[1] - span[0], 3),
-            }
-            quality = b.quality.summary()
-        self.history.record(now, point, b.trainer.last_manifest, quality)
+        span = figures.window_span
+        point = {
+            "events": figures.events_consumed,
+            "malformed": figures.malformed,
+            "lag": self.lag,
+            "window_events": figures.window_events,
+            "window_seconds": None if span is None else round(span[1] - span[0], 3),
+        }
+        self.history.record(now, point, figures.last_manifest, figures.quality)
         try:
-            b.control.write_history(self.history.to_dict())
+            self.control.write_history(self.history.to_dict())
         except OSError as exc:
             logger.warning("cannot write the builder history: %s", exc)
 
-    def _log_stats(self, now: float) -> None:
+    def _log_stats(self, now: float, figures: BuilderFigures) -> None:
         if now - self._last_stats < 10:
             return
-        b = self.builder
-        rate = (b.events_consumed - self._stats_events) / (now - self._last_stats)
+        rate = (figures.events_consumed - self._stats_events) / (now - self._last_stats)
         logger.info(
             "consumed %d events (%.0f/s), window %d, %d users, %d items, %d malformed",
-            b.events_consumed,
+            figures.events_consumed,
             rate,
-            len(b.window),
-            len(b.window.users),
-            len(b.window.items),
-            b.malformed.total,
+            figures.window_events,
+            figures.window_users,
+            figures.window_items,
+            figures.malformed,
         )
-        self._last_stats, self._stats_events = now, b.events_consumed
+        self._last_stats, self._stats_events = now, figures.events_consumed

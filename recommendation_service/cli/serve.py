@@ -12,7 +12,7 @@ from ..config.kafka import KafkaSettings, parse_kafka_options
 from ..config.server import ServerConfig
 from ..errors import ConfigError
 from ..experiments.variants import load_rules_file
-from ..recommend.exploration import ExploreParams
+from ..recommend.request import ExploreParams
 from ..rules.expressions import RuleError
 from .options import (
     config_or_exit,

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from ..artifacts.object_store import StoreLocation
 from ..data.events import DEFAULT_ACTION_WEIGHTS
 from ..experiments.variants import Experiment, RulesFile
-from ..recommend.exploration import ExploreParams
+from ..recommend.request import ExploreParams
 from ..rules.expressions import Rule
 from .checks import require
 from .kafka import KafkaSettings

@@ -1,67 +1,33 @@
-"""Shaping a ranked list: why each item is there, at most k items per attribute value, and
-promoted slots.
+"""Diversity: at most ``max_per`` items per value of an attribute.
 
-Diversity is a greedy re-ranking (the per-value cap of the hosted services' "diversity" knobs):
-walk the candidates best first and take an item unless ``max_per`` items with its value of the
+A greedy re-ranking (the per-value cap of the hosted services' "diversity" knobs): walk the
+candidates best first and take an item unless ``max_per`` items with its value of the
 attribute (``category`` or a catalog attribute) are already taken; items the cap held back fill
 the list after the others, best first, when fewer than ``n`` distinct-enough items exist. Items
-without a value are never capped. The candidate pool is ``DIVERSITY_POOL`` times the list length.
-
-Promotion: ``promote_slots`` of the list go to the best-scored items passing the promotion rule
-(and the request's rules); they are marked ``promoted`` and sorted into the list by score.
+without a value are never capped. The candidate pool is ``DIVERSITY_POOL`` times the list
+length; when it is nearly all one value (a user whose top items are one category), the stage
+asks the pipeline for the best items of the other values, up to three rounds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 
 from ..data.catalog import CatalogSnapshot
-
-if TYPE_CHECKING:
-    from .served_model import Recommendation
+from .request import Query, RecommendRequest
+from .result import Recommendation
 
 #: Candidates considered per returned item when diversifying.
 DIVERSITY_POOL = 4
+#: Rounds of asking for items of values the cap has not filled.
+REFILL_ROUNDS = 3
 
 
-@dataclass(frozen=True)
-class ListShape:
-    """How a request wants its list shaped beyond filtering.
-
-    Parameters
-    ----------
-    diversify
-        ``"category"`` or a catalog attribute name; None = no cap.
-    max_per
-        Most items per value of ``diversify`` before the others.
-    promote
-        A named rule with the request's parameters, ``(rule, ((name, value), ...))``.
-    promote_slots
-        Places in the list for items passing ``promote``.
-    """
-
-    diversify: str | None = None
-    max_per: int = 2
-    promote: tuple | None = None
-    promote_slots: int = 0
-
-
-NO_SHAPE = ListShape()
-
-
-def reasons_of(rows: np.ndarray, vector: np.ndarray) -> list[str]:
-    """``model`` or ``similar_to_recent`` per scoring row: which term of the score is larger.
-
-    The scoring rows are ``[Y, beta * Y_unit]`` and the vector ``[x, q]`` (realtime.py): the
-    first half is the ALS preference, the second the similarity to the user's recent items.
-    """
-    half = rows.shape[1] // 2
-    als = rows[:, :half] @ vector[:half]
-    similar = rows[:, half:] @ vector[half:]
-    return ["similar_to_recent" if s > a else "model" for a, s in zip(als, similar)]
+def pool(request: RecommendRequest) -> int:
+    """How many candidates the main list should rank for this request."""
+    return request.n * (DIVERSITY_POOL if request.shape.diversify is not None else 1)
 
 
 def value_codes(catalog: CatalogSnapshot | None, attribute: str) -> np.ndarray | None:
@@ -74,6 +40,11 @@ def value_codes(catalog: CatalogSnapshot | None, attribute: str) -> np.ndarray |
     return None if attr is None else attr.codes
 
 
+def _code(catalog: CatalogSnapshot | None, codes: np.ndarray | None, item: str) -> int:
+    row = -1 if codes is None else catalog.row.get(item, -1)
+    return int(codes[row]) if row >= 0 else -1
+
+
 def within_cap(
     items: list[str], catalog: CatalogSnapshot | None, codes: np.ndarray | None, cap: int
 ) -> tuple[int, set[int]]:
@@ -81,8 +52,7 @@ def within_cap(
     taken: dict[int, int] = {}
     within = 0
     for item in items:
-        row = -1 if codes is None else catalog.row.get(item, -1)
-        code = int(codes[row]) if row >= 0 else -1
+        code = _code(catalog, codes, item)
         if code >= 0 and taken.get(code, 0) >= cap:
             continue
         taken[code] = taken.get(code, 0) + 1
@@ -98,8 +68,7 @@ def cap_per_value(
     taken: dict[int, int] = {}
     first, held = [], []
     for k, item in enumerate(items):
-        row = -1 if codes is None else catalog.row.get(item, -1)
-        code = int(codes[row]) if row >= 0 else -1
+        code = _code(catalog, codes, item)
         if code >= 0 and taken.get(code, 0) >= cap:
             held.append(k)
             continue
@@ -108,36 +77,26 @@ def cap_per_value(
     return (first + held)[:n]
 
 
-def finish(
-    rec: Recommendation, n: int, catalog: CatalogSnapshot | None, shape: ListShape = NO_SHAPE
-) -> Recommendation:
-    """``rec`` cut to ``n`` items, diversified first when ``shape`` asks."""
+def refill(query: Query, ranked: Recommendation, n: int, more: Callable) -> Recommendation:
+    """``ranked`` with the best items of values the cap has not filled, when it has fewer
+    than ``n`` items within the cap; ``more(query, k, avoid=...)`` asks the pipeline."""
+    shape, catalog = query.request.shape, query.request.catalog
+    codes = None if shape.diversify is None else value_codes(catalog, shape.diversify)
+    for _ in range(REFILL_ROUNDS if codes is not None else 0):
+        within, full = within_cap(ranked.items, catalog, codes, shape.max_per)
+        if within >= n or not full:
+            break
+        extra = more(query, n - within, avoid=(codes, full)).without(set(ranked.items))
+        if not extra.items:
+            break
+        ranked = ranked.extended(extra)
+    return ranked
+
+
+def cap(query: Query, ranked: Recommendation, n: int) -> Recommendation:
+    """``ranked`` cut to ``n`` items, capped per value first when the request diversifies."""
+    shape = query.request.shape
     if shape.diversify is None:
-        return rec if len(rec.items) <= n else _take(rec, list(range(n)))
-    return _take(rec, cap_per_value(rec.items, catalog, shape.diversify, n, shape.max_per))
-
-
-def merge_promoted(rest: Recommendation, promoted: Recommendation) -> Recommendation:
-    """``rest`` (already without the promoted items) with ``promoted``, marked so, each placed
-    before the first item of ``rest`` that scores lower (``rest`` keeps its own order, which
-    diversity may have changed)."""
-    picks = list(zip(rest.scores, rest.items, rest.reasons or [""] * len(rest.items)))
-    for score, item in zip(promoted.scores, promoted.items):
-        at = next((k for k, p in enumerate(picks) if p[0] < score and p[2] != "promoted"),
-                  len(picks))  # fmt: skip
-        picks.insert(at, (score, item, "promoted"))
-    return replace(
-        rest,
-        items=[i for _, i, _ in picks],
-        scores=[s for s, _, _ in picks],
-        reasons=[r for _, _, r in picks],
-    )
-
-
-def _take(rec: Recommendation, keep: list[int]) -> Recommendation:
-    return replace(
-        rec,
-        items=[rec.items[k] for k in keep],
-        scores=[rec.scores[k] for k in keep],
-        reasons=[rec.reasons[k] for k in keep] if rec.reasons else [],
-    )
+        return ranked if len(ranked.items) <= n else ranked.take(list(range(n)))
+    keep = cap_per_value(ranked.items, query.request.catalog, shape.diversify, n, shape.max_per)
+    return ranked.take(keep)

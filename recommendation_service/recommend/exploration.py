@@ -13,52 +13,22 @@ score of the item they follow and the reason ``new_item``.
 from __future__ import annotations
 
 import hashlib
-import math
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..data.catalog import CatalogSnapshot
-
-if TYPE_CHECKING:
-    from .served_model import Recommendation
+from ..rules.item_rules import NO_RULES, id_allowed
+from .request import ExploreParams, Query
+from .result import Recommendation
 
 #: Candidates examined per request, newest first.
 MAX_CANDIDATES = 1000
-
-
-@dataclass(frozen=True)
-class ExploreParams:
-    """How much new catalog items are explored.
-
-    Parameters
-    ----------
-    share
-        Chance that a brand-new item is shown to a given user (0 = off).
-    half_life
-        Seconds after which that chance has halved.
-    max_age
-        Items created longer ago than this are not explored.
-    slots
-        Most explored items per list.
-    """
-
-    share: float = 0.05
-    half_life: float = 86_400.0
-    max_age: float = 10 * 86_400.0
-    slots: int = 1
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.share <= 1:
-            raise ValueError("explore-share must be in [0, 1]")
-        if not (self.half_life > 0 and self.max_age > 0 and math.isfinite(self.max_age)):
-            raise ValueError("explore half-life and max-age must be positive")
-        if not 1 <= self.slots <= 100:
-            raise ValueError("explore-slots must be 1..100")
-
-
-NO_EXPLORATION = ExploreParams(share=0.0)
+#: Seconds a candidate list is reused before it is recomputed.
+POOL_SECONDS = 60.0
 
 
 def _hash64(text: str) -> int:
@@ -132,9 +102,54 @@ def insert(rec: Recommendation, items: list[str], n: int) -> Recommendation:
     tail, head = head[at:], head[:at]
     score = head[-1][1] if head else (tail[0][1] if tail else 0.0)
     merged = head + [(i, score, "new_item") for i in items] + tail
-    return replace(
-        rec,
-        items=[i for i, _, _ in merged],
-        scores=[s for _, s, _ in merged],
-        reasons=[r for _, _, r in merged],
-    )
+    return rec.with_picks([(s, i, r) for i, s, r in merged])
+
+
+class ExplorePool:
+    """The exploration stage's cache: the candidates of one version, recomputed when the
+    catalog, the version's new items or the settings change, and at least every minute (new
+    items age into and out of it).
+
+    Parameters
+    ----------
+    in_version
+        Whether the version has events of an item (then it is no candidate).
+    """
+
+    def __init__(self, in_version: Callable[[str], bool]) -> None:
+        self._in_version = in_version
+        self._cached: tuple | None = None
+
+    def get(
+        self, catalog: CatalogSnapshot, now: float, params: ExploreParams, new: Any
+    ) -> Candidates:
+        """The candidates for ``catalog`` at ``now``, ``new`` being the version's table of
+        folded-in new items (they are no candidates either)."""
+        cached = self._cached
+        if (
+            cached is None
+            or cached[0] is not catalog
+            or cached[1] is not new
+            or cached[2] != params
+            or now - cached[3] > POOL_SECONDS
+        ):
+            folded = set(new.ids)
+            pool = candidates(catalog, lambda i: i in folded or self._in_version(i), now, params)
+            cached = self._cached = (catalog, new, params, now, pool)
+        return cached[4]
+
+
+def explore(query: Query, ranked: Recommendation, pool: ExplorePool, new: Any) -> Recommendation:
+    """``ranked`` with the new catalog items this user is shown placed from the middle on;
+    ``new`` is the version's table of folded-in new items."""
+    request = query.request
+    catalog, rules, params = request.catalog, request.rules, request.explore
+    if catalog is None or params.share <= 0:
+        return ranked
+    now = time.time()
+    rows_ok = None if rules == NO_RULES else query.rows(rules)
+    chosen = explored(
+        pool.get(catalog, now, params, new), request.user, now, params,
+        lambda item: id_allowed(rules, rows_ok, catalog, item), set(ranked.items),
+    )  # fmt: skip
+    return insert(ranked, chosen, request.n) if chosen else ranked

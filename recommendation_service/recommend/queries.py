@@ -16,21 +16,12 @@ from ..vectors.top_n import top_n
 from .served_model import ServedModel
 
 
-def _popularity_by_column(model: ServedModel) -> np.ndarray:
-    cached = getattr(model, "_popularity_cache", None)
-    if cached is None:
-        cached = np.zeros(model.n_items, dtype=np.float64)
-        cached[np.asarray(model.popular_items)] = model.popular_scores
-        model._popularity_cache = cached  # one small float array per worker and version
-    return cached
-
-
 def _all_scores(model: ServedModel, user: str) -> tuple[np.ndarray, bool]:
     """Every item's score for ``user``, and whether it came from the model (vs. popularity)."""
     state = model.user_state(user)
     if state is None:
-        return _popularity_by_column(model), False
-    return model.scoring_matrix @ state[0], True
+        return model.popularity_by_column, False
+    return model.scoring_matrix @ state.vector, True
 
 
 def rank_candidates(
@@ -47,15 +38,15 @@ def rank_candidates(
     known = [(c, col) for c, col in zip(candidates, cols) if col is not None]
     unknown = [c for c, col in zip(candidates, cols) if col is None]
     state = model.user_state(user)
-    seen = set() if state is None else set(state[1].tolist())
+    seen = set() if state is None else set(state.seen.tolist())
     if exclude_seen:
         known = [(c, col) for c, col in known if col not in seen]
     if known:
         idx = np.array([col for _, col in known], dtype=np.int64)
         if state is None:
-            scores = _popularity_by_column(model)[idx]
+            scores = model.popularity_by_column[idx]
         else:
-            scores = model.scoring_matrix[idx] @ state[0]
+            scores = model.scoring_matrix[idx] @ state.vector
         order = np.argsort(-scores, kind="stable")
         ranked = []
         for i in order:
@@ -97,11 +88,7 @@ def similar_items(
     col = model.item_ids.row_of(item)
     if col is None:
         return None
-    factors = model.item_factors
-    norms = getattr(model, "_item_norms", None)
-    if norms is None:
-        norms = np.maximum(np.linalg.norm(factors, axis=1), 1e-12)
-        model._item_norms = norms  # one float per item, per worker and version
+    factors, norms = model.item_factors, model.item_norms
     scores = (factors @ factors[col]) / (norms * norms[col])
     scores[col] = -np.inf
     mask = model.allowed_columns(rules, catalog)

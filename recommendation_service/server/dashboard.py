@@ -145,9 +145,8 @@ def user():
     model = model_or_503()
     catalog = watcher().catalog
     state = model.user_state(uid)
-    seen = [] if state is None else [model.item_ids[c] for c in state[1].tolist()]
-    fresh = model.fresh.get(uid)
-    seen += sorted(fresh.seen_new) if fresh else []
+    seen = [] if state is None else [model.item_ids[c] for c in state.seen.tolist()]
+    seen += sorted(state.seen_new) if state else []
     rec = model.recommend(uid, n, catalog=catalog)
     return jsonify(
         user=uid,

@@ -69,7 +69,7 @@ class ModelWatcher:
             if self.model is not None:
                 if self.catalog is not None:
                     # Map the version's items to catalog rows here, not on a request.
-                    self.model.catalog_rows(self.catalog)
+                    self.model.pipeline.masks.catalog_rows(self.catalog)
                 self._apply_updates(self.model)
                 if self.on_refresh is not None:
                     self.on_refresh(self.model)

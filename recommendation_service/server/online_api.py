@@ -10,6 +10,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 
 from ..errors import MalformedEvent
 from ..recommend.queries import bought_together, predict, rank_candidates, similar_items
+from ..recommend.retrieval import popular as popular_items
 from ..rules.item_rules import ItemRules
 from .api import checked_id, id_param, model_or_503, n_param, rules_param, server_config, watcher
 from .experiments_api import impression
@@ -227,5 +228,5 @@ def popular():
     """The window's most popular items (distinct users)."""
     n = n_param()
     model = model_or_503()
-    rec = model.popular(n)
+    rec = popular_items(model, n)
     return jsonify(items=rec.items, scores=rec.scores, model_version=model.version)

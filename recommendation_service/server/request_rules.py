@@ -17,8 +17,7 @@ from flask import abort, current_app
 
 from ..config.server import ServerConfig
 from ..experiments.variants import Variant, parse_promote
-from ..recommend.diversity import NO_SHAPE, ListShape
-from ..recommend.exploration import ExploreParams
+from ..recommend.request import NO_SHAPE, ExploreParams, ListShape
 from ..rules.expressions import RuleError
 from ..rules.item_rules import ItemRules
 

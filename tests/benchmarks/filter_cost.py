@@ -29,8 +29,12 @@ from recommendation_service.data.catalog import (
     CatalogSnapshot,
     write_catalog,
 )
-from recommendation_service.recommend.diversity import NO_SHAPE, ListShape
-from recommendation_service.recommend.exploration import NO_EXPLORATION, ExploreParams
+from recommendation_service.recommend.request import (
+    NO_EXPLORATION,
+    NO_SHAPE,
+    ExploreParams,
+    ListShape,
+)
 from recommendation_service.rules.expressions import compile_rule
 from recommendation_service.rules.item_rules import ItemRules
 from recommendation_service.server.model_watcher import ModelWatcher
@@ -105,7 +109,7 @@ def main() -> None:
         watcher = ModelWatcher(store)
         watcher.refresh()
         served = watcher.model
-        served.catalog_rows(catalog)  # as the watcher does off the request path
+        served.pipeline.masks.catalog_rows(catalog)  # as the watcher does off the request path
         explore = ExploreParams(share=0.05)
         users = rng.choice(model.snapshot.user_ids, size=args.requests).tolist()
         popular = list(model.snapshot.item_ids[:20])
@@ -124,7 +128,7 @@ def main() -> None:
             cat = {None: None, "catalog": catalog, "explore": fresh_catalog}[with_catalog]
             exp = explore if with_catalog == "explore" else NO_EXPLORATION
             if cat is not None:
-                served.catalog_rows(cat)
+                served.pipeline.masks.catalog_rows(cat)
             for user in users[:100]:  # warm-up
                 served.recommend(user, 10, rules, cat, shape, exp)
             times = []

@@ -14,7 +14,7 @@ from recommendation_service.config.kafka import KafkaSettings
 from recommendation_service.config.server import ServerConfig
 from recommendation_service.data.catalog import CatalogEntry, write_catalog
 from recommendation_service.experiments.variants import load_rules_file
-from recommendation_service.recommend.exploration import ExploreParams
+from recommendation_service.recommend.request import ExploreParams
 from recommendation_service.server.app import create_app
 from recommendation_service.server.model_watcher import ModelWatcher
 

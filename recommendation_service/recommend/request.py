@@ -1,0 +1,128 @@
+"""A recommendation request, and the query the pipeline works on: the request with the user's
+state and the catalog rows its rules allow, each looked up once.
+
+Unknown-id rule: a user who is neither in the model nor in any update since has no state
+(``Query.state`` is None) and gets the window's most popular items with ``source="popular"``;
+any other user gets scores over all items of the model, minus the items they already
+interacted with in the window, with ``source="model"``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data.catalog import CatalogSnapshot
+from ..rules.item_rules import NO_RULES, ItemRules, allowed_rows
+
+
+@dataclass(frozen=True)
+class ExploreParams:
+    """How much new catalog items are explored.
+
+    Parameters
+    ----------
+    share
+        Chance that a brand-new item is shown to a given user (0 = off).
+    half_life
+        Seconds after which that chance has halved.
+    max_age
+        Items created longer ago than this are not explored.
+    slots
+        Most explored items per list.
+    """
+
+    share: float = 0.05
+    half_life: float = 86_400.0
+    max_age: float = 10 * 86_400.0
+    slots: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.share <= 1:
+            raise ValueError("explore-share must be in [0, 1]")
+        if not (self.half_life > 0 and self.max_age > 0 and math.isfinite(self.max_age)):
+            raise ValueError("explore half-life and max-age must be positive")
+        if not 1 <= self.slots <= 100:
+            raise ValueError("explore-slots must be 1..100")
+
+
+NO_EXPLORATION = ExploreParams(share=0.0)
+
+
+@dataclass(frozen=True)
+class ListShape:
+    """How a request wants its list shaped beyond filtering.
+
+    Parameters
+    ----------
+    diversify
+        ``"category"`` or a catalog attribute name; None = no cap.
+    max_per
+        Most items per value of ``diversify`` before the others.
+    promote
+        A named rule with the request's parameters, ``(rule, ((name, value), ...))``.
+    promote_slots
+        Places in the list for items passing ``promote``.
+    """
+
+    diversify: str | None = None
+    max_per: int = 2
+    promote: tuple | None = None
+    promote_slots: int = 0
+
+
+NO_SHAPE = ListShape()
+
+
+@dataclass(frozen=True)
+class RecommendRequest:
+    """Everything that decides one recommendation list.
+
+    Parameters
+    ----------
+    user, n
+        Who, and how many items at most.
+    rules
+        Which items the list may hold (filters, named rules; rules/item_rules.py).
+    catalog
+        The item catalog the rules and shaping read (None: no catalog published).
+    shape
+        Diversity and promoted slots.
+    explore
+        How new catalog items are shown before they have events (exploration.py).
+    """
+
+    user: str
+    n: int
+    rules: ItemRules = NO_RULES
+    catalog: CatalogSnapshot | None = None
+    shape: ListShape = NO_SHAPE
+    explore: ExploreParams = NO_EXPLORATION
+
+
+@dataclass(frozen=True)
+class UserState:
+    """What the served version knows of one user when the request starts."""
+
+    vector: np.ndarray
+    seen: np.ndarray  # item columns they interacted with in the window
+    as_of: float | None  # newest event time reflected, if fresh vectors did
+    seen_new: frozenset[str] = frozenset()  # touched items the version does not know
+
+
+@dataclass
+class Query:
+    """A request as the pipeline works on it; lives for one request."""
+
+    request: RecommendRequest
+    state: UserState | None
+    _rows: dict = field(default_factory=dict)
+
+    def rows(self, rules: ItemRules) -> np.ndarray | None:
+        """Per catalog row, whether ``rules`` allow it (None: every row), computed once per
+        rules for the whole request."""
+        if rules not in self._rows:
+            self._rows[rules] = allowed_rows(rules, self.request.catalog)
+        return self._rows[rules]
