@@ -1,4 +1,4 @@
-"""Why each item is in a list: the score term that contributes most to it.
+"""Why each item is in a list: the score term that contributes most to it (terms.py).
 
 Items that come from elsewhere carry their source's reason instead: ``new_item`` (folded in
 since the refit, or explored), ``promoted``, ``popular`` (the unknown-user fallback).
@@ -11,9 +11,8 @@ import numpy as np
 from .terms import TERMS
 
 
-def reasons(rows: np.ndarray, vector: np.ndarray) -> list[str]:
-    """Per scoring row, the reason of the term that dominates its score for ``vector``."""
-    if not len(rows):
+def reasons(parts: np.ndarray) -> list[str]:
+    """Per candidate (column of ``parts``, one row per term), the reason of its largest term."""
+    if not parts.shape[1]:
         return []
-    values = np.stack([term(rows, vector) for _, term in TERMS])
-    return [TERMS[k][0] for k in values.argmax(axis=0).tolist()]
+    return [TERMS[k][0] for k in parts.argmax(axis=0).tolist()]

@@ -8,7 +8,8 @@
 3. **rank** (:meth:`RecommendPipeline.ranked`) -- the best allowed items: the rules as a mask
    over the version's columns (masks.py); candidates from the version's best columns and its
    folded-in new items, or the popular items for an unknown user (retrieval.py); their
-   scores, the sum of the score terms (terms.py); and why each is there (explain.py).
+   scores, the sum of the score terms (terms.py); and why each is there: the term that
+   contributes most (explain.py).
 4. **shape** -- diversity: refill from values the cap has not filled, then cap and cut
    (diversity.py); promoted items merged in by score (promotion.py); new catalog items
    explored (exploration.py).
@@ -29,7 +30,7 @@ import numpy as np
 
 from ..common.id_table import IdTable
 from ..rules.item_rules import NO_RULES, id_allowed
-from . import diversity, explain, exploration, promotion, retrieval
+from . import diversity, explain, exploration, promotion, retrieval, terms
 from .masks import ColumnMasks
 from .request import Query, RecommendRequest
 from .result import Recommendation
@@ -94,15 +95,17 @@ class RecommendPipeline:
         if rules.exclude:
             excluded = [c for c in map(model.item_ids.row_of, rules.exclude) if c is not None]
             seen = np.concatenate([seen, np.asarray(excluded, dtype=seen.dtype)])
-        cols, scores = retrieval.best_columns(model, state.vector, seen, k, mask)
+        cols, _ = retrieval.best_columns(model, state.vector, seen, k, mask)
+        scores, parts = terms.score(terms.Candidates.of(model, cols), state)
         ids = [model.item_ids[c] for c in cols.tolist()]
-        why = explain.reasons(model.scoring_matrix[cols], state.vector)
-        picks = list(zip(scores.tolist(), ids, why))
+        picks = list(zip(scores.tolist(), ids, explain.reasons(parts)))
         if model.new_items.ids:
             rows_new = query.rows(base)
             picks += retrieval.new_item_picks(
                 model, state.vector, k, state.seen_new,
                 lambda item: id_allowed(rules, rows_new, catalog, item),
             )  # fmt: skip
-            picks.sort(key=lambda p: -p[0])
+        # Retrieval ranked by one dot product; the terms' sum may differ from it in the last
+        # bit, and new items come from a source of their own: order by the final score.
+        picks.sort(key=lambda p: -p[0])
         return Recommendation([], [], "model", state.as_of).with_picks(picks[:k])

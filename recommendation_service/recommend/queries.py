@@ -13,6 +13,7 @@ import numpy as np
 from ..data.catalog import CatalogSnapshot
 from ..rules.item_rules import NO_RULES, ItemRules
 from ..vectors.top_n import top_n
+from . import terms
 from .served_model import ServedModel
 
 
@@ -46,7 +47,8 @@ def rank_candidates(
         if state is None:
             scores = model.popularity_by_column[idx]
         else:
-            scores = model.scoring_matrix[idx] @ state.vector
+            # The terms GET /recommend scores its candidates with, so the two agree exactly.
+            scores, _ = terms.score(terms.Candidates.of(model, idx), state)
         order = np.argsort(-scores, kind="stable")
         ranked = []
         for i in order:

@@ -1,32 +1,63 @@
 """Score terms: what a candidate's score is made of, each a function of its own.
 
-The builder publishes each item's scoring row as ``[Y, beta * Y_unit]`` and each user's
-vector as ``[x, q]`` (training/fold_in.py), so the score retrieval ranks by is one dot
-product, the sum of two terms:
+A candidate's score is the sum of the terms in :data:`TERMS`; the term that contributes most
+names the reason it is in the list (explain.py). The builder publishes each item's scoring row
+as ``[Y, beta * Y_unit]`` and each user's vector as ``[x, q]`` (training/fold_in.py), so the
+two terms of today add up to one dot product -- which is what retrieval ranks the whole
+catalog by, before the terms score the candidates it returns:
 
 * :func:`als` -- ``Y_i . x``, the user's ALS preference for the item;
 * :func:`similarity` -- ``beta * Y_unit_i . q``, the item's similarity to the user's recent
   items.
 
-Each term carries the reason it gives an item whose score it dominates (explain.py).
+A new term is one more function here and one more entry in :data:`TERMS`; it sees the
+candidates (columns and scoring rows), the version and the user's state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
-
-def als(rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
-    """The ALS preference of each scoring row for the user ``vector``."""
-    half = rows.shape[1] // 2
-    return rows[:, :half] @ vector[:half]
+from .request import UserState
+from .version import ModelVersion
 
 
-def similarity(rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
-    """The similarity of each scoring row to the user's recent items."""
-    half = rows.shape[1] // 2
-    return rows[:, half:] @ vector[half:]
+@dataclass(frozen=True)
+class Candidates:
+    """The items one rank step scores: columns of the version, and their scoring rows."""
+
+    model: ModelVersion
+    cols: np.ndarray
+    rows: np.ndarray
+
+    @classmethod
+    def of(cls, model: ModelVersion, cols: np.ndarray) -> Candidates:
+        return cls(model, cols, model.scoring_matrix[cols])
 
 
-#: The terms of a score, each with the reason it stands for, first wins a tie.
-TERMS = (("model", als), ("similar_to_recent", similarity))
+def als(candidates: Candidates, state: UserState) -> np.ndarray:
+    """The ALS preference of each candidate for the user."""
+    half = candidates.rows.shape[1] // 2
+    return candidates.rows[:, :half] @ state.vector[:half]
+
+
+def similarity(candidates: Candidates, state: UserState) -> np.ndarray:
+    """The similarity of each candidate to the user's recent items."""
+    half = candidates.rows.shape[1] // 2
+    return candidates.rows[:, half:] @ state.vector[half:]
+
+
+Term = Callable[[Candidates, UserState], np.ndarray]
+#: The terms of a score, each with the reason it gives the items it dominates (first wins ties).
+TERMS: tuple[tuple[str, Term], ...] = (("model", als), ("similar_to_recent", similarity))
+
+
+def score(candidates: Candidates, state: UserState) -> tuple[np.ndarray, np.ndarray]:
+    """Each candidate's score, and every term's part of it (one row per term of TERMS)."""
+    parts = np.stack([term(candidates, state) for _, term in TERMS]).reshape(
+        len(TERMS), len(candidates.cols)
+    )
+    return parts.sum(axis=0), parts

@@ -104,16 +104,18 @@ def test_caches_belong_to_the_version_s_pipeline(model_dir, catalog):
     assert b.pipeline is not a.pipeline and b.pipeline.masks._catalog_rows is None
 
 
-def test_explanations_name_the_term_that_dominates_each_score(served):
-    user = first_user(served)
-    vector = served.user_state(user).vector
-    rows = served.scoring_matrix[:50]
-    als, similar = terms.als(rows, vector), terms.similarity(rows, vector)
-    # The score retrieval ranks by is the sum of the terms.
-    assert np.allclose(als + similar, rows @ vector, rtol=1e-5, atol=1e-6)
+def test_a_score_is_the_sum_of_its_terms_and_its_reason_the_largest(served):
+    state = served.user_state(first_user(served))
+    candidates = terms.Candidates.of(served, np.arange(50))
+    total, parts = terms.score(candidates, state)
+    als, similar = terms.als(candidates, state), terms.similarity(candidates, state)
+    assert np.array_equal(parts, np.stack([als, similar])) and np.allclose(total, als + similar)
+    # Together the two terms are the dot product retrieval ranks the catalog by.
+    assert np.allclose(total, candidates.rows @ state.vector, rtol=1e-5, atol=1e-6)
     expected = ["similar_to_recent" if s > a else "model" for a, s in zip(als, similar)]
-    assert explain.reasons(rows, vector) == expected
-    assert explain.reasons(rows[:0], vector) == []
+    assert explain.reasons(parts) == expected
+    nothing, empty = terms.score(terms.Candidates.of(served, np.arange(0)), state)
+    assert len(nothing) == 0 and explain.reasons(empty) == []
 
 
 def test_promoted_items_go_in_before_the_first_lower_score_without_reordering_the_rest():
