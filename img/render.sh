@@ -1,7 +1,33 @@
 #!/usr/bin/env bash
-# Regenerate the PNG diagrams from their Graphviz sources (needs `dot`: apt-get install graphviz).
+# Regenerate the pictures in img/ from the current code, from the repository root:
+#
+#   bash img/render.sh [diagrams] [capacity] [dashboard]     (no argument: all three)
+#
+# diagrams   the architecture diagrams from their Graphviz sources (needs `dot`:
+#            apt-get install graphviz)
+# capacity   img/capacity.svg from img/capacity.json (which tests.benchmarks.capacity writes)
+# dashboard  img/dashboard.png: the dashboard of a running system (embedded broker, builder,
+#            2 server workers) as the browser test drives it (needs chromium and
+#            chromium-driver: apt-get install chromium chromium-driver)
 set -euo pipefail
-cd "$(dirname "$0")"
-for src in architecture_diagram architecture_diagram_demo; do
-  dot -Tpng -Gdpi=110 "$src.dot" -o "$src.png"
+cd "$(dirname "$0")/.."
+python=${PYTHON:-.venv/bin/python}
+what=("$@")
+[ ${#what[@]} -gt 0 ] || what=(diagrams capacity dashboard)
+for part in "${what[@]}"; do
+  case "$part" in
+    diagrams)
+      for src in architecture_diagram architecture_diagram_demo; do
+        dot -Tpng -Gdpi=110 "img/$src.dot" -o "img/$src.png"
+      done ;;
+    capacity)
+      "$python" -m tests.benchmarks.capacity_plot --data img/capacity.json --out img/capacity.svg ;;
+    dashboard)
+      RECSVC_DASHBOARD_SCREENSHOT="$PWD/img/dashboard.png" RECSVC_TEST_REQUIRE_BROWSER=1 \
+        "$python" -m pytest -q -p no:cacheprovider \
+        "tests/integration/test_dashboard_browser.py::test_the_dashboard_shows_the_running_system" ;;
+    *)
+      echo "unknown picture '$part': expected diagrams, capacity or dashboard" >&2
+      exit 2 ;;
+  esac
 done

@@ -36,7 +36,7 @@ from ..data.events import MalformedCounter, parse_event
 from ..data.window import SlidingWindow, WindowSnapshot
 from ..errors import MalformedEvent
 from ..training.fold_in import FoldIn
-from ..training.spark_als import make_trainer
+from ..training.trainers import make_trainer
 from .catalog_consumer import CatalogConsumer
 from .dead_letters import DeadLetters
 from .experiment_tracker import ExperimentTracker

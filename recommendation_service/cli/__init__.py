@@ -41,6 +41,7 @@ def _setup_logging(level: str) -> None:
     "--log-level",
     default="info",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    help="Least severe log messages shown, of every process the command starts.",
 )
 def main(log_level: str) -> None:
     """Real-time recommendations from a Kafka stream of user-item interactions."""

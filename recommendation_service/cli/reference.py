@@ -1,10 +1,10 @@
-"""The environment variable of every ``recsvc`` option, as a Markdown table for the README.
+"""The environment variable of every ``recsvc`` option, as a Markdown table for docs/cli.md.
 
     python -m recommendation_service.cli.reference
 
 The names come from click's own rule (the context's ``auto_envvar_prefix`` plus the option's
 parameter name), computed on real contexts, so the table cannot drift from what ``recsvc``
-reads; a test compares it with the README.
+reads; a test compares it with docs/cli.md.
 """
 
 from __future__ import annotations

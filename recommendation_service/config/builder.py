@@ -76,12 +76,12 @@ class BuilderConfig:
         carrying a ``recommendation_id`` (None: experiments are not tracked).
     model_store
         ``s3://bucket/prefix`` that published versions are mirrored to (None: the model
-        directory alone); see object_store.py.
+        directory alone); see artifacts/object_store.py.
     updates_topic
         Compacted topic the fresh vectors of every update are also sent to, for servers on
         hosts without this model directory (None: update files only).
     trainer
-        ``implicit`` (default) or ``spark`` (Spark MLlib's ALS; see spark_trainer.py).
+        ``implicit`` (default) or ``spark`` (Spark MLlib's ALS; see training/spark_als.py).
     spark_master
         Spark master URL of the ``spark`` trainer.
     spark_scratch_dir

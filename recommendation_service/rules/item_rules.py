@@ -34,7 +34,7 @@ class ItemRules:
     include_unavailable
         Also items the catalog marks unavailable (off by default).
     named
-        Named rules (rule_expr.py) with the request's parameter values, as
+        Named rules (expressions.py) with the request's parameter values, as
         ``(rule, ((name, value), ...))``; an item must pass every one.
     """
 

@@ -77,7 +77,7 @@ def _id_list(name: str) -> list[str]:
 
 def rules_param() -> ItemRules:
     """The request's item rules: exclude, category, tags, exclude_tags, max_price,
-    include_unavailable and named rules (see item_filter.py, rule_expr.py)."""
+    include_unavailable and named rules (see rules/item_rules.py, rules/expressions.py)."""
     args = request.args
     max_price = finite_number(args.get("max_price"), "query parameter 'max_price'")
     flag = args.get("include_unavailable", "false").lower()

@@ -2,8 +2,8 @@
 
 For windows that outgrow one builder's cores. It fits on exactly the snapshot
 :class:`~recommendation_service.training.als.ALSTrainer` gets and returns the same
-:class:`~recommendation_service.training.als.TrainedModel` (factors in the snapshot's user and
-item order), so publishing, fold-in, serving and evaluation do not know which trainer ran.
+:class:`~recommendation_service.training.trained_model.TrainedModel` (factors in the snapshot's
+user and item order), so publishing, fold-in, serving and evaluation do not know which trainer ran.
 
 The snapshot's (user, item, weight) triples go to Spark as a CSV file in ``scratch_dir``
 (executors must see that path: the default temporary directory suits ``local[*]``; for a
@@ -29,25 +29,10 @@ import numpy as np
 
 from ..data.window import WindowSnapshot
 from ..errors import ConfigError, ModelFitError
-from .als import ALSTrainer
 from .params import ALSParams
 from .trained_model import TrainedModel
 
 logger = logging.getLogger(__name__)
-
-TRAINERS = ("implicit", "spark")
-
-
-def make_trainer(
-    kind: str, params: ALSParams, spark_master: str = "local[2]", scratch_dir: Path | None = None
-):
-    """The trainer named by ``--trainer``."""
-    if kind == "implicit":
-        return ALSTrainer(params)
-    if kind == "spark":
-        return SparkALSTrainer(params, spark_master, scratch_dir)
-    raise ConfigError(f"unknown trainer {kind!r}: expected one of {', '.join(TRAINERS)}")
-
 
 def spark_unavailable() -> str | None:
     """Why the Spark trainer cannot run here, or None."""

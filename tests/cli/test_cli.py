@@ -55,9 +55,9 @@ def test_every_option_reads_the_variable_the_readme_documents(monkeypatch):
         monkeypatch.setenv(variable, "1")
         assert param.resolve_envvar_value(ctx) == "1", (command, flags, variable)
         monkeypatch.delenv(variable)
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    page = (Path(__file__).parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
     regenerate = "python -m recommendation_service.cli.reference"
-    assert markdown_table(main) in readme, f"README table is stale: {regenerate}"
+    assert markdown_table(main) in page, f"docs/cli.md table is stale: {regenerate}"
 
 
 def test_kafka_options_pass_through_but_guarded_keys_are_refused():
