@@ -16,7 +16,6 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -24,6 +23,7 @@ from ..data.catalog import CatalogSnapshot
 from ..rules.item_rules import NO_RULES, id_allowed
 from .request import ExploreParams, Query
 from .result import Recommendation
+from .version import NewItems
 
 #: Candidates examined per request, newest first.
 MAX_CANDIDATES = 1000
@@ -121,7 +121,7 @@ class ExplorePool:
         self._cached: tuple | None = None
 
     def get(
-        self, catalog: CatalogSnapshot, now: float, params: ExploreParams, new: Any
+        self, catalog: CatalogSnapshot, now: float, params: ExploreParams, new: NewItems
     ) -> Candidates:
         """The candidates for ``catalog`` at ``now``, ``new`` being the version's table of
         folded-in new items (they are no candidates either)."""
@@ -139,7 +139,9 @@ class ExplorePool:
         return cached[4]
 
 
-def explore(query: Query, ranked: Recommendation, pool: ExplorePool, new: Any) -> Recommendation:
+def explore(
+    query: Query, ranked: Recommendation, pool: ExplorePool, new: NewItems
+) -> Recommendation:
     """``ranked`` with the new catalog items this user is shown placed from the middle on;
     ``new`` is the version's table of folded-in new items."""
     request = query.request

@@ -31,7 +31,7 @@ class _Fresh:
 
 
 @dataclass(frozen=True)
-class _NewItems:
+class NewItems:
     """Scoring rows of items first seen after the refit, as the latest update gave them."""
 
     ids: tuple[str, ...] = ()
@@ -92,7 +92,7 @@ class ModelVersion:
         )
         self._check()
         self.fresh: dict[str, _Fresh] = {}
-        self.new_items = _NewItems()
+        self.new_items = NewItems()
         self.applied_update = 0
 
     def _check(self) -> None:
@@ -201,7 +201,7 @@ class ModelVersion:
             merged = dict(zip(old.ids, () if old.rows is None else old.rows))
             merged.update(zip(ids, rows))
             # One assignment: a request sees the old or the new table, whole.
-            self.new_items = _NewItems(tuple(merged), np.stack(list(merged.values())))
+            self.new_items = NewItems(tuple(merged), np.stack(list(merged.values())))
         seen = decode_strings(arrays["seen_new_ids.blob"], arrays["seen_new_ids.offsets"])
         bounds = arrays["seen_new_indptr"].tolist()
         return [seen[bounds[k] : bounds[k + 1]] for k in range(n_users)]
