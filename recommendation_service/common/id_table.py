@@ -67,6 +67,8 @@ class IdTable(Sequence):
     def __init__(self, blob: np.ndarray, offsets: np.ndarray, order: np.ndarray) -> None:
         self.blob, self.offsets, self.order = blob, offsets, order
         self._keys = _SortedKeys(blob, offsets, order)
+        # Slicing a memoryview costs a fraction of slicing the array and copying it out.
+        self._bytes = memoryview(np.ascontiguousarray(blob)).cast("B")
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -78,6 +80,13 @@ class IdTable(Sequence):
         if isinstance(row, slice):
             return [self[r] for r in range(*row.indices(len(self)))]
         return self.bytes_at(int(row)).decode("utf-8")
+
+    def ids_of(self, rows: np.ndarray) -> list[str]:
+        """The ids of ``rows`` (a request's list of ten: several times faster than one by one)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, ends = self.offsets[rows].tolist(), self.offsets[rows + 1].tolist()
+        raw = self._bytes
+        return [str(raw[a:b], "utf-8") for a, b in zip(starts, ends)]
 
     def __iter__(self) -> Iterator[str]:
         return iter(decode_strings(self.blob, self.offsets))

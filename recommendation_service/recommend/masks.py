@@ -11,7 +11,7 @@ import numpy as np
 
 from ..common.id_table import IdTable
 from ..data.catalog import CatalogSnapshot
-from ..rules.item_rules import NO_RULES, ItemRules, allowed_rows, column_mask
+from ..rules.item_rules import NO_RULES, ItemRules, allowed_rows, column_mask, needs_listing
 
 
 class ColumnMasks:
@@ -51,6 +51,8 @@ class ColumnMasks:
                 mask = column_mask(rules, rows, self.catalog_rows(catalog), [])
                 cached = self._default = (catalog, mask)
             return cached[1]
+        if catalog is None and not rules.exclude and not needs_listing(rules):
+            return None  # no catalog to filter by, no id to leave out
         if rows_ok is None:
             rows_ok = allowed_rows(rules, catalog)
         n_items = len(self.item_ids)

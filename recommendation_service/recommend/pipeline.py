@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
+from operator import itemgetter
 
 import numpy as np
 
@@ -97,7 +98,7 @@ class RecommendPipeline:
             seen = np.concatenate([seen, np.asarray(excluded, dtype=seen.dtype)])
         cols, _ = retrieval.best_columns(model, state.vector, seen, k, mask)
         scores, parts = terms.score(terms.Candidates.of(model, cols), state)
-        ids = [model.item_ids[c] for c in cols.tolist()]
+        ids = model.item_ids.ids_of(cols)
         picks = list(zip(scores.tolist(), ids, explain.reasons(parts)))
         if model.new_items.ids:
             rows_new = query.rows(base)
@@ -107,5 +108,9 @@ class RecommendPipeline:
             )  # fmt: skip
         # Retrieval ranked by one dot product; the terms' sum may differ from it in the last
         # bit, and new items come from a source of their own: order by the final score.
-        picks.sort(key=lambda p: -p[0])
-        return Recommendation([], [], "model", state.as_of).with_picks(picks[:k])
+        picks.sort(key=itemgetter(0), reverse=True)  # stable: ties keep retrieval's order
+        picks = picks[:k]
+        return Recommendation(
+            [i for _, i, _ in picks], [s for s, _, _ in picks], "model", state.as_of,
+            [r for _, _, r in picks],
+        )  # fmt: skip

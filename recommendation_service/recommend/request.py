@@ -10,7 +10,8 @@ interacted with in the window, with ``source="model"``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -76,8 +77,8 @@ class ListShape:
 NO_SHAPE = ListShape()
 
 
-@dataclass(frozen=True)
-class RecommendRequest:
+# Named tuples, not dataclasses: made on every request, where each microsecond shows.
+class RecommendRequest(NamedTuple):
     """Everything that decides one recommendation list.
 
     Parameters
@@ -102,8 +103,7 @@ class RecommendRequest:
     explore: ExploreParams = NO_EXPLORATION
 
 
-@dataclass(frozen=True)
-class UserState:
+class UserState(NamedTuple):
     """What the served version knows of one user when the request starts."""
 
     vector: np.ndarray
@@ -112,13 +112,23 @@ class UserState:
     seen_new: frozenset[str] = frozenset()  # touched items the version does not know
 
 
-@dataclass
 class Query:
-    """A request as the pipeline works on it; lives for one request."""
+    """A request as the pipeline works on it; lives for one request.
 
-    request: RecommendRequest
-    state: UserState | None
-    _rows: dict = field(default_factory=dict)
+    Parameters
+    ----------
+    request
+        What was asked.
+    state
+        What the served version knows of the user (None: an unknown user).
+    """
+
+    __slots__ = ("_rows", "request", "state")
+
+    def __init__(self, request: RecommendRequest, state: UserState | None) -> None:
+        self.request = request
+        self.state = state
+        self._rows: dict = {}
 
     def rows(self, rules: ItemRules) -> np.ndarray | None:
         """Per catalog row, whether ``rules`` allow it (None: every row), computed once per

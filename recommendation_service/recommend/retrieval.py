@@ -69,7 +69,7 @@ def popular(model: ModelVersion, k: int, mask: np.ndarray | None = None) -> Reco
         keep = mask[model.popular_items]
         cols, scores = model.popular_items[keep][:k], model.popular_scores[keep][:k]
     return Recommendation(
-        [model.item_ids[c] for c in cols.tolist()],
+        model.item_ids.ids_of(cols),
         [float(s) for s in scores],
         "popular",
         reasons=["popular"] * len(cols),

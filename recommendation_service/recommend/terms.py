@@ -17,7 +17,7 @@ candidates (columns and scoring rows), the version and the user's state.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,8 +25,7 @@ from .request import UserState
 from .version import ModelVersion
 
 
-@dataclass(frozen=True)
-class Candidates:
+class Candidates(NamedTuple):
     """The items one rank step scores: columns of the version, and their scoring rows."""
 
     model: ModelVersion
@@ -57,7 +56,10 @@ TERMS: tuple[tuple[str, Term], ...] = (("model", als), ("similar_to_recent", sim
 
 def score(candidates: Candidates, state: UserState) -> tuple[np.ndarray, np.ndarray]:
     """Each candidate's score, and every term's part of it (one row per term of TERMS)."""
-    parts = np.stack([term(candidates, state) for _, term in TERMS]).reshape(
-        len(TERMS), len(candidates.cols)
-    )
-    return parts.sum(axis=0), parts
+    parts = np.empty((len(TERMS), len(candidates.cols)), dtype=np.float32)
+    for k, (_, term) in enumerate(TERMS):
+        parts[k] = term(candidates, state)
+    total = parts[0].copy()
+    for part in parts[1:]:  # a loop, not parts.sum(): a few terms of a few dozen items
+        total += part
+    return total, parts
