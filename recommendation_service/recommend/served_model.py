@@ -15,24 +15,8 @@ from .version import ModelVersion
 
 
 class ServedModel(ModelVersion):
-    """One verified model version, ready to answer requests.
-
-    Parameters
-    ----------
-    manifest
-        The version's manifest.
-    arrays
-        Its arrays, as returned by :meth:`ModelStore.read_version`.
-    index
-        Its HNSW index (large catalogs), or None to search exactly.
-    ef
-        The index's search breadth.
-
-    Raises
-    ------
-    ModelLoadError
-        If the arrays do not fit together (wrong lengths, out-of-range indices, NaNs).
-    """
+    """One verified model version, ready to answer requests: a :class:`ModelVersion` (same
+    parameters and errors) with its :class:`RecommendPipeline`."""
 
     def __init__(
         self, manifest: dict, arrays: dict[str, np.ndarray], index=None, ef: int = 128
