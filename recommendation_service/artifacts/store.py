@@ -83,7 +83,7 @@ class Publishable(Protocol):
     """What the store can publish: a trained model that gives its arrays by file stem and the
     manifest fields describing it (``TrainedModel`` in training/trained_model.py)."""
 
-    def version_content(self, fold, assoc) -> tuple[dict[str, np.ndarray], dict]: ...
+    def version_content(self, fold, assoc, successors) -> tuple[dict[str, np.ndarray], dict]: ...
 
 
 class ModelStore:
@@ -121,6 +121,7 @@ class ModelStore:
         index=None,
         assoc=None,
         tuning: dict | None = None,
+        successors=None,
     ) -> dict:
         """Write ``model`` as the next version, make it current, prune old ones.
 
@@ -140,13 +141,15 @@ class ModelStore:
             Items bought together in the window's baskets.
         tuning
             What the refit's settings search tried and chose (see tuning.py), if it ran.
+        successors
+            The window's sequential rules and users' recent items (training/successors.py).
 
         Returns
         -------
         dict
             The manifest that was written.
         """
-        arrays, fields = model.version_content(fold, assoc)
+        arrays, fields = model.version_content(fold, assoc, successors)
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         existing = self.versions()
         version = (existing[-1] + 1) if existing else 1

@@ -1,15 +1,15 @@
 """Update files: what the builder writes between refits and servers apply on top of a version.
 
-One update holds fresh vectors of the users who had events (with their seen items and newest
-event time) and scoring rows of items the version does not know yet, with each user's touched
-new items. Plain arrays in an ``.npz`` (no pickle); see
+One update holds fresh vectors of the users who had events (with their seen items, their most
+recent items in order, and newest event time) and scoring rows of items the version does not
+know yet, with each user's touched new items. Plain arrays in an ``.npz`` (no pickle); see
 :mod:`~recommendation_service.artifacts.store`
 for how they are written and numbered.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,9 @@ class UserVector:
     vector: np.ndarray  # float32, length 2 * factors
     seen: np.ndarray  # int32 columns of the items the user touched (known to the model)
     last_ts: float
+    #: int32 columns of the user's most recent distinct items, newest first (the sequence
+    #: term scores what follows them).
+    recent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
 
 
 def update_arrays(
@@ -45,6 +48,8 @@ def update_arrays(
     seen_new = seen_new if seen_new is not None else [[] for _ in users]
     new_indptr = np.zeros(len(users) + 1, dtype=np.int64)
     np.cumsum([len(s) for s in seen_new], out=new_indptr[1:])
+    recent_indptr = np.zeros(len(vectors) + 1, dtype=np.int64)
+    np.cumsum([len(v.recent) for v in vectors], out=recent_indptr[1:])
     seen_blob, seen_offsets = encode_strings([i for s in seen_new for i in s])
     item_blob, item_offsets = encode_strings(list(new_items))
     return {
@@ -56,6 +61,10 @@ def update_arrays(
         "seen_indptr": indptr,
         "seen_indices": np.concatenate([v.seen for v in vectors] or [np.zeros(0)]).astype(np.int32),
         "last_ts": np.array([v.last_ts for v in vectors], dtype=np.float64),
+        "recent_indptr": recent_indptr,
+        "recent_indices": np.concatenate([v.recent for v in vectors] or [np.zeros(0)]).astype(
+            np.int32
+        ),
         "seen_new_indptr": new_indptr,
         "seen_new_ids.blob": seen_blob,
         "seen_new_ids.offsets": seen_offsets,
@@ -79,3 +88,9 @@ def check_update(arrays: dict[str, np.ndarray]) -> None:
         or len(arrays["new_item_ids.offsets"]) != len(arrays["new_item_rows"]) + 1
     ):
         raise ValueError("new-item array lengths disagree")
+    # Recent items (absent from updates of earlier releases).
+    if "recent_indptr" in arrays and (
+        len(arrays["recent_indptr"]) != n + 1
+        or arrays["recent_indptr"][-1] != len(arrays["recent_indices"])
+    ):
+        raise ValueError("recent-item array lengths disagree")

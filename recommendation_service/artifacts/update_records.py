@@ -5,7 +5,7 @@ keyed ``u:<user>`` / ``i:<item>`` so a compacted topic keeps each one's latest s
 value is JSON (no pickle; readable with any console consumer)::
 
     {"version": "v00000007", "vector": "<base64 float32>", "seen": [3, 17],
-     "seen_new": ["sku-new"], "last_ts": 1700000000.0}          # a user
+     "seen_new": ["sku-new"], "last_ts": 1700000000.0, "recent": [17, 3]}   # a user
     {"version": "v00000007", "row": "<base64 float32>"}          # a new item
 
 The version is also the ``recsvc-version`` header, so a reader skips records of versions it
@@ -45,6 +45,13 @@ def _vector(text: object, what: str) -> np.ndarray:
     return np.frombuffer(raw, dtype="<f4").astype(np.float32)
 
 
+def _recent_of(arrays: dict[str, np.ndarray], k: int) -> list[int]:
+    if "recent_indptr" not in arrays:  # an update of an earlier release
+        return []
+    bounds = arrays["recent_indptr"]
+    return arrays["recent_indices"][bounds[k] : bounds[k + 1]].tolist()
+
+
 def update_records(version: str, arrays: dict[str, np.ndarray]) -> Iterator[tuple[bytes, bytes]]:
     """(key, value) of every user and new item in one update's arrays."""
     users = decode_strings(arrays["user_ids.blob"], arrays["user_ids.offsets"])
@@ -58,6 +65,7 @@ def update_records(version: str, arrays: dict[str, np.ndarray]) -> Iterator[tupl
             "seen": indices[indptr[k] : indptr[k + 1]].tolist(),
             "seen_new": seen_new[new_bounds[k] : new_bounds[k + 1]],
             "last_ts": float(arrays["last_ts"][k]),
+            "recent": _recent_of(arrays, k),
         }
         yield USER_PREFIX + user.encode(), json.dumps(value, separators=(",", ":")).encode()
     items = decode_strings(arrays["new_item_ids.blob"], arrays["new_item_ids.offsets"])
@@ -114,7 +122,12 @@ class PendingUpdate:
         if not isinstance(last_ts, int | float):
             raise ValueError("last_ts must be a number")
         vector = _vector(body.get("vector"), "vector")
-        self.users[name] = UserVector(vector, np.array(seen, dtype=np.int32), float(last_ts))
+        recent = body.get("recent", [])  # absent from records of earlier releases
+        if not (isinstance(recent, list) and all(type(i) is int for i in recent)):
+            raise ValueError("recent must be a list of item numbers")
+        self.users[name] = UserVector(
+            vector, np.array(seen, dtype=np.int32), float(last_ts), np.array(recent, np.int32)
+        )
         self.seen_new[name] = seen_new
 
     def split(self) -> Iterator[PendingUpdate]:

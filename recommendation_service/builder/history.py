@@ -45,6 +45,7 @@ class BuilderHistory:
             self._last_version = manifest["version"]
             service = quality.get("service") or {}
             popularity = quality.get("popularity") or {}
+            rules = quality.get("sequential rules") or {}
             tuning = manifest.get("tuning") or {}
             self.refits.append(
                 {
@@ -57,6 +58,8 @@ class BuilderHistory:
                     "tuned": bool(tuning.get("winner")),
                     "live_hit_rate": service.get("hit_rate"),
                     "popularity_hit_rate": popularity.get("hit_rate"),
+                    "rules_hit_rate": rules.get("hit_rate"),
+                    "sequence": manifest.get("sequence"),
                 }
             )
 

@@ -6,15 +6,10 @@ offsets (only after its events are applied), request a refit every N events, and
 ``update_interval`` -- publish fresh vectors of the users who had events (fold-in against the
 served model), so servers reflect each event within a fraction of a second. Fitting and
 publishing happen on :class:`TrainingWorker`'s thread, so consuming never stops for training.
-Housekeeping (status file, gauges, refit requests from the API) is in ``monitor.py``, the
-update files in ``fresh_updates.py``, malformed messages in ``dead_letters.py``, outage
-detection in ``kafka_health.py``, and rebuilding the window on (re)assignment in
-``window_rebuild.py``.
-
-One builder per model directory is active: it holds the directory's lease
-(``lease.py``). Others started on the same directory stand by
-without joining the consumer group, and the first to get the lease when the active one ends
-takes over: it rebuilds the window from Kafka and publishes the next version.
+Beside it: ``monitor.py`` (status, gauges, refit requests), ``fresh_updates.py``,
+``dead_letters.py``, ``kafka_health.py``, ``window_rebuild.py`` (the window on assignment) and
+``lease.py``: one builder per model directory is active, others stand by without joining the
+consumer group, and the first to get the lease when the active one ends takes over.
 """
 
 from __future__ import annotations
@@ -81,7 +76,7 @@ class ModelBuilder:
         )
         self.trainer = TrainingWorker(
             trainer, self.store, self.snapshot, config.realtime, self._on_published,
-            config.ann, config.associations, config.tuning,
+            config.ann, config.associations, config.tuning, sequence=config.sequence,
         )  # fmt: skip
         self.metrics = BuilderMetrics()
         self.quality = LiveQuality(config.live_quality)
@@ -95,6 +90,7 @@ class ModelBuilder:
         self.lock = threading.Lock()
         self.jobs = RefitJobs()
         self.fresh = FreshUpdates(self.store, config.update_interval, self.metrics)
+        self.sequence: tuple | None = None  # the served version's rules, for live quality
         # (topic, partition) -> offset of the next event to apply; the window holds all before.
         self.positions: dict[tuple[str, int], int] = {}
         # Set by SIGTERM/SIGINT handlers: a StopFlag, never a lock-taking Event.
@@ -118,9 +114,10 @@ class ModelBuilder:
                 offsets.setdefault(topic, {})[partition] = offset
         return snap, offsets
 
-    def _on_published(self, manifest: dict, fold: FoldIn) -> None:
+    def _on_published(self, manifest: dict, fold: FoldIn, successors=None) -> None:
         """A new version is served: fold later events into it (called on the training thread)."""
         with self.lock:
+            self.sequence = None if successors is None else successors.scorer()
             self.fresh.version_published(manifest, fold)
             self.jobs.finish(manifest)
         if self.store_sync is not None:
@@ -331,7 +328,7 @@ class ModelBuilder:
                     self.dead_letters.record(msg, exc)
                 else:
                     # Scored before it is applied: what the service answered this user then.
-                    if self.quality.score(event, self.window, self.fresh.fold):
+                    if self.quality.score(event, self.window, self.fresh.fold, self.sequence):
                         scored += 1
                     self.window.add(event)
                     self.fresh.touched(event.user, event.item)

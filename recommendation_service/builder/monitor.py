@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from ..artifacts.control_files import ControlFiles
 from .history import BuilderHistory
 from .kafka_health import KafkaHealth
+from .live_quality import METHODS
 from .metrics import BuilderMetrics
 
 logger = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ class BuilderMonitor:
         m.window_items.set(figures.window_items)
         m.write_failures.labels("model").set(figures.publish_failures)
         m.write_failures.labels("update").set(figures.update_failures)
-        for method in ("service", "popularity"):
+        for method in METHODS:
             if method in figures.quality:
                 m.live_hit_rate.labels(method).set(figures.quality[method]["hit_rate"])
                 m.live_ndcg.labels(method).set(figures.quality[method]["ndcg"])

@@ -19,6 +19,7 @@ from ..errors import ModelFitError
 from ..training.als import ALSTrainer
 from ..training.associations import AssociationParams, associations
 from ..training.fold_in import FoldIn, RealtimeParams
+from ..training.successors import SequenceParams, Successors, successors
 from ..training.tuning import TuneParams, TuneResult, tune
 from ..vectors.ann import ANNParams, build_index
 from .write_failures import WriteFailures
@@ -26,7 +27,7 @@ from .write_failures import WriteFailures
 logger = logging.getLogger(__name__)
 
 SnapshotSource = Callable[[], tuple[WindowSnapshot, Mapping[str, Mapping[int, int]]]]
-PublishedHook = Callable[[dict, FoldIn], None]
+PublishedHook = Callable[[dict, FoldIn, Successors | None], None]
 
 
 class TrainingWorker:
@@ -65,6 +66,7 @@ class TrainingWorker:
         assoc: AssociationParams | None = None,
         tuning: TuneParams | None = None,
         max_backoff: float = 60.0,
+        sequence: SequenceParams | None = None,
     ) -> None:
         self.trainer = trainer
         self.store = store
@@ -73,9 +75,11 @@ class TrainingWorker:
         self.ann = ann or ANNParams()
         self.assoc = assoc or AssociationParams()
         self.tuning = tuning or TuneParams(enabled=False)
+        #: How sequential rules are learnt and weighted (None: versions carry none).
+        self.sequence = sequence
         #: The last tuning's outcome, reused by the refits between tunings.
         self.tuned: TuneResult | None = None
-        # (offsets, model, fold, index, assoc, tuning) of a fit whose publish failed.
+        # (offsets, model, fold, index, assoc, tuning, successors) of a fit whose publish failed.
         self._unpublished: tuple | None = None
         self.on_published = on_published
         self.trainings = 0
@@ -138,40 +142,45 @@ class TrainingWorker:
         start = time.perf_counter()
         if self._unpublished is not None and self._unpublished[0] == offsets:
             # The last publish failed and no event came since: publish that model again.
-            _, model, fold, index, assoc, tuning = self._unpublished
+            _, model, fold, index, assoc, tuning, succ = self._unpublished
         else:
             self._unpublished = None
             try:
-                als, realtime, tuning = self._settings(snapshot)
+                als, realtime, weights, tuning = self._settings(snapshot)
                 model = self.trainer.fit(snapshot, als)
             except ModelFitError as exc:
                 self.fit_failures += 1
                 logger.error("training failed, keeping the last model: %s", exc)
                 return True  # the same window would fail again; wait for new events
             start = time.perf_counter()
+            depth = 10 if self.sequence is None else self.sequence.recent
             fold = FoldIn(
-                snapshot.item_ids, model.item_factors, model.params, realtime, model.user_factors
-            )
+                snapshot.item_ids, model.item_factors, model.params, realtime,
+                model.user_factors, recent_depth=depth,
+            )  # fmt: skip
             index = None
             if snapshot.n_items >= self.ann.min_items:
                 index = build_index(fold.scoring_matrix, self.ann)
             assoc = None
             if snapshot.positive_events is not None:
                 assoc = associations(snapshot.positive_events, snapshot.n_items, self.assoc)
+            succ = None
+            if self.sequence is not None and snapshot.events is not None:
+                succ = successors(snapshot, self.sequence, weights)
         try:
             manifest = self.store.publish(
-                model, fold, offsets, index=index, assoc=assoc, tuning=tuning
+                model, fold, offsets, index=index, assoc=assoc, tuning=tuning, successors=succ
             )
         except OSError as exc:
             self.publish_failures.failed(exc)
-            self._unpublished = (offsets, model, fold, index, assoc, tuning)
+            self._unpublished = (offsets, model, fold, index, assoc, tuning, succ)
             return False
         self._unpublished = None
         self.publish_failures.succeeded()
         self.trainings += 1
         self.last_manifest = manifest
         if self.on_published is not None:
-            self.on_published(manifest, fold)
+            self.on_published(manifest, fold, succ)
         logger.info(
             "published model %s: window %d events, %d users, %d items, trained %.2f s, "
             "written %.2f s",
@@ -185,13 +194,17 @@ class TrainingWorker:
         return True
 
     def _settings(self, snapshot: WindowSnapshot):
-        """ALS and real-time settings for this refit, and the tuning report for the manifest."""
+        """ALS, real-time and sequence settings for this refit, and the tuning report for the
+        manifest."""
         t = self.tuning
+        weights = None if self.sequence is None else self.sequence.weights
         if not t.enabled:
-            return self.trainer.params, self.realtime, None
+            return self.trainer.params, self.realtime, weights, None
         due = self.tuned is None or self.trainings % t.every == 0
         if due:
-            self.tuned = tune(snapshot, self.trainer.params, self.realtime, t, self.trainer.fit)
+            self.tuned = tune(
+                snapshot, self.trainer.params, self.realtime, t, self.trainer.fit, self.sequence
+            )
         report = self.tuned.as_dict()
         report["tuned_at_this_refit"] = due
-        return self.tuned.als, self.tuned.realtime, report
+        return self.tuned.als, self.tuned.realtime, self.tuned.sequence or weights, report

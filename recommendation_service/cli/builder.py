@@ -25,6 +25,8 @@ from .options import (
     opt,
     realtime_options,
     realtime_params,
+    sequence_options,
+    sequence_params,
     split_env_list,
     tune_params,
     tuning_options,
@@ -76,6 +78,7 @@ from .options import (
     help="Larger messages are rejected as malformed.",
 )
 @realtime_options
+@sequence_options
 @tuning_options
 @opt(
     "--action-weight",
@@ -162,6 +165,7 @@ def builder(**opts) -> None:
             keep_versions=opts["keep_versions"],
             max_event_bytes=opts["max_event_bytes"],
             realtime=realtime_params(opts),
+            sequence=sequence_params(opts),
             decay=decay_params(opts),
             actions=parse_action_weights(split_env_list(opts["action_weights"])),
             update_interval=opts["update_interval"],

@@ -15,6 +15,8 @@ from .options import (
     opt,
     realtime_options,
     realtime_params,
+    sequence_options,
+    sequence_params,
     tune_params,
     tuning_options,
 )
@@ -48,6 +50,7 @@ from .options import (
 )
 @model_options
 @realtime_options
+@sequence_options
 @tuning_options
 def evaluate(log, **opts) -> None:
     """Replay LOG (CSV/TSV, .gz accepted) and score the service against baselines."""
@@ -73,6 +76,7 @@ def evaluate(log, **opts) -> None:
             retrain_every=opts["retrain_every"],
             als=als_params(opts),
             realtime=realtime_params(opts),
+            sequence=sequence_params(opts),
             decay=decay_params(opts),
             test_fraction=opts["test_fraction"],
             max_test_events=opts["max_test_events"],
@@ -95,6 +99,8 @@ def evaluate(log, **opts) -> None:
     click.echo(f"\n{'method':<20}{'HR@10':>9}{'NDCG@10':>9}")
     for method in METHODS:
         click.echo(f"{method:<20}{report.hit_rate(method):>9.4f}{report.ndcg(method):>9.4f}")
+    best = max((m for m in METHODS if m != "service"), key=report.hit_rate)
+    click.echo(f"best baseline: {best}")
     service = report.hit_rate("service")
     if pop and seed:
         click.echo(
@@ -107,7 +113,9 @@ def evaluate(log, **opts) -> None:
         f"{figures['refit_seconds_mean']} s per refit"
     )
     for choice in figures["tuning_choices"]:
-        settings = ", ".join(f"{k} {v:g}" for k, v in choice.items() if k != "refits")
+        settings = ", ".join(
+            f"{k} {v:g}" for k, v in choice.items() if k != "refits" and v is not None
+        )
         click.echo(f"tuning chose {settings} for {choice['refits']} fit(s)")
     if opts["json_out"]:
         figures["config"] = {
@@ -115,6 +123,9 @@ def evaluate(log, **opts) -> None:
             "retrain_every": config.retrain_every,
             "als": vars(config.als),
             "realtime": vars(config.realtime),
+            "sequence": None
+            if config.sequence is None
+            else {"distance": config.sequence.distance, **config.sequence.weights.as_dict()},
             "tune": opts["tune"],
         }
         opts["json_out"].write_text(json.dumps(figures, indent=2))

@@ -16,7 +16,9 @@ from ..errors import ConfigError
 from ..training.associations import AssociationParams
 from ..training.fold_in import RealtimeParams
 from ..training.params import ALSParams
-from ..training.tuning import ALS_KNOBS, REALTIME_KNOBS, TuneParams
+from ..training.successors import SequenceParams
+from ..training.tuning import ALS_KNOBS, REALTIME_KNOBS, SEQUENCE_KNOBS, TuneParams
+from ..vectors.sequences import SequenceWeights
 
 #: Prefix of every environment variable; commands add their name (see the module docstring).
 ENV_PREFIX = "RECSVC"
@@ -164,6 +166,34 @@ realtime_option_list = [
 realtime_options = stack(realtime_option_list)
 
 
+sequence_option_list = [
+    opt(
+        "--sequence-weight",
+        default=SequenceWeights.weight,
+        type=click.FloatRange(0, 1000),
+        help="Weight of what follows a user's most recent items in the window's sequences "
+        "(1: the best such item counts about as much as a confident ALS prediction; 0: off). "
+        "With tuning on, the starting point of the search.",
+    ),
+    opt(
+        "--sequence-depth",
+        default=SequenceWeights.depth,
+        type=click.IntRange(1, SequenceParams.recent),
+        help="How many of a user's most recent distinct items the sequence term follows.",
+    ),
+    opt(
+        "--sequence-distance",
+        default=SequenceParams.distance,
+        type=click.IntRange(0, 50),
+        help="Events of a user at most this far apart form a sequential rule "
+        "(0: versions carry no rules and the sequence term is off).",
+    ),
+]
+
+#: The order-aware term (builder and evaluate).
+sequence_options = stack(sequence_option_list)
+
+
 tuning_option_list = [
     opt(
         "--tune",
@@ -202,7 +232,7 @@ def tune_params(opts, off_by_default: bool = False) -> TuneParams:
         enabled = False
     pinned = {
         knob
-        for knob in (*ALS_KNOBS, *REALTIME_KNOBS)
+        for knob in (*ALS_KNOBS, *REALTIME_KNOBS, *SEQUENCE_KNOBS)
         if ctx.get_parameter_source(knob)
         not in (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP)
     }
@@ -232,6 +262,17 @@ def realtime_params(opts) -> RealtimeParams:
         return RealtimeParams(
             opts["recent_boost"], opts["recent_half_life"], opts["similarity_weight"]
         )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def sequence_params(opts) -> SequenceParams | None:
+    """How sequential rules are learnt and weighted (None: off)."""
+    if opts["sequence_distance"] == 0:
+        return None
+    try:
+        weights = SequenceWeights(opts["sequence_weight"], opts["sequence_depth"])
+        return SequenceParams(distance=opts["sequence_distance"], weights=weights)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
 

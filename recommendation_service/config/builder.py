@@ -14,6 +14,7 @@ from ..data.window import Decay
 from ..training.associations import AssociationParams
 from ..training.fold_in import RealtimeParams
 from ..training.params import ALSParams
+from ..training.successors import SequenceParams
 from ..training.tuning import TuneParams
 from ..vectors.ann import ANNParams
 from .checks import require
@@ -67,6 +68,9 @@ class BuilderConfig:
         User or item ids longer than this (in characters) are malformed.
     live_quality
         How incoming events are scored against what the service would have recommended.
+    sequence
+        How sequential rules are learnt, and the sequence term's weights published with each
+        version (None: versions carry no rules).
     tuning
         Whether refits search their settings on the window's newest events (on by default).
     catalog_topic
@@ -98,6 +102,7 @@ class BuilderConfig:
     max_event_bytes: int = 16_384
     max_id_length: int = 256
     realtime: RealtimeParams = field(default_factory=RealtimeParams)
+    sequence: SequenceParams | None = field(default_factory=SequenceParams)
     decay: Decay = field(default_factory=Decay)
     actions: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_ACTION_WEIGHTS))
     update_interval: float = 0.1

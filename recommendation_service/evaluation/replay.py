@@ -3,10 +3,14 @@
 The first ``1 - test_fraction`` of the events (by time) fill the window and train the first
 model. Then every later event is, in order: scored -- top-N for its user with all items ranked
 and the user's seen items excluded, counted when the user was seen before -- and then learned,
-through the same window, trainer and fold-in code the builder runs. Three recommenders answer
+through the same window, trainer and fold-in code the builder runs. These recommenders answer
 each scored event:
 
-* ``service``: the service as configured (refits every N events plus per-event fold-in);
+* ``service``: the service as configured (refits every N events, per-event fold-in, the
+  similarity and sequence terms, the refit's tuning);
+* ``ALS fold-in``: the same without the sequence term (ALS and similarity only);
+* ``sequential rules``: the sequence term alone (evaluation/baselines.py);
+* ``item kNN``: items whose users overlap most with the user's items' (cosine);
 * ``popularity``: the sliding window's most popular items;
 * ``refit-only``: only the last refit's factors, as a server without per-event updates has
   (the seed's behaviour): users the last refit did not know get nothing;
@@ -25,13 +29,24 @@ import numpy as np
 from ..data.events import Event
 from ..data.window import Decay, SlidingWindow
 from ..training.als import ALSTrainer
-from ..training.fold_in import FoldIn, RealtimeParams
+from ..training.fold_in import FoldIn, RealtimeParams, recent_columns
 from ..training.params import ALSParams
+from ..training.successors import SequenceParams, successors
 from ..training.trained_model import TrainedModel
 from ..training.tuning import ALS_KNOBS, TuneParams, TuneResult, tune
+from ..vectors.sequences import SequenceWeights, sequence_scores
 from ..vectors.top_n import top_n
+from .baselines import item_knn, knn_scores, top_of
 
-METHODS = ("service", "popularity", "refit-only", "refit-only+popular")
+METHODS = (
+    "service",
+    "ALS fold-in",
+    "sequential rules",
+    "item kNN",
+    "popularity",
+    "refit-only",
+    "refit-only+popular",
+)
 CHOICE_KEYS = (
     "factors",
     "regularization",
@@ -39,6 +54,8 @@ CHOICE_KEYS = (
     "recent_boost",
     "recent_half_life",
     "similarity_weight",
+    "sequence_weight",
+    "sequence_depth",
 )
 
 
@@ -53,6 +70,7 @@ class EvalConfig:
     max_test_events: int = 0  # 0 = all
     k: int = 10
     tuning: TuneParams = field(default_factory=lambda: TuneParams(enabled=False))
+    sequence: SequenceParams | None = field(default_factory=SequenceParams)
 
 
 @dataclass
@@ -107,7 +125,13 @@ class EvalReport:
 class _Fitted:
     """What one refit gives each recommender."""
 
-    def __init__(self, model: TrainedModel, realtime: RealtimeParams) -> None:
+    def __init__(
+        self,
+        model: TrainedModel,
+        realtime: RealtimeParams,
+        sequence: SequenceParams | None,
+        weights: SequenceWeights | None,
+    ) -> None:
         snap = model.snapshot
         self.item_ids = snap.item_ids
         self.item_factors = model.item_factors
@@ -118,14 +142,36 @@ class _Fitted:
         self.base = self.fold.base_vectors(model.user_factors, snap)
         counts = snap.seen.getnnz(axis=0)
         self.popular = [snap.item_ids[c] for c in np.lexsort((np.arange(len(counts)), -counts))]
+        self.knn = item_knn(snap)
+        # The sequential rules the version would carry, and the weights it would serve with.
+        self.weights = weights if sequence is not None else None
+        self.rules = None
+        self.depth = 10
+        if sequence is not None:
+            rules = successors(snap, sequence, weights).rules
+            self.rules = (rules.indptr, rules.indices, rules.data)
+            self.depth = sequence.recent
 
     def seen_cols(self, row: int) -> np.ndarray:
         return self.seen.indices[self.seen.indptr[row] : self.seen.indptr[row + 1]]
 
-    def top(self, matrix: np.ndarray, vector: np.ndarray, seen: np.ndarray, k: int) -> list[str]:
+    def top(
+        self, matrix: np.ndarray, vector: np.ndarray, seen: np.ndarray, k: int, extra=None
+    ) -> list[str]:
         scores = matrix @ vector
+        if extra is not None:
+            cols, values = extra
+            scores[cols] += values
         scores[seen] = -np.inf
         return [self.item_ids[c] for c in top_n(scores, k).tolist()]
+
+    def following(self, recent: np.ndarray, weights: SequenceWeights | None):
+        """(columns, sequence scores) of what follows ``recent`` (columns, newest first)."""
+        if self.rules is None or not len(recent):
+            return None
+        weights = weights or SequenceWeights()
+        cols, scores = sequence_scores(*self.rules, recent, weights.depth, weights.decay)
+        return (cols, scores) if len(cols) else None
 
 
 def evaluate(
@@ -157,11 +203,22 @@ def evaluate(
         als, realtime = config.als, config.realtime
         if config.tuning.enabled:
             if not tuned or len(refit_seconds) % config.tuning.every == 0:
-                tuned[:] = [tune(snap, config.als, config.realtime, config.tuning, trainer.fit)]
+                tuned[:] = [
+                    tune(snap, config.als, config.realtime, config.tuning, trainer.fit,
+                         config.sequence)
+                ]  # fmt: skip
             als, realtime = tuned[0].als, tuned[0].realtime
-            key = tuple(getattr(als if k in ALS_KNOBS else realtime, k) for k in CHOICE_KEYS)
+            seq = tuned[0].sequence
+            key = tuple(
+                getattr(als if k in ALS_KNOBS else realtime, k) if k in CHOICE_KEYS[:6]
+                else (None if seq is None else getattr(seq, k.split("_")[1]))
+                for k in CHOICE_KEYS
+            )  # fmt: skip
             chosen[key] = chosen.get(key, 0) + 1
-        fitted = _Fitted(trainer.fit(snap, als), realtime)
+        weights = None if config.sequence is None else config.sequence.weights
+        if config.tuning.enabled and tuned[0].sequence is not None:
+            weights = tuned[0].sequence
+        fitted = _Fitted(trainer.fit(snap, als), realtime, config.sequence, weights)
         refit_seconds.append(time.perf_counter() - start)
         return fitted
 
@@ -207,7 +264,20 @@ def _score_event(e, window, fitted: _Fitted, touched, scores, k) -> None:
         refit_top = [i for i in fitted.popular[: k + len(exclude)] if i not in exclude][:k]
     scores["refit-only+popular"].add(refit_top, e.item)
 
-    # service: a fresh vector for users with events since the refit, else the published one.
+    # Sequential rules and item kNN alone, from the items of the user's window history.
+    cols = np.fromiter(
+        (fitted.fold.item_col.get(i, -1) for i in (history.items if history else ())), np.int64
+    )
+    recent = recent_columns(cols, fitted.depth)
+    following = fitted.following(recent, fitted.weights)
+    rules_top = [] if following is None else top_of(*following, exclude_cols, k).tolist()
+    scores["sequential rules"].add([fitted.item_ids[c] for c in rules_top], e.item)
+    known = np.unique(cols[cols >= 0])
+    knn_top = top_of(*knn_scores(fitted.knn, known), exclude_cols, k).tolist() if len(known) else []
+    scores["item kNN"].add([fitted.item_ids[c] for c in knn_top], e.item)
+
+    # service: a fresh vector for users with events since the refit, else the published one;
+    # plus what follows the user's recent items, as the served sequence term scores it.
     vector = None
     if e.user in touched and history is not None:
         fresh = fitted.fold.user_vector(history)
@@ -215,7 +285,14 @@ def _score_event(e, window, fitted: _Fitted, touched, scores, k) -> None:
     if vector is None and row is not None:
         vector = fitted.base[row]
     if vector is not None:
-        service_top = fitted.top(fitted.fold.scoring_matrix, vector, exclude_cols, k)
+        matrix = fitted.fold.scoring_matrix
+        fold_top = fitted.top(matrix, vector, exclude_cols, k)
+        extra = None
+        if following is not None and fitted.weights is not None and fitted.weights.weight > 0:
+            extra = (following[0], following[1] * (fitted.weights.weight / following[1].max()))
+        service_top = fold_top if extra is None else fitted.top(matrix, vector, exclude_cols, k,
+                                                                extra)  # fmt: skip
     else:
-        service_top = window.popular_items(k, exclude)
+        fold_top = service_top = window.popular_items(k, exclude)
+    scores["ALS fold-in"].add(fold_top, e.item)
     scores["service"].add(service_top, e.item)

@@ -18,6 +18,7 @@ An experiment lives in the server's rules file, beside the rules its variants ma
     max_per = 2
     rule = "in_stock_cheap"      # optional: a named rule every item must pass
     explore_share = 0.1          # optional: new-item exploration for this variant
+    sequence_weight = 4          # optional: the sequence term's weight (and sequence_depth)
 
 Assignment: ``sha256(salt + ":" + user)`` read as a number in [0, 1) falls into one variant's
 share of the cumulative split, so every process on every host, and every restart, puts a user
@@ -39,6 +40,8 @@ from dataclasses import dataclass
 from ..rules.expressions import Rule, RuleError, compile_rules
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: The deepest a request may look into a user's recent items (a version keeps 10 of them).
+MAX_SEQUENCE_DEPTH = 10
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class Variant:
     diversify: str | None = None
     max_per: int = 2
     explore_share: float | None = None
+    sequence_weight: float | None = None
+    sequence_depth: int | None = None
 
     def settings(self) -> dict:
         """What the variant changes, for /experiments."""
@@ -62,6 +67,8 @@ class Variant:
             "diversify": self.diversify,
             "max_per": self.max_per if self.diversify else None,
             "explore_share": self.explore_share,
+            "sequence_weight": self.sequence_weight,
+            "sequence_depth": self.sequence_depth,
         }
         return {k: v for k, v in out.items() if v is not None}
 
@@ -130,7 +137,7 @@ def _variant(v: object, rules: dict[str, Rule]) -> Variant:
     if not isinstance(v, dict):
         raise RuleError("each [[experiment.variants]] must be a table")
     unknown = set(v) - {"name", "share", "rule", "promote", "diversify", "max_per",
-                        "explore_share"}  # fmt: skip
+                        "explore_share", "sequence_weight", "sequence_depth"}  # fmt: skip
     if unknown:
         raise RuleError(f"unknown variant field(s): {', '.join(sorted(unknown))}")
     name = v.get("name")
@@ -159,7 +166,18 @@ def _variant(v: object, rules: dict[str, Rule]) -> Variant:
     for r in (rule, promote):
         if r is not None and rules[r].params:
             raise RuleError(f"variant {name!r}: rule {r!r} takes $parameters; use one without")
-    return Variant(name, float(share), rule, promote, slots, diversify, max_per, explore)
+    weight, depth = v.get("sequence_weight"), v.get("sequence_depth")
+    if weight is not None and (
+        isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1000
+    ):
+        raise RuleError(f"variant {name!r}: sequence_weight must be a number in [0, 1000]")
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)
+                              or not 1 <= depth <= MAX_SEQUENCE_DEPTH):  # fmt: skip
+        raise RuleError(f"variant {name!r}: sequence_depth must be 1..{MAX_SEQUENCE_DEPTH}")
+    return Variant(
+        name, float(share), rule, promote, slots, diversify, max_per, explore,
+        None if weight is None else float(weight), depth,
+    )  # fmt: skip
 
 
 def parse_promote(text: str, rules: dict[str, Rule], where: str) -> tuple[str, int]:

@@ -7,9 +7,9 @@
 2. **promote** -- the items of the promoted slots, when the request promotes (promotion.py).
 3. **rank** (:meth:`RecommendPipeline.ranked`) -- the best allowed items: the rules as a mask
    over the version's columns (masks.py); candidates from the version's best columns and its
-   folded-in new items, or the popular items for an unknown user (retrieval.py); their
-   scores, the sum of the score terms (terms.py); and why each is there: the term that
-   contributes most (explain.py).
+   folded-in new items, what follows the user's recent items, or the popular items for an
+   unknown user (retrieval.py); their scores, the sum of the score terms (terms.py); and why
+   each is there: the term that contributes most (explain.py).
 4. **shape** -- diversity: refill from values the cap has not filled, then cap and cut
    (diversity.py); promoted items merged in by score (promotion.py); new catalog items
    explored (exploration.py).
@@ -55,7 +55,8 @@ class RecommendPipeline:
         """The list ``request`` gets from ``model``: top ``request.n`` items, best first,
         without the user's seen items and the items the rules do not allow; fewer only when
         fewer pass."""
-        query = Query(request, model.user_state(request.user))
+        sequence = request.sequence or model.sequence
+        query = Query(request, model.user_state(request.user), sequence)
         more = partial(self.ranked, model)
         promoted = promotion.reserve(query, more)
         taken = set(promoted.items) if promoted else set()
@@ -97,7 +98,13 @@ class RecommendPipeline:
             excluded = [c for c in map(model.item_ids.row_of, rules.exclude) if c is not None]
             seen = np.concatenate([seen, np.asarray(excluded, dtype=seen.dtype)])
         cols, _ = retrieval.best_columns(model, state.vector, seen, k, mask)
-        scores, parts = terms.score(terms.Candidates.of(model, cols), state)
+        following = query.successors(model.successors)
+        if len(following[0]):
+            more = retrieval.successor_columns(following, seen, k, mask)
+            have = set(cols.tolist())
+            extra = [c for c in more.tolist() if c not in have]
+            cols = np.concatenate([cols, np.asarray(extra, dtype=cols.dtype)])
+        scores, parts = terms.score(terms.Candidates.of(model, cols), query)
         ids = model.item_ids.ids_of(cols)
         picks = list(zip(scores.tolist(), ids, explain.reasons(parts)))
         if model.new_items.ids:

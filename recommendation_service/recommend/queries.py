@@ -14,6 +14,7 @@ from ..data.catalog import CatalogSnapshot
 from ..rules.item_rules import NO_RULES, ItemRules
 from ..vectors.top_n import top_n
 from . import terms
+from .request import Query, RecommendRequest
 from .served_model import ServedModel
 
 
@@ -48,7 +49,8 @@ def rank_candidates(
             scores = model.popularity_by_column[idx]
         else:
             # The terms GET /recommend scores its candidates with, so the two agree exactly.
-            scores, _ = terms.score(terms.Candidates.of(model, idx), state)
+            query = Query(RecommendRequest(user, k), state, model.sequence)
+            scores, _ = terms.score(terms.Candidates.of(model, idx), query)
         order = np.argsort(-scores, kind="stable")
         ranked = []
         for i in order:

@@ -17,6 +17,10 @@ import numpy as np
 
 from ..data.catalog import CatalogSnapshot
 from ..rules.item_rules import NO_RULES, ItemRules, allowed_rows
+from ..vectors.sequences import SequenceWeights, sequence_scores
+
+#: The sequence term off (versions without sequential rules).
+NO_SEQUENCE = SequenceWeights(weight=0.0)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class RecommendRequest(NamedTuple):
         Diversity and promoted slots.
     explore
         How new catalog items are shown before they have events (exploration.py).
+    sequence
+        The sequence term's weight and depth (None: those the version's refit chose).
     """
 
     user: str
@@ -101,6 +107,7 @@ class RecommendRequest(NamedTuple):
     catalog: CatalogSnapshot | None = None
     shape: ListShape = NO_SHAPE
     explore: ExploreParams = NO_EXPLORATION
+    sequence: SequenceWeights | None = None
 
 
 class UserState(NamedTuple):
@@ -110,6 +117,8 @@ class UserState(NamedTuple):
     seen: np.ndarray  # item columns they interacted with in the window
     as_of: float | None  # newest event time reflected, if fresh vectors did
     seen_new: frozenset[str] = frozenset()  # touched items the version does not know
+    #: Item columns of their most recent distinct items, newest first (the sequence term).
+    recent: np.ndarray = np.zeros(0, dtype=np.int32)
 
 
 class Query:
@@ -121,14 +130,23 @@ class Query:
         What was asked.
     state
         What the served version knows of the user (None: an unknown user).
+    sequence
+        The sequence term's settings in force: the request's, else the version's.
     """
 
-    __slots__ = ("_rows", "request", "state")
+    __slots__ = ("_rows", "_successors", "request", "sequence", "state")
 
-    def __init__(self, request: RecommendRequest, state: UserState | None) -> None:
+    def __init__(
+        self,
+        request: RecommendRequest,
+        state: UserState | None,
+        sequence: SequenceWeights = NO_SEQUENCE,
+    ) -> None:
         self.request = request
         self.state = state
+        self.sequence = sequence
         self._rows: dict = {}
+        self._successors: tuple | None = None
 
     def rows(self, rules: ItemRules) -> np.ndarray | None:
         """Per catalog row, whether ``rules`` allow it (None: every row), computed once per
@@ -136,3 +154,20 @@ class Query:
         if rules not in self._rows:
             self._rows[rules] = allowed_rows(rules, self.request.catalog)
         return self._rows[rules]
+
+    def successors(self, rules: tuple | None) -> tuple[np.ndarray, np.ndarray]:
+        """(columns ascending, sequence scores) of what follows the user's recent items under
+        the version's ``rules`` (indptr, indices, weights), computed once for the request."""
+        if self._successors is None:
+            recent = self.state.recent if self.state is not None else ()
+            if rules is None or self.sequence.weight <= 0 or not len(recent):
+                self._successors = (_NO_COLUMNS, _NO_SCORES)
+            else:
+                self._successors = sequence_scores(
+                    *rules, recent, self.sequence.depth, self.sequence.decay
+                )
+        return self._successors
+
+
+_NO_COLUMNS = np.zeros(0, dtype=np.int64)
+_NO_SCORES = np.zeros(0, dtype=np.float32)

@@ -3,6 +3,8 @@
 * :func:`best_columns` -- the version's items with the highest scores for a user vector:
   exact over the allowed columns when few pass, exact over all columns for small catalogs,
   the HNSW index (vectors/ann.py) otherwise. Masks come in; nothing here knows why.
+* :func:`successor_columns` -- the items that most strongly follow the user's recent items
+  (the sequence term's own candidates: ALS may rank them far down).
 * :func:`new_item_picks` -- items first seen after the refit, scored by their folded-in rows.
 * :func:`popular` -- the window's most popular items, for users the version does not know.
 """
@@ -42,6 +44,28 @@ def best_columns(
         chosen = top_n(scores, k)
         return chosen, scores[chosen]
     return ann.search(model.index, model.scoring_matrix, vector, seen, k, model.ef, mask, share)
+
+
+def successor_columns(
+    successors: tuple[np.ndarray, np.ndarray], seen: np.ndarray, k: int, mask: np.ndarray | None
+) -> np.ndarray:
+    """The ``k`` columns of ``successors`` (columns, scores) with the highest scores that
+    ``mask`` allows and ``seen`` does not hold, best first."""
+    cols, scores = successors
+    keep = ~contains(np.sort(seen), cols)
+    if mask is not None:
+        keep &= mask[cols]
+    cols, scores = cols[keep], scores[keep]
+    return cols[top_n(scores, k)]
+
+
+def contains(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Per query, whether it is in ``sorted_values`` (np.isin's result, without its set-up
+    cost on the few dozen values of one request)."""
+    if not len(sorted_values):
+        return np.zeros(len(queries), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_values, queries), len(sorted_values) - 1)
+    return sorted_values[at] == queries
 
 
 def new_item_picks(

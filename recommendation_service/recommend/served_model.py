@@ -8,6 +8,7 @@ import numpy as np
 
 from ..data.catalog import CatalogSnapshot
 from ..rules.item_rules import NO_RULES, ItemRules
+from ..vectors.sequences import SequenceWeights
 from .pipeline import RecommendPipeline
 from .request import NO_EXPLORATION, NO_SHAPE, ExploreParams, ListShape, RecommendRequest
 from .result import Recommendation
@@ -32,9 +33,11 @@ class ServedModel(ModelVersion):
         catalog: CatalogSnapshot | None = None,
         shape: ListShape = NO_SHAPE,
         explore: ExploreParams = NO_EXPLORATION,
+        sequence: SequenceWeights | None = None,
     ) -> Recommendation:
-        """Top ``n`` items for ``user``, best first (see pipeline.py for the stages)."""
-        request = RecommendRequest(user, n, rules, catalog, shape, explore)
+        """Top ``n`` items for ``user``, best first (see pipeline.py for the stages);
+        ``sequence`` overrides the sequence term's weights the version was published with."""
+        request = RecommendRequest(user, n, rules, catalog, shape, explore, sequence)
         return self.pipeline.run(self, request)
 
     def allowed_columns(

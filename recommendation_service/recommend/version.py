@@ -11,7 +11,7 @@ This module holds data only; how a request is answered is the pipeline's (pipeli
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -19,7 +19,10 @@ import numpy as np
 from ..common.id_table import IdTable, decode_strings
 from ..errors import ModelLoadError
 from ..vectors import ann
-from .request import UserState
+from ..vectors.sequences import SequenceWeights
+from .request import NO_SEQUENCE, UserState
+
+_NO_ITEMS = np.zeros(0, dtype=np.int32)
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class _Fresh:
     seen: np.ndarray
     last_ts: float
     seen_new: frozenset[str] = frozenset()  # items the version does not know, touched
+    recent: np.ndarray = field(default_factory=lambda: _NO_ITEMS)  # columns, newest first
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,27 @@ class ModelVersion:
             if "assoc_indptr" in arrays
             else None
         )
+        # Sequential rules and each user's recent items (versions of earlier releases have
+        # none: their sequence term is off).
+        self.successors = (
+            (arrays["succ_indptr"], arrays["succ_indices"], arrays["succ_weights"])
+            if "succ_indptr" in arrays
+            else None
+        )
+        self.recent = (
+            (arrays["recent_indptr"], arrays["recent_indices"])
+            if "recent_indptr" in arrays
+            else None
+        )
+        #: The request-time weights of the sequence term the refit chose (requests may
+        #: override them).
+        self.sequence = NO_SEQUENCE
+        if self.successors is not None:
+            try:
+                chosen = manifest["sequence"]
+                self.sequence = SequenceWeights(chosen["weight"], chosen["depth"], chosen["decay"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ModelLoadError(f"{self.name}: bad sequence settings: {exc}") from exc
         self._check()
         self.fresh: dict[str, _Fresh] = {}
         self.new_items = NewItems()
@@ -128,6 +153,12 @@ class ModelVersion:
             or (len(self.assoc[1]) and (self.assoc[1].min() < 0 or self.assoc[1].max() >= n_items))
         ):
             problems.append("associations do not match the items")
+        if self.successors is not None and _csr_problem(
+            self.successors[0], self.successors[1], n_items, n_items
+        ):
+            problems.append("sequential rules do not match the items")
+        if self.recent is not None and _csr_problem(*self.recent, n_users, n_items):
+            problems.append("recent items do not match the users")
         if self.index is not None and not ann.index_fits(
             self.index, n_items, self.scoring_matrix.shape[1]
         ):
@@ -147,6 +178,13 @@ class ModelVersion:
 
     def seen_items(self, row: int) -> np.ndarray:
         return self.seen_indices[self.seen_indptr[row] : self.seen_indptr[row + 1]]
+
+    def recent_items(self, row: int) -> np.ndarray:
+        """Item columns of the user's most recent distinct items at the refit, newest first."""
+        if self.recent is None:
+            return _NO_ITEMS
+        indptr, indices = self.recent
+        return indices[indptr[row] : indptr[row + 1]]
 
     def apply_update(self, seq: int | None, arrays: dict[str, np.ndarray]) -> int:
         """Take the fresh user vectors of update ``seq``; returns how many users it held.
@@ -173,6 +211,11 @@ class ModelVersion:
         users = decode_strings(arrays["user_ids.blob"], arrays["user_ids.offsets"])
         indptr = arrays["seen_indptr"]
         last_ts = arrays["last_ts"]
+        recent_at, recent = arrays.get("recent_indptr"), arrays.get("recent_indices")
+        if recent is not None and _csr_problem(recent_at, recent, len(users), self.n_items):
+            raise ModelLoadError(
+                f"update {seq or '(topic)'} of {self.name} has recent items that do not fit"
+            )
         seen_new = [[] for _ in users]
         if "new_item_rows" in arrays:
             seen_new = self._take_new_items(seq, arrays, len(users))
@@ -183,6 +226,7 @@ class ModelVersion:
                 indices[indptr[k] : indptr[k + 1]],
                 float(last_ts[k]),
                 frozenset(seen_new[k]),
+                _NO_ITEMS if recent is None else recent[recent_at[k] : recent_at[k + 1]],
             )
         if seq is not None:
             self.applied_update = seq
@@ -210,11 +254,15 @@ class ModelVersion:
         """What this version knows of ``user`` now, or None for an unknown user."""
         fresh = self.fresh.get(user)
         if fresh is not None:
-            return UserState(fresh.vector, fresh.seen, fresh.last_ts, fresh.seen_new)
+            return UserState(
+                fresh.vector, fresh.seen, fresh.last_ts, fresh.seen_new, fresh.recent
+            )
         row = self.user_ids.row_of(user)
         if row is None:
             return None
-        return UserState(self.user_vectors[row], self.seen_items(row), None)
+        return UserState(
+            self.user_vectors[row], self.seen_items(row), None, frozenset(), self.recent_items(row)
+        )
 
     @cached_property
     def popularity_by_column(self) -> np.ndarray:
@@ -227,3 +275,10 @@ class ModelVersion:
     def item_norms(self) -> np.ndarray:
         """Length of each item's ALS factors (similar items are ranked by cosine)."""
         return np.maximum(np.linalg.norm(self.item_factors, axis=1), 1e-12)
+
+
+def _csr_problem(indptr: np.ndarray, indices: np.ndarray, rows: int, cols: int) -> bool:
+    """Whether CSR arrays fail to describe a ``rows`` x ``cols`` matrix."""
+    if len(indptr) != rows + 1 or (rows and int(indptr[-1]) != len(indices)):
+        return True
+    return bool(len(indices)) and bool(indices.min() < 0 or indices.max() >= cols)

@@ -14,7 +14,15 @@ from ..recommend.served_model import ServedModel
 from ..rules.item_rules import ItemRules
 from .experiments_api import impression
 from .model_watcher import ModelWatcher
-from .request_rules import Plan, finite_number, named_rules, promote_spec, shape_of, with_variant
+from .request_rules import (
+    Plan,
+    finite_number,
+    named_rules,
+    promote_spec,
+    sequence_of,
+    shape_of,
+    with_variant,
+)
 
 bp = Blueprint("api", __name__)
 
@@ -101,7 +109,11 @@ def plan_param(user: str) -> Plan:
     promote = args.get("promote")
     spec = promote_spec(promote, args, "query parameter 'promote'") if promote else None
     shape = shape_of(args.get("diversify"), args.get("max_per"), spec)
-    return with_variant(Plan(rules_param(), shape), user)
+    weight, depth = sequence_of(
+        args.get("sequence_weight"), args.get("sequence_depth"), "query parameter"
+    )
+    return with_variant(Plan(rules_param(), shape, sequence_weight=weight, sequence_depth=depth),
+                        user)  # fmt: skip
 
 
 @bp.get("/recommend")
@@ -113,7 +125,9 @@ def recommend():
     plan = plan_param(user)
     model = model_or_503()
     explore = plan.explore or server_config().explore
-    result = model.recommend(user, n, plan.rules, watcher().catalog, plan.shape, explore)
+    result = model.recommend(
+        user, n, plan.rules, watcher().catalog, plan.shape, explore, plan.sequence(model.sequence)
+    )
     current_app.extensions["recsvc_metrics"].recommendations.labels(result.source).inc()
     return jsonify(
         user=user,

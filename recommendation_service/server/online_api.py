@@ -15,7 +15,7 @@ from ..rules.item_rules import ItemRules
 from .api import checked_id, id_param, model_or_503, n_param, rules_param, server_config, watcher
 from .experiments_api import impression
 from .ingest import sample_to_event
-from .request_rules import Plan, named_rules, promote_spec, shape_of, with_variant
+from .request_rules import Plan, named_rules, promote_spec, sequence_of, shape_of, with_variant
 
 bp = Blueprint("online", __name__)
 
@@ -84,7 +84,10 @@ def _plan(body: dict, user: str) -> Plan:
     diversify = body.get("diversify")
     if diversify is not None and not isinstance(diversify, str):
         abort(400, description="'diversify' must be 'category' or a catalog attribute name")
-    return with_variant(Plan(_rules(body), shape_of(diversify, body.get("max_per"), spec)), user)
+    weight, depth = sequence_of(body.get("sequence_weight"), body.get("sequence_depth"), "field")
+    shape = shape_of(diversify, body.get("max_per"), spec)
+    return with_variant(Plan(_rules(body), shape, sequence_weight=weight, sequence_depth=depth),
+                        user)  # fmt: skip
 
 
 def _top_k(body: dict) -> int:
@@ -152,7 +155,10 @@ def recommend_post():
     else:
         plan = _plan(body, user)
         explore = plan.explore or server_config().explore
-        rec = model.recommend(user, k, plan.rules, watcher().catalog, plan.shape, explore)
+        rec = model.recommend(
+            user, k, plan.rules, watcher().catalog, plan.shape, explore,
+            plan.sequence(model.sequence),
+        )  # fmt: skip
         recommendations = [
             {"item_id": i, "score": s, "reason": r}
             for i, s, r in zip(rec.items, rec.scores, rec.reasons)

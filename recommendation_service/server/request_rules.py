@@ -16,10 +16,11 @@ from dataclasses import dataclass, replace
 from flask import abort, current_app
 
 from ..config.server import ServerConfig
-from ..experiments.variants import Variant, parse_promote
+from ..experiments.variants import MAX_SEQUENCE_DEPTH, Variant, parse_promote
 from ..recommend.request import NO_SHAPE, ExploreParams, ListShape
 from ..rules.expressions import RuleError
 from ..rules.item_rules import ItemRules
+from ..vectors.sequences import SequenceWeights
 
 _ATTRIBUTE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 
@@ -32,6 +33,20 @@ class Plan:
     shape: ListShape = NO_SHAPE
     explore: ExploreParams | None = None
     variant: Variant | None = None
+    #: The sequence term's weight and depth the request (or its variant) asks for; None: the
+    #: served version's.
+    sequence_weight: float | None = None
+    sequence_depth: int | None = None
+
+    def sequence(self, served: SequenceWeights) -> SequenceWeights | None:
+        """The sequence term's settings for this request, on top of the served version's."""
+        if self.sequence_weight is None and self.sequence_depth is None:
+            return None
+        return replace(
+            served,
+            weight=served.weight if self.sequence_weight is None else self.sequence_weight,
+            depth=served.depth if self.sequence_depth is None else self.sequence_depth,
+        )
 
 
 def _config() -> ServerConfig:
@@ -104,7 +119,23 @@ def with_variant(plan: Plan, user: str) -> Plan:
         shape = replace(shape, diversify=variant.diversify, max_per=variant.max_per)
     if variant.explore_share is not None:
         explore = replace(explore or _config().explore, share=variant.explore_share)
-    return Plan(rules, shape, explore, variant)
+    weight = plan.sequence_weight if plan.sequence_weight is not None else variant.sequence_weight
+    depth = plan.sequence_depth if plan.sequence_depth is not None else variant.sequence_depth
+    return Plan(rules, shape, explore, variant, weight, depth)
+
+
+def sequence_of(weight: object, depth: object, where: str) -> tuple[float | None, int | None]:
+    """The sequence term's weight and depth a request asks for (None: not asked)."""
+    if weight is not None:
+        weight = finite_number(weight, f"{where} 'sequence_weight'")
+        if not 0 <= weight <= 1000:
+            _bad(f"{where} 'sequence_weight' must be a number from 0 to 1000")
+    if depth is not None:
+        ok = isinstance(depth, int) or (isinstance(depth, str) and depth.isdigit())
+        if isinstance(depth, bool) or not ok or not 1 <= int(depth) <= MAX_SEQUENCE_DEPTH:
+            _bad(f"{where} 'sequence_depth' must be an integer from 1 to {MAX_SEQUENCE_DEPTH}")
+        depth = int(depth)
+    return weight, depth
 
 
 def finite_number(value: object, where: str) -> float | None:

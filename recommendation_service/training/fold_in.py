@@ -62,6 +62,9 @@ class FoldIn:
         Recency and similarity settings.
     user_factors
         ``X`` from the same refit; needed only to place new items (:meth:`item_row`).
+    recent_depth
+        How many of a user's most recent distinct items each vector carries (for the sequence
+        term; see training/successors.py).
     """
 
     def __init__(
@@ -71,7 +74,9 @@ class FoldIn:
         als: ALSParams,
         params: RealtimeParams,
         user_factors: np.ndarray | None = None,
+        recent_depth: int = 10,
     ) -> None:
+        self.recent_depth = recent_depth
         self.item_col = {item: c for c, item in enumerate(item_ids)}
         self.als = als
         self.params = params
@@ -111,7 +116,8 @@ class FoldIn:
             return None
         seen, inverse = np.unique(cols[known], return_inverse=True)
         summed = np.bincount(inverse, weights=weights[known], minlength=len(seen))
-        return UserVector(self._solve(seen, summed), seen.astype(np.int32), last_ts)
+        recent = recent_columns(cols, self.recent_depth)
+        return UserVector(self._solve(seen, summed), seen.astype(np.int32), last_ts, recent)
 
     def vectors_of(self, histories: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """:meth:`vector_of` for many users at once (zeros where no item is known).
@@ -201,3 +207,15 @@ class FoldIn:
         positive = snapshot.matrix.multiply(snapshot.matrix > 0)
         q = sp.csr_matrix(positive) @ self._y_unit
         return np.ascontiguousarray(np.hstack([user_factors, q]), dtype=np.float32)
+
+
+def recent_columns(cols: np.ndarray, depth: int) -> np.ndarray:
+    """The ``depth`` most recent distinct known columns of events oldest first (-1: unknown),
+    newest first."""
+    out: list[int] = []
+    for c in cols[::-1].tolist():
+        if c >= 0 and c not in out:
+            out.append(c)
+            if len(out) == depth:
+                break
+    return np.array(out, dtype=np.int32)

@@ -19,6 +19,7 @@ from .params import ALSParams
 
 if TYPE_CHECKING:
     from .associations import Associations
+    from .successors import Successors
 
 
 @dataclass(frozen=True)
@@ -33,16 +34,25 @@ class TrainedModel:
     trainer: str = "implicit"  # which library fitted it (recorded in the manifest)
 
     def version_content(
-        self, fold: FoldIn | None = None, assoc: Associations | None = None
+        self,
+        fold: FoldIn | None = None,
+        assoc: Associations | None = None,
+        successors: Successors | None = None,
     ) -> tuple[dict[str, np.ndarray], dict]:
         """Every array of a published version by file stem, and the manifest fields that
         describe the model (the store adds version, times, offsets and checksums).
 
-        ``fold`` defaults to a fold-in with the default :class:`RealtimeParams`.
+        ``fold`` defaults to a fold-in with the default :class:`RealtimeParams`; without
+        ``successors`` the version has no sequence term.
         """
         if fold is None:
             fold = FoldIn(self.snapshot.item_ids, self.item_factors, self.params, RealtimeParams())
-        return self._arrays(fold, assoc), self._fields(fold, assoc)
+        arrays = self._arrays(fold, assoc)
+        fields = self._fields(fold, assoc)
+        if successors is not None:
+            arrays.update(successors.arrays())
+            fields["sequence"] = successors.manifest()
+        return arrays, fields
 
     def _arrays(self, fold: FoldIn, assoc: Associations | None) -> dict[str, np.ndarray]:
         snap = self.snapshot

@@ -9,10 +9,11 @@ top 10 (the measure ``recsvc evaluate`` and live quality use).
 
 The search is short and greedy: factors first (the incumbent, half and a quarter of it), then
 regularization, then alpha, at most ``max_fits`` fits; then the real-time settings (recency
-boost, half-life, similarity weight), which need no refit to try. A candidate replaces the
-best so far only if it is better by more than two standard errors of the paired difference,
-so noise on a small hold-out never moves the settings, and settings the user pinned on the
-command line are never searched. The model published is then fitted on the whole window with
+boost, half-life, similarity weight) and the sequence term's weight and depth, which need no
+refit to try (the trials' sequential rules come from the training part alone). A candidate
+replaces the best so far only if it is better by more than two standard errors of the paired
+difference, so noise on a small hold-out never moves the settings, and settings the user pinned
+on the command line are never searched. The model published is then fitted on the whole window with
 the winner's settings.
 """
 
@@ -29,8 +30,10 @@ import scipy.sparse as sp
 
 from ..data.window import WindowSnapshot
 from ..errors import ModelFitError
-from .fold_in import FoldIn, RealtimeParams
+from ..vectors.sequences import SequenceWeights, sequence_scores
+from .fold_in import FoldIn, RealtimeParams, recent_columns
 from .params import ALSParams
+from .successors import SequenceParams, rules
 from .trained_model import TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ logger = logging.getLogger(__name__)
 #: Settings the search may change; a pinned one keeps the value it was given.
 ALS_KNOBS = ("factors", "regularization", "alpha")
 REALTIME_KNOBS = ("recent_boost", "recent_half_life", "similarity_weight")
+SEQUENCE_KNOBS = ("sequence_weight", "sequence_depth")
 #: Most (user, item) scores one candidate computes: 80 MB of float32.
 _MAX_CELLS = 20_000_000
 
@@ -78,7 +82,7 @@ class TuneParams:
             raise ValueError("tuning needs every >= 1, 0 < holdout < 0.5 and max-events >= 10")
         if not 1 <= self.max_fits <= 8:
             raise ValueError("tuning fits at most 8 candidates (max-fits 1..8)")
-        unknown = set(self.pinned) - set(ALS_KNOBS) - set(REALTIME_KNOBS)
+        unknown = set(self.pinned) - set(ALS_KNOBS) - set(REALTIME_KNOBS) - set(SEQUENCE_KNOBS)
         if unknown:
             raise ValueError(f"unknown pinned settings: {sorted(unknown)}")
         object.__setattr__(self, "pinned", frozenset(self.pinned))
@@ -90,6 +94,8 @@ class TuneResult:
 
     als: ALSParams
     realtime: RealtimeParams
+    #: The sequence term's weights (None when versions carry no sequential rules).
+    sequence: SequenceWeights | None = None
     trials: list[dict] = field(default_factory=list)
     held_out_events: int = 0
     scored_events: int = 0
@@ -102,6 +108,7 @@ class TuneResult:
             "winner": {
                 **{k: getattr(self.als, k) for k in ALS_KNOBS},
                 **asdict(self.realtime),
+                **_sequence_fields(self.sequence),
             },
             "held_out_events": self.held_out_events,
             "scored_events": self.scored_events,
@@ -111,10 +118,18 @@ class TuneResult:
         }
 
 
+def _sequence_fields(weights: SequenceWeights | None) -> dict:
+    if weights is None:
+        return {}
+    return {"sequence_weight": weights.weight, "sequence_depth": weights.depth}
+
+
 class _HoldOut:
     """The window split in two: training events, and later events to predict one by one."""
 
-    def __init__(self, snap: WindowSnapshot, params: TuneParams) -> None:
+    def __init__(
+        self, snap: WindowSnapshot, params: TuneParams, sequence: SequenceParams | None = None
+    ) -> None:
         ev = snap.events
         n = len(ev.rows)
         cut = n - int(n * params.holdout)
@@ -148,18 +163,37 @@ class _HoldOut:
             candidates = [candidates[k] for k in keep.tolist()]
         self.targets = np.array([ev.cols[j] for j, _ in candidates], dtype=np.int64)
         self.history = [(ev.cols[before], ev.weights[before]) for _, before in candidates]
+        # Sequential rules of the training part, and what each predicted event followed.
+        self.rules = None
+        if sequence is not None:
+            train = ev.weights[:cut] > 0
+            users, items = ev.rows[:cut][train], ev.cols[:cut][train]
+            order = np.argsort(users, kind="stable")
+            rule = rules(users[order], items[order], snap.n_items, sequence)
+            self.rules = (rule.indptr, rule.indices, rule.data)
+            self.recent = [recent_columns(c, sequence.recent) for c, _ in self.history]
 
     def __len__(self) -> int:
         return len(self.targets)
 
-    def gains(self, fold: FoldIn, k: int) -> np.ndarray:
-        """NDCG gain of each predicted event (0 = its item not in the user's top ``k``)."""
+    def gains(
+        self, fold: FoldIn, k: int, sequence: SequenceWeights | None = None
+    ) -> np.ndarray:
+        """NDCG gain of each predicted event (0 = its item not in the user's top ``k``), its
+        scores the service's: ALS and similarity, plus the sequence term with ``sequence``."""
         vectors = fold.vectors_of(self.history)
         gains = np.zeros(len(self))
+        follow = sequence is not None and sequence.weight > 0 and self.rules is not None
         for start in range(0, len(self), 256):  # bounded memory per chunk
             rows = range(start, min(start + 256, len(self)))
             scores = vectors[start : rows.stop] @ fold.scoring_matrix.T
             for r in rows:
+                if follow:
+                    cols, seq = sequence_scores(
+                        *self.rules, self.recent[r], sequence.depth, sequence.decay
+                    )
+                    if len(cols):
+                        scores[r - start, cols] += seq * (sequence.weight / seq.max())
                 scores[r - start, self.history[r][0]] = -np.inf
             target = scores[np.arange(len(rows)), self.targets[start : rows.stop]]
             # Its rank: how many unseen items score at least as high (ties count against it).
@@ -169,13 +203,13 @@ class _HoldOut:
         return gains
 
 
-def _better(candidate: np.ndarray, best: np.ndarray) -> bool:
-    """Whether ``candidate`` beats ``best`` by more than two standard errors (paired)."""
+def _better(candidate: np.ndarray, best: np.ndarray, errors: float = 2.0) -> bool:
+    """Whether ``candidate`` beats ``best`` by more than ``errors`` standard errors (paired)."""
     diff = candidate - best
     if len(diff) < 2:
         return False
     se = diff.std(ddof=1) / math.sqrt(len(diff))
-    return diff.mean() > 2 * se and diff.mean() > 0
+    return diff.mean() > errors * se and diff.mean() > 0
 
 
 def _steps(value: float, factors: Iterable[float], integer: bool = False) -> list:
@@ -193,14 +227,16 @@ def tune(
     realtime: RealtimeParams,
     params: TuneParams,
     fit: Callable[[WindowSnapshot, ALSParams], TrainedModel],
+    sequence: SequenceParams | None = None,
 ) -> TuneResult:
-    """Search settings for ``snap`` starting from ``als`` and ``realtime`` (the incumbent)."""
+    """Search settings for ``snap`` starting from ``als``, ``realtime`` and ``sequence``'s
+    weights (the incumbent); without ``sequence`` there is no sequence term to tune."""
     start = time.perf_counter()
-    result = TuneResult(als, realtime)
+    result = TuneResult(als, realtime, None if sequence is None else sequence.weights)
     if snap.events is None or snap.events.weights is None:
         result.skipped = "the snapshot carries no events"
         return result
-    split = _HoldOut(snap, params)
+    split = _HoldOut(snap, params, sequence)
     result.held_out_events, result.scored_events = split.held_out, len(split)
     if len(split) < 50:
         result.skipped = f"{len(split)} held-out events to score; at least 50 are needed"
@@ -211,12 +247,21 @@ def tune(
     best_gains: np.ndarray | None = None
     best_model: TrainedModel | None = None
 
-    def trial(candidate: ALSParams, rt: RealtimeParams, model: TrainedModel, seconds: float):
-        gains = split.gains(FoldIn(snap.item_ids, model.item_factors, candidate, rt), params.k)
+    def trial(
+        candidate: ALSParams,
+        rt: RealtimeParams,
+        model: TrainedModel,
+        seconds: float,
+        seq: SequenceWeights | None = None,
+    ):
+        seq = seq or result.sequence
+        fold = FoldIn(snap.item_ids, model.item_factors, candidate, rt)
+        gains = split.gains(fold, params.k, seq)
         result.trials.append(
             {
                 **{k: getattr(candidate, k) for k in ALS_KNOBS},
                 **asdict(rt),
+                **_sequence_fields(seq),
                 "hit_rate": round(float((gains > 0).mean()), 4),
                 "ndcg": round(float(gains.mean()), 4),
                 "fit_seconds": round(seconds, 3),
@@ -275,10 +320,12 @@ def tune(
             gains = trial(result.als, candidate, best_model, 0.0)
             if _better(gains, best_gains):
                 best_gains, result.realtime = gains, candidate
+    if sequence is not None:
+        best_gains = _tune_sequence(result, best_gains, trial, best_model, pinned, sequence)
     result.seconds = time.perf_counter() - start
     logger.info(
         "tuned on %d held-out events in %.2f s (%d fits): factors %d, regularization %g, "
-        "alpha %g, recent boost %g, half-life %g, similarity %g",
+        "alpha %g, recent boost %g, half-life %g, similarity %g, sequence %s",
         len(split),
         result.seconds,
         fits,
@@ -288,5 +335,59 @@ def tune(
         result.realtime.recent_boost,
         result.realtime.recent_half_life,
         result.realtime.similarity_weight,
+        _sequence_fields(result.sequence) or "off",
     )
     return result
+
+
+#: The weights the sequence search walks through, a factor 4 apart: from 1 (the best follower
+#: counts about as much as a confident ALS prediction) to where the term decides the order
+#: alone and ALS only breaks its ties and fills the list.
+WEIGHT_LADDER = (1.0, 4.0, 16.0, 64.0, 256.0)
+
+
+def _tune_sequence(result, best_gains, trial, model, pinned, sequence: SequenceParams):
+    """The sequence term's weight, then its depth.
+
+    The weight walks the ladder away from the incumbent, up first (down to 0 when the first
+    step up does not win). The first step must beat the incumbent by the two-standard-error
+    rule -- so a stream without order keeps the configured weight, 0 by default -- and the
+    walk then goes on while each step beats the last by one standard error (how far the term
+    should count, once the evidence says it counts at all). Then each other depth is tried,
+    the best of those that beat the incumbent by the two-standard-error rule wins, and the
+    weight walks on from there.
+    """
+
+    def walk(values, moved: bool = False) -> bool:
+        nonlocal best_gains
+        for value in values:
+            candidate = replace(result.sequence, weight=value)
+            gains = trial(result.als, result.realtime, model, 0.0, candidate)
+            won = _better(gains, best_gains, 1.0 if moved else 2.0)
+            if not won:
+                break
+            best_gains, result.sequence, moved = gains, candidate, True
+        return moved
+
+    if "sequence_weight" not in pinned:
+        start = result.sequence.weight
+        if not walk([w for w in WEIGHT_LADDER if w > start]) and start > 0:
+            walk([w for w in (*reversed(WEIGHT_LADDER), 0.0) if w < start])
+    if "sequence_depth" not in pinned and result.sequence.weight > 0:
+        winner = None
+        for depth in (1, 3, 5, 10):
+            if depth == result.sequence.depth or depth > sequence.recent:
+                continue
+            candidate = replace(result.sequence, depth=depth)
+            gains = trial(result.als, result.realtime, model, 0.0, candidate)
+            if _better(gains, best_gains) and (winner is None or gains.mean() > winner[0].mean()):
+                winner = (gains, candidate)
+        if winner is not None:
+            best_gains, result.sequence = winner
+            # A shallower or deeper term may want more or less weight: walk on from here.
+            weight = result.sequence.weight
+            if "sequence_weight" not in pinned and not walk(
+                [w for w in WEIGHT_LADDER if w > weight], moved=True
+            ):
+                walk([w for w in (*reversed(WEIGHT_LADDER), 0.0) if 0 < w < weight], moved=True)
+    return best_gains

@@ -19,7 +19,12 @@ from recommendation_service.artifacts.update_records import (
 def _arrays(width=4):
     rng = np.random.default_rng(0)
     vectors = [
-        UserVector(rng.normal(size=width).astype(np.float32), np.array([0, 3], np.int32), 10.0),
+        UserVector(
+            rng.normal(size=width).astype(np.float32),
+            np.array([0, 3], np.int32),
+            10.0,
+            np.array([3, 0], np.int32),
+        ),
         UserVector(rng.normal(size=width).astype(np.float32), np.array([], np.int32), 11.5),
     ]
     rows = [rng.normal(size=width).astype(np.float32)]
@@ -35,9 +40,24 @@ def test_records_rebuild_the_same_update():
         pending.add(key, value)
     back = pending.arrays()
     check_update(back)
-    for name in ("vectors", "seen_indptr", "seen_indices", "last_ts", "new_item_rows"):
+    names = ("vectors", "seen_indptr", "seen_indices", "last_ts", "new_item_rows",
+             "recent_indptr", "recent_indices")  # fmt: skip
+    for name in names:
         np.testing.assert_array_equal(back[name], arrays[name])
+    assert back["recent_indices"].tolist() == [3, 0]  # newest first, as the fold-in gave them
     assert len(pending) == 3
+
+
+def test_records_of_an_earlier_release_have_no_recent_items():
+    key, value = next(update_records("v00000003", _arrays()))
+    body = json.loads(value)
+    del body["recent"]
+    pending = PendingUpdate("v00000003")
+    pending.add(key, json.dumps(body).encode())
+    assert pending.users["ann"].recent.size == 0
+    body["recent"] = ["not a number"]
+    with pytest.raises(ValueError, match="recent"):
+        pending.add(key, json.dumps(body).encode())
 
 
 def test_a_later_record_of_a_key_replaces_the_earlier():

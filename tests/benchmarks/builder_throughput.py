@@ -5,7 +5,8 @@
 For each broker (Tansu and Apache Kafka side by side by default): publishes a backlog of
 demo-style events (text ``user:item``), then runs the builder with the default window and
 refit cadence until it has applied every event, training concurrently as it goes; then, on the
-first broker, the same without live-quality scoring and without tuning. Separately, times one
+first broker, the same without live-quality scoring, without tuning and without the sequence
+term's rules. Separately, times one
 ALS fit with the default parameters on a 100,000-event window of the same stream, and a tuned
 refit (search plus final fit) on the same window.
 """
@@ -113,7 +114,9 @@ def main() -> None:
     # What tuning costs a refit on this window: the search plus the final fit, against one fit.
     start = time.perf_counter()
     trainer = ALSTrainer(ALSParams())
-    tuned = tune(snapshot, ALSParams(), RealtimeParams(), TuneParams(), trainer.fit)
+    tuned = tune(
+        snapshot, ALSParams(), RealtimeParams(), TuneParams(), trainer.fit, defaults.sequence
+    )
     trainer.fit(snapshot, tuned.als)
     tuned_seconds = time.perf_counter() - start
 
@@ -129,6 +132,7 @@ def main() -> None:
                 engines[0], pairs, live_quality=LiveQualityParams(budget=0.0)
             ),
             "--tune off": run_backlog(engines[0], pairs, tuning=TuneParams(enabled=False)),
+            "--sequence-distance 0": run_backlog(engines[0], pairs, sequence=None),
         }
     )
     result = {

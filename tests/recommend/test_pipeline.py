@@ -16,7 +16,12 @@ from recommendation_service.data.catalog import (
     write_catalog,
 )
 from recommendation_service.recommend import explain, promotion, queries, terms
-from recommendation_service.recommend.request import ExploreParams, ListShape
+from recommendation_service.recommend.request import (
+    ExploreParams,
+    ListShape,
+    Query,
+    RecommendRequest,
+)
 from recommendation_service.recommend.result import Recommendation
 from recommendation_service.recommend.served_model import ServedModel
 from recommendation_service.rules.expressions import compile_rule
@@ -105,16 +110,19 @@ def test_caches_belong_to_the_version_s_pipeline(model_dir, catalog):
 
 
 def test_a_score_is_the_sum_of_its_terms_and_its_reason_the_largest(served):
-    state = served.user_state(first_user(served))
+    user = first_user(served)
+    query = Query(RecommendRequest(user, 10), served.user_state(user), served.sequence)
     candidates = terms.Candidates.of(served, np.arange(50))
-    total, parts = terms.score(candidates, state)
-    als, similar = terms.als(candidates, state), terms.similarity(candidates, state)
-    assert np.array_equal(parts, np.stack([als, similar])) and np.allclose(total, als + similar)
-    # Together the two terms are the dot product retrieval ranks the catalog by.
-    assert np.allclose(total, candidates.rows @ state.vector, rtol=1e-5, atol=1e-6)
-    expected = ["similar_to_recent" if s > a else "model" for a, s in zip(als, similar)]
-    assert explain.reasons(parts) == expected
-    nothing, empty = terms.score(terms.Candidates.of(served, np.arange(0)), state)
+    total, parts = terms.score(candidates, query)
+    als, similar = terms.als(candidates, query), terms.similarity(candidates, query)
+    follows = terms.sequence(candidates, query)
+    assert np.array_equal(parts, np.stack([als, similar, follows]))
+    assert np.allclose(total, als + similar + follows)
+    # The first two terms are the dot product retrieval ranks the catalog by.
+    assert np.allclose(als + similar, candidates.rows @ query.state.vector, rtol=1e-5, atol=1e-6)
+    names = [name for name, _ in terms.TERMS]
+    assert explain.reasons(parts) == [names[k] for k in np.argmax(parts, axis=0)]
+    nothing, empty = terms.score(terms.Candidates.of(served, np.arange(0)), query)
     assert len(nothing) == 0 and explain.reasons(empty) == []
 
 

@@ -120,6 +120,10 @@ def test_named_rules_with_request_parameters(rules_client):
         ("&rule=cheap&max=lots", "$max must be a number"),
         ("&promote=on_sale", "slots"),
         ("&promote=nope:2", "rule name"),
+        ("&sequence_weight=lots", "'sequence_weight' must be a finite number"),
+        ("&sequence_weight=-1", "'sequence_weight' must be a number from 0 to 1000"),
+        ("&sequence_depth=11", "'sequence_depth' must be an integer from 1 to 10"),
+        ("&sequence_depth=two", "'sequence_depth' must be an integer"),
     ],
 )
 def test_bad_rule_requests_get_a_json_400(rules_client, query, says):

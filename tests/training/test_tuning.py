@@ -10,9 +10,11 @@ from recommendation_service.data.window import SlidingWindow
 from recommendation_service.training.als import ALSTrainer
 from recommendation_service.training.fold_in import FoldIn, RealtimeParams
 from recommendation_service.training.params import ALSParams
-from recommendation_service.training.tuning import TuneParams, tune
+from recommendation_service.training.successors import SequenceParams
+from recommendation_service.training.tuning import ALS_KNOBS, REALTIME_KNOBS, TuneParams, tune
 
 from ..conftest import category, planted_tastes
+from ..streams import series_events, shuffled
 
 #: The library defaults, with one thread so the test is steady on a shared machine.
 DEFAULTS = ALSParams(num_threads=1)
@@ -140,3 +142,52 @@ def test_when_no_candidate_fits_the_configured_settings_stay(taste_window):
     result = tune(window.snapshot(), DEFAULTS, RealtimeParams(), TuneParams(), fit)
     assert result.skipped == "no candidate could be fitted"
     assert result.als == DEFAULTS and result.realtime == RealtimeParams()
+
+
+def sequence_trials(result) -> dict[float, float]:
+    """NDCG of each sequence weight tried (with the winning ALS and real-time settings)."""
+    return {
+        t["sequence_weight"]: t["ndcg"]
+        for t in result.trials
+        if "sequence_weight" in t and t.get("sequence_depth") == result.sequence.depth
+    }
+
+
+def tuned_sequence(events):
+    window = SlidingWindow(20_000)
+    for e in events:
+        window.add(e)
+    trainer = ALSTrainer(DEFAULTS)
+    result = tune(window.snapshot(), DEFAULTS, RealtimeParams(), TuneParams(), trainer.fit,
+                  SequenceParams())  # fmt: skip
+    return result, window
+
+
+def test_a_stream_with_planted_order_ends_with_a_high_sequence_weight():
+    result, _ = tuned_sequence(series_events(n_users=600, per_user=40, noise=0.1, seed=4))
+    assert result.sequence.weight >= 4.0, result.trials[-8:]
+    tried = sequence_trials(result)
+    assert tried[result.sequence.weight] > tried[0.0]
+    # The same events with each user's order shuffled: what is left is which items go
+    # together, not which comes next, and the weight chosen is lower.
+    unordered, _ = tuned_sequence(shuffled(series_events(n_users=600, per_user=40, noise=0.1,
+                                                         seed=4), seed=5))  # fmt: skip
+    assert unordered.sequence.weight < result.sequence.weight
+
+
+def test_a_stream_without_order_loses_nothing_to_the_term(taste_window):
+    tastes, ordered = taste_window
+    result, window = tuned_sequence(shuffled(ordered.events(), seed=5))
+    # Whatever weight wins, it predicts the held-out events at least as well as none.
+    tried = sequence_trials(result)
+    assert tried.get(result.sequence.weight, tried[0.0]) >= tried.get(0.0, 0.0)
+    assert taste_precision(tastes, window, result.als, result.realtime) >= 0.95
+
+
+def test_pinned_sequence_settings_are_not_searched(taste_window):
+    _, window = taste_window
+    trainer = ALSTrainer(DEFAULTS)
+    pinned = frozenset({"sequence_weight", "sequence_depth", *ALS_KNOBS, *REALTIME_KNOBS})
+    result = tune(window.snapshot(), DEFAULTS, RealtimeParams(), TuneParams(pinned=pinned),
+                  trainer.fit, SequenceParams())  # fmt: skip
+    assert result.sequence == SequenceParams().weights and len(result.trials) == 1

@@ -100,13 +100,14 @@ async function pollModels() {
   chart("chart-models", [
     { label: "training s", stroke: "#6b3fa0" },
     { label: "live HR@10", stroke: "#0b7a3e", scale: "hr" },
+    { label: "sequential rules HR@10", stroke: "#c77800", scale: "hr" },
   ], [refits.map((r) => r.trained_at), refits.map((r) => r.training_seconds),
-      refits.map((r) => r.live_hit_rate)],
+      refits.map((r) => r.live_hit_rate), refits.map((r) => r.rules_hit_rate)],
   [{}, { scale: "hr", side: 1, grid: { show: false } }]);
   const rows = [];
   if (body.refused) {
     rows.push(el("tr", { class: "refused" }, el("td", {}, String(body.refused.version)),
-      el("td", { colspan: 6 }, "refused: " + (body.refused.reason || "unreadable"))));
+      el("td", { colspan: 8 }, "refused: " + (body.refused.reason || "unreadable"))));
   }
   for (const r of refits.slice(-12).reverse()) {
     rows.push(el("tr", { class: r.version === body.served ? "served" : "" },
@@ -114,7 +115,8 @@ async function pollModels() {
       el("td", {}, new Date(r.trained_at * 1000).toLocaleTimeString()),
       el("td", {}, fmt(r.training_seconds, 3)), el("td", {}, fmt(r.n_users)),
       el("td", {}, fmt(r.n_items)), el("td", {}, fmt(r.live_hit_rate, 3)),
-      el("td", {}, fmt(r.popularity_hit_rate, 3))));
+      el("td", {}, fmt(r.rules_hit_rate, 3)), el("td", {}, fmt(r.popularity_hit_rate, 3)),
+      el("td", {}, r.sequence ? fmt(r.sequence.weight, 2) : "off")));
   }
   fill("refits", rows);
   const winner = body.tuning && body.tuning.winner;

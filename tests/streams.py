@@ -1,0 +1,69 @@
+"""Synthetic streams with and without order, for the sequence term's tests and benchmarks.
+
+* :func:`series_events` -- users walk through series of items in order (the next episode, the
+  next part): most of what a user does next is the item after the one they just did.
+* :func:`shuffled` -- the same events with each user's order shuffled: the same items per
+  user, no order left to learn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recommendation_service.data.events import Event
+
+
+def series_events(
+    n_users: int = 300,
+    n_series: int = 60,
+    length: int = 8,
+    per_user: int = 40,
+    noise: float = 0.1,
+    seed: int = 0,
+) -> list[Event]:
+    """Events of users who each follow series of ``length`` items (``s<j>-<k>``) from the
+    start, one series after another (series drawn by a Zipf-like popularity), with a share
+    ``noise`` of events on random items instead; interleaved across users in time."""
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / np.arange(1, n_series + 1) ** 0.8
+    popularity /= popularity.sum()
+    streams = []
+    for u in range(n_users):
+        items: list[str] = []
+        while len(items) < per_user:
+            series = int(rng.choice(n_series, p=popularity))
+            for k in range(length):
+                if rng.random() < noise:
+                    items.append(f"s{rng.integers(n_series)}-{rng.integers(length)}")
+                items.append(f"s{series}-{k}")
+        streams.append((f"user-{u:05d}", items[:per_user]))
+    # Interleave: at each step a random user with events left does their next one.
+    pos = [0] * n_users
+    left = list(range(n_users))
+    events = []
+    while left:
+        k = int(rng.integers(len(left)))
+        u = left[k]
+        user, items = streams[u]
+        events.append(Event(user, items[pos[u]], 1.0, float(len(events))))
+        pos[u] += 1
+        if pos[u] == len(items):
+            left[k] = left[-1]
+            left.pop()
+    return events
+
+
+def shuffled(events: list[Event], seed: int = 0) -> list[Event]:
+    """``events`` with each user's items in a random order (their time slots kept)."""
+    rng = np.random.default_rng(seed)
+    by_user: dict[str, list[int]] = {}
+    for k, e in enumerate(events):
+        by_user.setdefault(e.user, []).append(k)
+    items = [e.item for e in events]
+    out = list(events)
+    for slots in by_user.values():
+        order = rng.permutation(len(slots))
+        for slot, j in zip(slots, order.tolist()):
+            e = events[slot]
+            out[slot] = Event(e.user, items[slots[j]], e.weight, e.ts)
+    return out
