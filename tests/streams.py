@@ -11,6 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from recommendation_service.data.events import Event
+from recommendation_service.data.window import SlidingWindow
+from recommendation_service.training.als import ALSTrainer
+from recommendation_service.training.fold_in import FoldIn, RealtimeParams
+from recommendation_service.training.params import ALSParams
 
 
 def series_events(
@@ -67,3 +71,13 @@ def shuffled(events: list[Event], seed: int = 0) -> list[Event]:
             e = events[slot]
             out[slot] = Event(e.user, items[slots[j]], e.weight, e.ts)
     return out
+
+
+def series_model(seed: int, params: ALSParams):
+    """(window, trained model, fold-in) of a 200-user series stream, as a refit makes them."""
+    window = SlidingWindow(100_000)
+    for e in series_events(n_users=200, per_user=40, noise=0.05, seed=seed):
+        window.add(e)
+    model = ALSTrainer(params).fit(window.snapshot())
+    snap = model.snapshot
+    return window, model, FoldIn(snap.item_ids, model.item_factors, model.params, RealtimeParams())

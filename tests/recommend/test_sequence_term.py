@@ -8,25 +8,18 @@ import pytest
 
 from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.artifacts.update_files import UserVector, update_arrays
-from recommendation_service.data.window import SlidingWindow
 from recommendation_service.recommend.served_model import ServedModel
-from recommendation_service.training.als import ALSTrainer
-from recommendation_service.training.fold_in import FoldIn, RealtimeParams
 from recommendation_service.training.successors import SequenceParams, successors
 from recommendation_service.vectors.sequences import SequenceWeights
 
 from ..conftest import SMALL_ALS
-from ..streams import series_events
+from ..streams import series_model
 
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
-    window = SlidingWindow(100_000)
-    for e in series_events(n_users=200, per_user=40, noise=0.05, seed=1):
-        window.add(e)
-    snap = window.snapshot()
-    model = ALSTrainer(SMALL_ALS).fit(snap)
-    fold = FoldIn(snap.item_ids, model.item_factors, model.params, RealtimeParams())
+    window, model, fold = series_model(1, SMALL_ALS)
+    snap = model.snapshot
     root = tmp_path_factory.mktemp("models")
     store = ModelStore(root)
     params = SequenceParams(weights=SequenceWeights(weight=4.0))

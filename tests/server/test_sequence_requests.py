@@ -5,15 +5,12 @@ from __future__ import annotations
 import pytest
 
 from recommendation_service.artifacts.store import ModelStore
-from recommendation_service.data.window import SlidingWindow
 from recommendation_service.experiments.variants import RuleError, load_rules_file
-from recommendation_service.training.als import ALSTrainer
-from recommendation_service.training.fold_in import FoldIn, RealtimeParams
 from recommendation_service.training.successors import SequenceParams, successors
 from recommendation_service.vectors.sequences import SequenceWeights
 
 from ..conftest import SMALL_ALS
-from ..streams import series_events
+from ..streams import series_model
 from .test_rules_and_experiments import make_app
 
 EXPERIMENT = """
@@ -34,12 +31,8 @@ sequence_depth = 1
 
 @pytest.fixture(scope="module")
 def series_dir(tmp_path_factory):
-    window = SlidingWindow(100_000)
-    for e in series_events(n_users=200, per_user=40, noise=0.05, seed=2):
-        window.add(e)
-    snap = window.snapshot()
-    model = ALSTrainer(SMALL_ALS).fit(snap)
-    fold = FoldIn(snap.item_ids, model.item_factors, model.params, RealtimeParams())
+    _, model, fold = series_model(2, SMALL_ALS)
+    snap = model.snapshot
     root = tmp_path_factory.mktemp("series")
     # Published with the term off: requests and variants turn it on.
     params = SequenceParams(weights=SequenceWeights(weight=0.0))
