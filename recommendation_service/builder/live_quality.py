@@ -108,7 +108,7 @@ class LiveQuality:
                 rules_only[vector.seen] = -np.inf
                 gains[2] = _gain(top_n(rules_only, k), target)
                 if weights.weight > 0:
-                    scores[cols] += values * (weights.weight / values.max())
+                    scores[cols] += weights.term(values)
                     scores[vector.seen] = -np.inf
             gains[0] = _gain(top_n(scores, k), target)
         popular = window.popular_items(k, set(history.items))

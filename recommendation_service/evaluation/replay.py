@@ -289,7 +289,7 @@ def _score_event(e, window, fitted: _Fitted, touched, scores, k) -> None:
         fold_top = fitted.top(matrix, vector, exclude_cols, k)
         extra = None
         if following is not None and fitted.weights is not None and fitted.weights.weight > 0:
-            extra = (following[0], following[1] * (fitted.weights.weight / following[1].max()))
+            extra = (following[0], fitted.weights.term(following[1]))
         service_top = fold_top if extra is None else fitted.top(matrix, vector, exclude_cols, k,
                                                                 extra)  # fmt: skip
     else:

@@ -62,7 +62,7 @@ def sequence(candidates: Candidates, query: Query) -> np.ndarray:
     if len(cols):
         at = np.minimum(np.searchsorted(cols, candidates.cols), len(cols) - 1)
         hit = cols[at] == candidates.cols
-        out[hit] = scores[at[hit]] * (query.sequence.weight / scores.max())
+        out[hit] = query.sequence.term(scores)[at[hit]]
     return out
 
 

@@ -193,7 +193,7 @@ class _HoldOut:
                         *self.rules, self.recent[r], sequence.depth, sequence.decay
                     )
                     if len(cols):
-                        scores[r - start, cols] += seq * (sequence.weight / seq.max())
+                        scores[r - start, cols] += sequence.term(seq)
                 scores[r - start, self.history[r][0]] = -np.inf
             target = scores[np.arange(len(rows)), self.targets[start : rows.stop]]
             # Its rank: how many unseen items score at least as high (ties count against it).

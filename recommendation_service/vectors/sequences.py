@@ -42,6 +42,11 @@ class SequenceWeights:
         if not 1 <= self.depth <= 100 or not 0 < self.decay <= 1:
             raise ValueError("sequence depth must be 1..100 and decay in (0, 1]")
 
+    def term(self, scores: np.ndarray) -> np.ndarray:
+        """The term's part of each score: its sequence score over the best of ``scores``,
+        times the weight (what one weight means on every stream)."""
+        return scores * (self.weight / scores.max())
+
     def as_dict(self) -> dict:
         return {"weight": self.weight, "depth": self.depth, "decay": self.decay}
 
