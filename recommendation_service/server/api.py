@@ -37,7 +37,7 @@ def server_config() -> ServerConfig:
 
 def model_or_503() -> ServedModel:
     # Read the reference once: the whole response then comes from one model version.
-    model = watcher().model
+    model = watcher().current()
     if model is None:
         abort(503, description="no model has been published yet; the builder is still training")
     return model
@@ -189,7 +189,7 @@ def _failing(writes) -> bool:
 def health():
     """Liveness and readiness: 200 once a model is served, 503 before."""
     holder = watcher()
-    model = holder.model
+    model = holder.current()
     builder = _builder_health(holder)
     store = _store_health(holder) if server_config().model_store is not None else None
     feed = holder.feed.status() if holder.feed is not None else None

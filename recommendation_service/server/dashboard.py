@@ -96,7 +96,7 @@ def models():
     """Recent refits, versions on disk, served / pinned / refused versions."""
     holder = watcher()
     control = _control()
-    model = holder.model
+    model = holder.current()
     status = control.read_status() or {}
     history = control.read_history() or {}
     pin = control.pin()

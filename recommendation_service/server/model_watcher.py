@@ -6,6 +6,10 @@ applies the version's new update files (fresh vectors of users with new events) 
 the item catalog when the builder replaced it. A request
 reads that reference once, so every response comes from exactly one version. A version that
 fails to load is logged, remembered, and skipped while the previous model keeps serving.
+
+A process that serves nothing yet while a version exists (the first model arriving, or a
+worker started beside one that already serves) loads it on the request that asks, rather
+than answering 503 until its next poll: "ready" on one worker then means ready on all.
 """
 
 from __future__ import annotations
@@ -74,6 +78,23 @@ class ModelWatcher:
                 if self.on_refresh is not None:
                     self.on_refresh(self.model)
             return changed
+
+    def current(self) -> ServedModel | None:
+        """The served model; with none yet but a version published, load it now (waiting for
+        a poll that is already loading it) so no request is refused while it exists."""
+        model = self.model
+        if model is not None:
+            return model
+        try:
+            published = self.store.served_name() is not None
+        except ModelLoadError:
+            published = False  # a damaged CURRENT: the poll reports it; nothing to load here
+        if published and self._thread is not None:
+            try:
+                self.refresh()
+            except Exception:  # the caller answers 503 as before; the poll logs and retries
+                logger.exception("loading the published model on a request failed")
+        return self.model
 
     def _refresh_catalog(self) -> None:
         """Reload the catalog file when the builder replaced it (damaged: keep the last)."""
