@@ -44,20 +44,20 @@ from .options import (
     type=click.Path(path_type=Path),
     help="Model directory (default: a temporary directory).",
 )
-@opt("--rate", default=200.0, type=float, help="Interactions per second.")
-@opt("--users", default=200, type=int, help="Synthetic users.")
-@opt("--items", "n_items", default=400, type=int, help="Catalog size.")
-@opt("--window", default=20_000, type=int, help="Builder window (W).")
+@opt("--rate", default=200.0, type=click.FloatRange(0.1, 100_000), help="Interactions per second.")
+@opt("--users", default=200, type=click.IntRange(1, 10_000_000), help="Synthetic users.")
+@opt("--items", "n_items", default=400, type=click.IntRange(1, 10_000_000), help="Catalog size.")
+@opt("--window", default=20_000, type=click.IntRange(1), help="Builder window (W).")
 @opt(
     "--retrain-every",
     default=1000,
-    type=int,
+    type=click.IntRange(1),
     help="Builder refit cadence (N).",
 )
 @opt(
     "--duration",
     default=0.0,
-    type=float,
+    type=click.FloatRange(0),
     help="Stop after this many seconds (0 = run until Ctrl-C).",
 )
 def demo(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..common.param_types import Separator
 from ..errors import ConfigError
 from .options import (
     als_params,
@@ -28,7 +29,12 @@ from .options import (
 @opt("--item-col", default="item", help="Item column: name or index.")
 @opt("--time-col", default="timestamp", help="Time column: name or index.")
 @opt("--weight-col", default=None, help="Optional weight column.")
-@opt("--delimiter", default=None, help="Field separator (default: by name).")
+@opt(
+    "--delimiter",
+    default=None,
+    type=Separator(),
+    help="Field separator: one character, or \\t / tab for tabs (default: by file name).",
+)
 @opt("--header/--no-header", default=True, help="First row names columns.")
 @opt(
     "--test-fraction",

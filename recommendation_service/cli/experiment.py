@@ -31,7 +31,12 @@ def experiment() -> None:
     type=click.Choice(["text", "json"]),
     help="text: the report; json: the server's /experiments answer as is.",
 )
-@opt("--timeout", default=10.0, type=float, help="Seconds to wait for the server.")
+@opt(
+    "--timeout",
+    default=10.0,
+    type=click.FloatRange(0.1, 3600),
+    help="Seconds to wait for the server.",
+)
 def report(url: str, format: str, timeout: float) -> None:
     """Print each variant's lists, click-through and conversion with 95% confidence intervals,
     the lift over the first (control) variant, a two-proportion test, and whether the sample

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import click
 
+from ..common.param_types import FiniteFloat
 from ..config.builder import BuilderConfig
 from ..data.window import Decay
 from ..errors import ConfigError
@@ -33,7 +34,15 @@ def config_or_exit(factory):
 
 
 def opt(*names, **kwargs):
-    """A click option that shows its default and its environment variable in ``--help``."""
+    """A click option that shows its default and its environment variable in ``--help``.
+
+    A float option only takes finite numbers (``nan`` would slip through every range check).
+    """
+    kind = kwargs.get("type")
+    if kind is float:
+        kwargs["type"] = FiniteFloat()
+    elif isinstance(kind, click.FloatRange) and not isinstance(kind, FiniteFloat):
+        kwargs["type"] = FiniteFloat(kind.min, kind.max, kind.min_open, kind.max_open, kind.clamp)
     return click.option(*names, show_envvar=True, show_default=True, **kwargs)
 
 

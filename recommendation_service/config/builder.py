@@ -11,6 +11,7 @@ from types import MappingProxyType
 from ..artifacts.object_store import StoreLocation
 from ..data.events import DEFAULT_ACTION_WEIGHTS
 from ..data.window import Decay
+from ..errors import ConfigError
 from ..training.associations import AssociationParams
 from ..training.fold_in import RealtimeParams
 from ..training.params import ALSParams
@@ -41,7 +42,7 @@ class LiveQualityParams:
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= 1000 or self.size < 1 or not 0 <= self.budget <= 1:
-            raise ValueError("live quality needs 1 <= k <= 1000, size >= 1, 0 <= budget <= 1")
+            raise ConfigError("live quality needs 1 <= k <= 1000, size >= 1, 0 <= budget <= 1")
 
 
 @dataclass(frozen=True)

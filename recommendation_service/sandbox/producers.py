@@ -13,7 +13,9 @@ import time
 import click
 from confluent_kafka import KafkaException, Producer
 
+from ..common.param_types import FiniteFloat
 from ..config.kafka import parse_kafka_options
+from ..errors import ConfigError
 from .brokers import ensure_topic
 from .synthetic import TasteModel, make_catalog
 
@@ -174,6 +176,13 @@ _common = [
 ]
 
 
+def _kafka_options(pairs) -> dict[str, str]:
+    try:
+        return parse_kafka_options(pairs)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
 def common_options(func):
     for option in reversed(_common):
         func = option(func)
@@ -194,7 +203,7 @@ def common_options(func):
 def item_producer(bootstrap_servers, n_items, categories, seed, kafka_options, create_topic, topic):
     """Publish a synthetic catalog (ids, categories, titles) to the items topic."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    options = parse_kafka_options(kafka_options)
+    options = _kafka_options(kafka_options)
     try:
         if create_topic:
             ensure_topic(bootstrap_servers, topic, options=options)
@@ -235,7 +244,7 @@ def item_producer(bootstrap_servers, n_items, categories, seed, kafka_options, c
 )
 @click.option(
     "--rate",
-    type=click.FloatRange(0),
+    type=FiniteFloat(0),
     default=200.0,
     show_default=True,
     show_envvar=True,
@@ -252,7 +261,7 @@ def item_producer(bootstrap_servers, n_items, categories, seed, kafka_options, c
 )
 @click.option(
     "--focus",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     default=0.85,
     show_default=True,
     show_envvar=True,
@@ -274,7 +283,7 @@ def user_interactions_producer(
 ):
     """Publish interactions of synthetic users who each favour one category."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    options = parse_kafka_options(kafka_options)
+    options = _kafka_options(kafka_options)
     try:
         if create_topic:
             ensure_topic(bootstrap_servers, topic, options=options)
