@@ -13,7 +13,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from recommendation_service.sandbox.brokers import ENGINES, BrokerProcess, make_broker
+from recommendation_service.sandbox.brokers import (
+    ENGINES,
+    BrokerProcess,
+    make_broker,
+    resolve_engine,
+)
 
 
 def free_port() -> int:
@@ -41,6 +46,18 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, dict]:
     """GET a JSON endpoint on a new connection; returns (status, body) for 2xx and 4xx/5xx."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def post(url: str, body: dict, timeout: float = 5.0) -> tuple[int, dict]:
+    """POST a JSON body on a new connection; returns (status, body) for 2xx and 4xx/5xx."""
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -179,16 +196,21 @@ def wait_healthy(url: str, timeout: float = 30.0) -> None:
 
 
 def add_broker_argument(parser, default: str = "both") -> None:
-    """``--broker tansu|kafka|both`` for benchmarks that compare the two engines in one run."""
+    """``--broker tansu|kafka|both|auto`` for benchmarks that compare the two engines in one
+    run (``auto``: the engine ``recsvc broker`` starts by default on this machine)."""
     parser.add_argument(
         "--broker",
-        choices=[*ENGINES, "both"],
+        choices=[*ENGINES, "both", "auto"],
         default=default,
         help="broker engine(s) to run against, side by side",
     )
 
 
 def engines_of(choice: str) -> list[str]:
+    if choice == "auto":
+        engine, why = resolve_engine("auto")
+        print(f"auto: {engine} ({why})", flush=True)
+        return [engine]
     return list(ENGINES) if choice == "both" else [choice]
 
 

@@ -24,7 +24,7 @@ from ..errors import NoModelError
 PINNED_FILE = "PINNED"
 STATUS_FILE = "builder_status.json"
 HISTORY_FILE = "builder_history.json"
-#: Per-variant counts of the running experiment (builder/experiment_tracker.py).
+#: Per-variant counts of the running experiment (builder/attribution_tracker.py).
 EXPERIMENTS_FILE = "experiments.json"
 CONTROL_DIR = "control"
 

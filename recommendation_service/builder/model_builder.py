@@ -32,9 +32,9 @@ from ..data.window import SlidingWindow, WindowSnapshot
 from ..errors import MalformedEvent
 from ..training.fold_in import FoldIn
 from ..training.trainers import make_trainer
+from .attribution_tracker import AttributionTracker
 from .catalog_consumer import CatalogConsumer
 from .dead_letters import DeadLetters
-from .experiment_tracker import ExperimentTracker
 from .fresh_updates import FreshUpdates
 from .kafka_health import KafkaHealth
 from .lease import BuilderLease, new_builder_id
@@ -97,7 +97,7 @@ class ModelBuilder:
         self._stop = StopFlag()
         self.consumer: Consumer | None = None
         self.catalog: CatalogConsumer | None = None
-        self.tracker: ExperimentTracker | None = None
+        self.tracker: AttributionTracker | None = None
         self.store_sync: StoreSync | None = None
         self.publisher: UpdatePublisher | None = None  # fresh vectors for other hosts
 
@@ -259,8 +259,8 @@ class ModelBuilder:
         if cfg.updates_topic:
             self.publisher = UpdatePublisher(cfg.kafka, cfg.updates_topic)
             self.metrics.registry.register(self.publisher)
-        if cfg.impressions_topic:  # experiments: per-variant clicks and purchases
-            self.tracker = ExperimentTracker(cfg, self.store.root).start()
+        if cfg.impressions_topic:  # attribution: clicks and purchases per list, variant
+            self.tracker = AttributionTracker(cfg, self.store.root).start()
             self.metrics.registry.register(self.tracker)
         self.consumer = Consumer({**cfg.kafka.consumer_config(), "error_cb": self.kafka.on_error})
         self.dead_letters.open(cfg.kafka)

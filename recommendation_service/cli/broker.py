@@ -9,7 +9,7 @@ import click
 
 from ..common.threads import StopFlag
 from ..errors import BrokerError
-from ..sandbox.brokers import ENGINES
+from ..sandbox.brokers import ENGINE_CHOICES
 from .options import (
     opt,
 )
@@ -18,9 +18,11 @@ from .options import (
 @click.command(short_help="Run a Kafka broker: embedded Tansu or Apache Kafka.")
 @opt(
     "--engine",
-    default="tansu",
-    type=click.Choice(ENGINES),
-    help="tansu: embedded, in-memory, pip-only. kafka: Apache Kafka (needs Java 17+), log on disk.",
+    default="auto",
+    type=click.Choice(ENGINE_CHOICES),
+    help="kafka: Apache Kafka (Java 17+; jars fetched once with Maven), log on disk. tansu: "
+    "embedded, in-memory, pip-only (stalls on producers that send one message per batch). "
+    "auto: kafka where it can run, else tansu.",
 )
 @opt("--host", default="127.0.0.1", help="Address to listen on.")
 @opt(
@@ -52,7 +54,7 @@ def broker(
     fetch_only: bool,
 ) -> None:  # fmt: skip
     """Run a Kafka broker for the demo or tests until stopped (Ctrl-C)."""
-    from ..sandbox.brokers import make_broker
+    from ..sandbox.brokers import make_broker, resolve_engine
 
     try:
         if fetch_only:
@@ -62,6 +64,8 @@ def broker(
             libs = ensure_kafka_jars(kafka_libs or default_libs_dir())
             click.echo(f"Apache Kafka's jars are in {libs}")
             return
+        engine, why = resolve_engine(engine, kafka_libs)
+        click.echo(f"engine {engine}: {why}")
         b = make_broker(engine, host, port, data_dir=data_dir, kafka_libs=kafka_libs).start()
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc

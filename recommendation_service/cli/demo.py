@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import BrokerError
-from ..sandbox.brokers import ENGINES
+from ..sandbox.brokers import ENGINE_CHOICES
 from .options import (
     opt,
 )
@@ -16,9 +16,10 @@ from .options import (
 @click.command(short_help="Run broker, builder, server and demo producers at once.")
 @opt(
     "--engine",
-    default="tansu",
-    type=click.Choice(ENGINES),
-    help="Broker to start: tansu (embedded, in-memory) or kafka (Apache Kafka, needs Java 17+).",
+    default="auto",
+    type=click.Choice(ENGINE_CHOICES),
+    help="Broker to start: kafka (Apache Kafka, Java 17+), tansu (embedded, in-memory), or "
+    "auto: kafka where it can run, else tansu.",
 )
 @opt(
     "--port",

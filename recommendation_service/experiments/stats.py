@@ -97,20 +97,22 @@ def analyse(counts: dict[str, dict], metric: str = "clicked_lists", alpha: float
 
 
 _COUNTED = (
-    ("lists", "Lists served, by variant"),
-    ("clicks", "Click events carrying a recommendation_id, by variant"),
-    ("clicked_lists", "Lists with at least one click, by variant"),
-    ("conversions", "Purchase events carrying a recommendation_id, by variant"),
-    ("converted_lists", "Lists with at least one purchase, by variant"),
+    ("lists", "Lists served"),
+    ("clicks", "Click events carrying a recommendation_id"),
+    ("clicked_lists", "Lists with at least one click"),
+    ("conversions", "Purchase events carrying a recommendation_id"),
+    ("converted_lists", "Lists with at least one purchase"),
 )
 
 
 def metric_families(data: dict) -> list:
-    """Prometheus gauges of the tracker's counts (``experiments.json``'s shape)."""
+    """Prometheus gauges of the tracker's counts (``experiments.json``'s shape): per variant
+    (``recsvc_experiment_*``, since start) and for the service and each endpoint
+    (``recsvc_attribution_*``, ``window`` = ``all`` or ``last_hour``)."""
     families = {
         key: GaugeMetricFamily(
             f"recsvc_experiment_{key}",
-            f"{text} (the builder's experiment tracker)",
+            f"{text}, by variant (the builder's attribution tracker)",
             labels=["experiment", "variant"],
         )
         for key, text in _COUNTED
@@ -119,6 +121,21 @@ def metric_families(data: dict) -> list:
         for variant, counts in variants.items():
             for key, family in families.items():
                 family.add_metric([experiment, variant], counts.get(key, 0))
+    service = {
+        key: GaugeMetricFamily(
+            f"recsvc_attribution_{key}",
+            f"{text}, by scope (service or endpoint:<name>) and window (all or last_hour)",
+            labels=["scope", "window"],
+        )
+        for key, text in _COUNTED
+    }
+    scopes = {"service": data.get("service") or {}}
+    for endpoint, windows in (data.get("endpoints") or {}).items():
+        scopes[f"endpoint:{endpoint}"] = windows
+    for scope, windows in scopes.items():
+        for window, counts in windows.items():
+            for key, family in service.items():
+                family.add_metric([scope, window], counts.get(key, 0))
     unattributed = GaugeMetricFamily(
         "recsvc_experiment_unattributed",
         "Events with a recommendation_id whose list was not found, by kind",
@@ -126,4 +143,4 @@ def metric_families(data: dict) -> list:
     )
     for kind, value in data.get("unattributed", {}).items():
         unattributed.add_metric([kind], value)
-    return [*families.values(), unattributed]
+    return [*families.values(), *service.values(), unattributed]

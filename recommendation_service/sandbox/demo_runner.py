@@ -28,7 +28,7 @@ import click
 
 from ..common.threads import StopFlag
 from .broker_process import port_open
-from .brokers import ensure_topic, make_broker
+from .brokers import ensure_topic, make_broker, resolve_engine
 from .demo_shopper import shop
 from .synthetic import TasteModel, make_catalog
 
@@ -62,7 +62,7 @@ class DemoSettings:
     broker_port: int = 9092
     http_port: int = 5000
     metrics_port: int = 9108
-    engine: str = "tansu"
+    engine: str = "auto"
     kafka_libs: Path | None = None
     model_dir: Path | None = None
     rate: float = 200.0
@@ -139,7 +139,9 @@ def run_demo(s: DemoSettings) -> None:
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
-    broker = make_broker(s.engine, "127.0.0.1", s.broker_port, kafka_libs=s.kafka_libs)
+    engine, why = resolve_engine(s.engine, s.kafka_libs)
+    click.echo(f"broker engine {engine}: {why}")
+    broker = make_broker(engine, "127.0.0.1", s.broker_port, kafka_libs=s.kafka_libs)
     # Hex: never starts with "-", so it is safe wherever it is pasted as an argument.
     admin_token = secrets.token_hex(16)
     children: dict[str, subprocess.Popen] = {}

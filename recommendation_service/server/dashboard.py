@@ -30,6 +30,7 @@ from ..artifacts.control_files import ControlFiles
 from ..data.catalog import CatalogSnapshot
 from ..recommend.queries import bought_together, similar_items
 from .api import id_param, model_or_503, n_param, server_config, user_param, watcher
+from .experiments_api import impression, read_counts, with_rates
 
 bp = Blueprint("dashboard", __name__)
 
@@ -110,7 +111,21 @@ def models():
         tuning=None if model is None else model.manifest.get("tuning"),
         live_quality=status.get("live_quality"),
         publish=status.get("publish"),
+        attribution=_attribution(),
     )
+
+
+def _attribution() -> dict | None:
+    """What users did with the lists (the builder's tracker), None when it does not run."""
+    data = read_counts(server_config().model_dir)
+    if data is None:
+        return None
+    endpoints = data.get("endpoints") or {}
+    return {
+        "updated_at": data.get("updated_at"),
+        "service": with_rates(data.get("service") or {}),
+        "endpoints": {name: with_rates(endpoints[name]) for name in sorted(endpoints)},
+    }
 
 
 @bp.get("/dashboard/api/serving")
@@ -159,6 +174,7 @@ def user():
         ],
         source=rec.source,
         model_version=model.version,
+        **impression(None, uid, rec.items, "dashboard_user"),
     )
 
 
@@ -177,4 +193,5 @@ def item():
         similar=similar or [],
         bought_together=(together or {}).get("associations", []),
         model_version=model.version,
+        **impression(None, None, [e["item_id"] for e in similar or []], "dashboard_item"),
     )

@@ -1,11 +1,13 @@
-"""Experiments on the server: impressions out, counts in.
+"""Attribution on the server: an id on every list, impressions out, counts in.
 
-Each list served in an experiment is published to the impressions topic (JSON:
-``recommendation_id``, ``experiment``, ``variant``, ``user``, ``items``, ``ts``, keyed by
-user) without waiting for the broker: a request never blocks on it, and a list the producer
-cannot queue is counted as dropped. The builder's tracker joins impressions with the events
-that carry their ``recommendation_id`` and writes the counts to ``experiments.json`` in the
-model directory, which ``GET /experiments`` and ``/metrics`` read.
+Every list answer (recommend, similar, bought together, popular, the dashboard's) carries a
+fresh ``recommendation_id``. With Kafka configured, each list is published to the
+impressions topic (JSON: ``recommendation_id``, ``endpoint``, ``user``, ``items``, ``ts``,
+and ``experiment`` / ``variant`` when served in one; keyed by user) without waiting for the
+broker: a request never blocks on it, and a list the producer cannot queue is counted as
+dropped. The builder's tracker joins impressions with the events that carry their
+``recommendation_id`` and writes the counts to ``experiments.json`` in the model directory,
+which ``GET /attribution``, ``GET /experiments``, ``/metrics`` and the dashboard read.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..artifacts.control_files import ControlFiles
 from ..artifacts.store import ModelStore
 from ..config.kafka import KafkaSettings
 from ..config.server import ServerConfig
+from ..experiments.attribution import rates
 from ..experiments.stats import analyse, metric_families
 from ..experiments.variants import new_recommendation_id
 
@@ -65,7 +68,8 @@ class ImpressionPublisher:
         """Queue one impression; False if the producer could not take it."""
         producer = self._get()
         try:
-            producer.produce(self.topic, json.dumps(record).encode(), str(record["user"]).encode())
+            key = None if record["user"] is None else str(record["user"]).encode()
+            producer.produce(self.topic, json.dumps(record).encode(), key)
             producer.poll(0)  # serve delivery callbacks; never waits
             return True
         except (BufferError, KafkaException) as exc:
@@ -77,19 +81,33 @@ class ImpressionPublisher:
             self._producer.flush(timeout)
 
 
-def impression(plan, user: str, items: list[str]) -> dict:
-    """Publish the list of an experiment's request; the response fields that name it."""
-    if plan.variant is None:
-        return {}
-    config: ServerConfig = current_app.config["RECSVC"]
+def impression(plan, user: str | None, items: list[str], endpoint: str = "recommend") -> dict:
+    """Name one served list and publish it as an impression; the response fields that name it
+    (``recommendation_id``, and ``variant`` in an experiment).
+
+    ``plan`` is the request's plan (None outside the experiment's endpoints); ``user`` None
+    for lists asked without one (similar items, popular).
+    """
     rid = new_recommendation_id()
-    name = config.experiment.name
-    record = {"recommendation_id": rid, "experiment": name, "variant": plan.variant.name,
-              "user": user, "items": items, "ts": time.time()}  # fmt: skip
-    ok = current_app.extensions["recsvc_impressions"].publish(record)
+    fields = {"recommendation_id": rid}
+    variant = None if plan is None else plan.variant
+    if variant is not None:
+        fields["variant"] = variant.name
+    publisher = current_app.extensions.get("recsvc_impressions")
+    if publisher is None:
+        return fields  # no Kafka: the id still lets the app join its own logs
+    config: ServerConfig = current_app.config["RECSVC"]
+    record = {"recommendation_id": rid, "endpoint": endpoint, "user": user, "items": items,
+              "ts": time.time()}  # fmt: skip
+    if variant is not None:
+        record.update(experiment=config.experiment.name, variant=variant.name)
+    ok = publisher.publish(record)
     metrics = current_app.extensions["recsvc_metrics"]
-    metrics.impressions.labels(name, plan.variant.name, "published" if ok else "dropped").inc()
-    return {"variant": plan.variant.name, "recommendation_id": rid}
+    outcome = "published" if ok else "dropped"
+    metrics.lists.labels(endpoint, outcome).inc()
+    if variant is not None:
+        metrics.impressions.labels(config.experiment.name, variant.name, outcome).inc()
+    return fields
 
 
 def read_counts(model_dir: Path) -> dict | None:
@@ -107,17 +125,30 @@ class TrackerCollector:
         yield from metric_families(read_counts(self.model_dir) or {})
 
 
+def with_rates(windows: dict) -> dict:
+    """``{"all": counts, "last_hour": counts}`` with click-through and conversion added."""
+    return {window: {**counts, **rates(counts)} for window, counts in windows.items()}
+
+
+@bp.get("/attribution")
 @bp.get("/experiments")
 def experiments():
-    """The running experiment, its per-variant counts, and click-through and conversion
-    compared to the first variant (rates with 95% intervals, two-proportion test)."""
+    """What users did with the lists: lists, click-through, conversion and clicks by position
+    for the service and each endpoint (since start and over the last hour); and the running
+    experiment with its per-variant counts, compared to the first variant (rates with 95%
+    intervals, two-proportion test). ``/experiments`` is the same answer."""
     config: ServerConfig = current_app.config["RECSVC"]
     data = read_counts(config.model_dir)
     experiment = config.experiment
     body: dict = {
-        "experiment": experiment.describe() if experiment else None,
         "tracking": data is not None,
         "tracker_updated_at": data.get("updated_at") if data else None,
+        "service": with_rates((data or {}).get("service") or {}),
+        "endpoints": {
+            name: with_rates(windows)
+            for name, windows in sorted(((data or {}).get("endpoints") or {}).items())
+        },
+        "experiment": experiment.describe() if experiment else None,
     }
     if experiment is not None:
         counts = (data or {}).get("experiments", {}).get(experiment.name, {})

@@ -60,7 +60,7 @@ def sample_to_event(sample: object, actions: Mapping[str, float], max_id_length:
             event[key] = sample[key]
     rid = sample.get("recommendation_id")
     if rid is not None:
-        # Attributes the event to the experiment list it came from (experiment_tracker.py).
+        # Attributes the event to the experiment list it came from (attribution_tracker.py).
         if not isinstance(rid, str) or not 0 < len(rid) <= 64:
             raise MalformedEvent("bad_recommendation_id", "recommendation_id must be a string id")
         event["recommendation_id"] = rid

@@ -38,6 +38,7 @@ class ServerMetrics:
     recommendations: Counter
     model_version: Gauge
     model_age: Gauge
+    lists: Counter
     impressions: Counter
     registry: CollectorRegistry | None
 
@@ -77,6 +78,13 @@ class ServerMetrics:
                 "Age of the served model (the oldest among workers)",
                 registry=registry,
                 multiprocess_mode="livemax",
+            ),
+            lists=Counter(
+                "recsvc_lists",
+                "Lists answered with a recommendation_id and published as impressions, by "
+                "endpoint and outcome (published, dropped)",
+                ["endpoint", "outcome"],
+                registry=registry,
             ),
             impressions=Counter(
                 "recsvc_experiment_impressions",

@@ -152,6 +152,7 @@ def recommend_post():
             model, user, _id_list(body["candidate_items"], "candidate_items"), k, exclude_seen
         )
         recommendations, source = result["ranked"], result["source"]
+        extra = impression(None, user, [r["item_id"] for r in recommendations], "candidates")
     else:
         plan = _plan(body, user)
         explore = plan.explore or server_config().explore
@@ -214,7 +215,9 @@ def similar():
     items = similar_items(model, item, n, rules, watcher().catalog)
     if items is None:
         abort(404, description=f"item {item!r} is not in the served model")
-    return jsonify(item=item, similar=items, model_version=model.version)
+    ids = [entry["item_id"] for entry in items]
+    return jsonify(item=item, similar=items, model_version=model.version,
+                   **impression(None, None, ids, "similar"))  # fmt: skip
 
 
 @bp.get("/items/<path:item>/associations")
@@ -226,7 +229,9 @@ def associations(item: str):
     result = bought_together(model, item, n)
     if result is None:
         abort(404, description=f"item {item!r} is not in the served model")
-    return jsonify({**result, "model_version": model.version})
+    ids = [entry["item_id"] for entry in result["associations"]]
+    return jsonify({**result, "model_version": model.version,
+                    **impression(None, None, ids, "associations")})  # fmt: skip
 
 
 @bp.get("/popular")
@@ -235,4 +240,5 @@ def popular():
     n = n_param()
     model = model_or_503()
     rec = popular_items(model, n)
-    return jsonify(items=rec.items, scores=rec.scores, model_version=model.version)
+    return jsonify(items=rec.items, scores=rec.scores, model_version=model.version,
+                   **impression(None, None, rec.items, "popular"))  # fmt: skip

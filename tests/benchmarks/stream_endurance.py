@@ -1,7 +1,10 @@
 """Endurance: does the builder keep up with a stream sent one message per produce request?
 
     .venv/bin/python -m tests.benchmarks.stream_endurance [--minutes 30] [--rate 1000]
-        [--broker both]
+        [--broker both|auto]
+
+(``--minutes 2.5 --broker auto``: 150,000 one-message batches through the broker ``recsvc
+broker`` starts by default here.)
 
 An app that publishes one event per HTTP request sends one message per batch. Each broker
 stores every batch; Tansu 0.6.0 (the embedded broker) lists all of a partition's batches on
@@ -89,6 +92,18 @@ def run(engine: str, minutes: float, rate: float) -> dict:
                     }
                 )
                 print(engine, json.dumps(samples[-1]), flush=True)
+            stream.done.set()
+            sender.join(30)
+            deadline = time.monotonic() + 60  # what was sent last is still on its way
+            while time.monotonic() < deadline:
+                status = control.read_status() or {}
+                if (status.get("events_consumed") or 0) >= stream.sent:
+                    break
+                time.sleep(1.0)
+            samples.append({"t": round(time.monotonic() - start), "produced": stream.sent,
+                            "consumed": status.get("events_consumed"), "version": version,
+                            "kafka": status.get("kafka"), "drained": True})  # fmt: skip
+            print(engine, json.dumps(samples[-1]), flush=True)
         finally:
             stream.done.set()
             sender.join(30)

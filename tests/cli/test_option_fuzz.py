@@ -28,6 +28,7 @@ def _stop(*_args, **_kwargs):
 RUN_STEPS = [
     ("recommendation_service.builder.model_builder", "ModelBuilder"),
     ("recommendation_service.server.gunicorn_runner", "serve"),
+    ("recommendation_service.sandbox.brokers", "resolve_engine"),
     ("recommendation_service.sandbox.brokers", "make_broker"),
     ("recommendation_service.sandbox.kafka_broker", "ensure_kafka_jars"),
     ("recommendation_service.sandbox.demo_runner", "run_demo"),

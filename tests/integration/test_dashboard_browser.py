@@ -27,6 +27,7 @@ from ..processes import (
     free_port,
     get,
     headless_chromium,
+    post,
     recsvc,
     stop,
     wait_healthy,
@@ -52,17 +53,21 @@ def system(tmp_path):
     broker = new_broker("tansu", tmp_path / "broker")
     with broker:
         topic = f"dash-{uuid.uuid4().hex[:8]}"
+        impressions = f"imp-{topic}"
         ensure_topic(broker.bootstrap_servers, topic)
+        ensure_topic(broker.bootstrap_servers, impressions)
         events = planted_events(3000)
         produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in events[:2000]])
         produce(broker, topic, [b"not an event"] * 5)
         model_dir = tmp_path / "models"
         builder_proc = builder(broker.bootstrap_servers, topic, model_dir, "--window", "10000",
-                               "--retrain-every", "500", "--group-id", f"g-{topic}")  # fmt: skip
+                               "--retrain-every", "500", "--group-id", f"g-{topic}",
+                               "--impressions-topic", impressions)  # fmt: skip
         port = free_port()
         server = recsvc(
             "serve", "--model-dir", str(model_dir), "--port", str(port), "--workers", "2",
-            "--no-access-log", log_path=tmp_path / "server.log",
+            "--no-access-log", "--bootstrap-servers", broker.bootstrap_servers, "--topic", topic,
+            "--impressions-topic", impressions, log_path=tmp_path / "server.log",
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
@@ -98,8 +103,14 @@ def test_the_dashboard_shows_the_running_system(system, tmp_path):
             time.sleep(4)
         wait_until(lambda: js(driver, "window.dashboard.charts['chart-stream'].data[0].length")
                    >= 2, timeout=30, what="points in the stream chart")  # fmt: skip
-        for _ in range(5):
-            get(f"{url}/recommend?user={events[0].user}&n=5")
+        lists = [get(f"{url}/recommend?user={events[0].user}&n=5")[1] for _ in range(5)]
+        # One of the five lists gets a click on its second item: the models panel shows it.
+        click = {"user_id": events[0].user, "item_id": lists[0]["items"][1],
+                 "action_type": "click", "recommendation_id": lists[0]["recommendation_id"]}
+        assert post(f"{url}/online/data/add", {"samples": [click]})[0] == 200
+        wait_until(lambda: "click-through 20.0%" in driver.find_element(
+            By.ID, "attribution-facts").text, timeout=30, what="the list's click")  # fmt: skip
+        assert "0 / 1 / 0" in driver.find_element(By.ID, "attribution").text
         wait_until(lambda: js(driver, "window.dashboard.charts['chart-serving'].data[0].length")
                    >= 1, timeout=15, what="points in the serving chart")  # fmt: skip
         wait_until(lambda: js(driver, "window.dashboard.charts['chart-models'].data[0].length")

@@ -124,3 +124,76 @@ def test_clicks_and_purchases_are_attributed_to_variant_and_position(broker, top
     with RunningBuilder(config):
         wait_until(lambda: (tmp_path / "experiments.json").exists() and counted(), timeout=30,
                    what="the recount after a restart")  # fmt: skip
+
+
+def test_every_list_is_attributed_without_an_experiment(broker, topic, tmp_path):
+    """A shop that runs no experiment: each list answer still has an id and goes out as an
+    impression; the service's and each endpoint's click-through and conversion follow the
+    events within seconds (the target is 5 s), last hour and since start alike."""
+    impressions = f"impressions-{uuid.uuid4().hex[:8]}"
+    ensure_topic(broker.bootstrap_servers, impressions, partitions=1)
+    events = planted_events(3000)
+    produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in events])
+    config = builder_config(
+        broker, topic, tmp_path, f"g-{uuid.uuid4().hex}", window=10_000, retrain_every=3000,
+        impressions_topic=impressions,
+    )  # fmt: skip
+    server = ServerConfig(
+        model_dir=tmp_path,
+        ingest=KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic=topic),
+        impressions_topic=impressions,
+    )
+    with RunningBuilder(config) as builder:
+        wait_until(lambda: builder.trainer.last_manifest is not None, what="first refit")
+        watcher = ModelWatcher(ModelStore(tmp_path))
+        watcher.refresh()
+        client = create_app(server, watcher=watcher).test_client()
+        lists = [client.get(f"/recommend?user=user-{k:05d}&n=10").get_json() for k in range(30)]
+        item = lists[0]["items"][0]
+        similar = client.get(f"/similar?item={item}&n=5").get_json()
+        popular = client.get("/popular?n=5").get_json()
+        ranked = client.post("/recommend", json={"user_id": "user-00001", "top_k": 3,
+                                                 "candidate_items": lists[1]["items"]}).get_json()
+        dashboard = client.get("/dashboard/api/user?user=user-00002").get_json()
+        ids = [b["recommendation_id"] for b in [*lists, similar, popular, ranked, dashboard]]
+        assert len(set(ids)) == len(ids) and all(len(i) == 32 for i in ids)
+        assert "variant" not in lists[0]
+        samples = [{"user_id": b["user"], "item_id": b["items"][k % 3], "action_type": "click",
+                    "recommendation_id": b["recommendation_id"]}
+                   for k, b in enumerate(lists[:12])]  # fmt: skip
+        samples.append({**samples[0], "action_type": "purchase"})
+        samples.append({"user_id": "x", "item_id": similar["similar"][1]["item_id"],
+                        "action_type": "click", "recommendation_id": similar["recommendation_id"]})
+        assert client.post("/online/data/add", json={"samples": samples}).status_code == 200
+        client.application.extensions["recsvc_impressions"].close()
+
+        seen = []
+
+        def counted():
+            body = client.get("/attribution").get_json()
+            seen[:] = [body]
+            service = body["service"].get("last_hour", {})
+            return service.get("clicked_lists") == 13 and service.get("lists") == 33 and body
+
+        try:
+            wait_until(counted, timeout=30, what="the service's counts")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last read: {seen}") from None
+        body = counted()
+        for window in ("all", "last_hour"):
+            service = body["service"][window]
+            assert service["lists"] == 33  # 30, similar, popular, candidates; not the dashboard's
+            assert service["clicked_lists"] == 13 and service["converted_lists"] == 1
+            assert service["click_through"] == pytest.approx(13 / 33)
+            assert service["clicks_by_position"] == [4, 5, 4]  # positions 0,1,2 of 12; similar's 1
+        endpoints = body["endpoints"]
+        assert endpoints["recommend"]["all"]["lists"] == 30
+        assert endpoints["recommend"]["all"]["clicked_lists"] == 12
+        assert endpoints["similar"]["all"]["clicked_lists"] == 1
+        assert endpoints["dashboard_user"]["all"]["lists"] == 1
+        assert body == client.get("/experiments").get_json() | {"tracker_updated_at": body[
+            "tracker_updated_at"]}  # fmt: skip
+        metrics = client.get("/metrics").get_data(as_text=True)
+        hour = 'recsvc_attribution_clicked_lists{scope="service",window="last_hour"} 13.0'
+        assert hour in metrics
+        assert 'recsvc_lists_total{endpoint="recommend",outcome="published"} 30.0' in metrics

@@ -183,9 +183,10 @@ def test_experiment_variants_are_stable_and_named_in_every_response(experiment_c
     assert 'recsvc_experiment_impressions_total{experiment="promo"' in metrics
 
 
-def test_without_an_experiment_responses_name_no_variant(rules_client):
+def test_without_an_experiment_responses_name_no_variant_but_still_their_list(rules_client):
     body = get(rules_client, "")
-    assert "variant" not in body and "recommendation_id" not in body
+    assert "variant" not in body
+    assert len(body["recommendation_id"]) == 32
     assert rules_client.get("/experiments").get_json()["experiment"] is None
 
 

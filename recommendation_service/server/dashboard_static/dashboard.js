@@ -124,6 +124,36 @@ async function pollModels() {
     "served v" + (body.served ?? "–") + (body.pinned ? ", pinned v" + body.pinned : "") +
     (winner ? " · tuned: " + winner.factors + " factors, reg " + winner.regularization +
       ", alpha " + winner.alpha : "");
+  showAttribution(body.attribution, refits.length ? refits[refits.length - 1] : null);
+}
+
+function pct(x) { return x === null || x === undefined ? "–" : (100 * x).toFixed(1) + "%"; }
+
+function showAttribution(a, newest) {
+  const facts = document.getElementById("attribution-facts");
+  const hr = newest && newest.live_hit_rate !== null && newest.live_hit_rate !== undefined
+    ? "live HR@10 of v" + newest.version + ": " + fmt(newest.live_hit_rate, 3) + " · " : "";
+  if (!a) {
+    facts.textContent = hr + "not tracked: start the builder with --impressions-topic (and " +
+      "the servers with --bootstrap-servers) to count clicks and purchases per list";
+    fill("attribution", []);
+    return;
+  }
+  const hour = (a.service && a.service.last_hour) || {};
+  facts.textContent = hr + "last hour: click-through " + pct(hour.click_through) +
+    ", conversion " + pct(hour.conversion) + " of " + fmt(hour.lists) + " lists";
+  const rows = [];
+  const scopes = [["service", a.service || {}], ...Object.entries(a.endpoints || {})];
+  for (const [name, windows] of scopes) {
+    for (const [window, c] of Object.entries(windows)) {
+      const pos = c.clicks_by_position || [];
+      rows.push(el("tr", { class: name === "service" ? "served" : "" },
+        el("td", {}, name), el("td", {}, window.replace("_", " ")), el("td", {}, fmt(c.lists)),
+        el("td", {}, pct(c.click_through)), el("td", {}, pct(c.conversion)),
+        el("td", {}, [0, 1, 2].map((k) => fmt(pos[k] || 0)).join(" / "))));
+    }
+  }
+  fill("attribution", rows);
 }
 
 // --- Serving ------------------------------------------------------------------------------
