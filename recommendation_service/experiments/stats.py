@@ -105,30 +105,29 @@ _COUNTED = (
 )
 
 
+def _families(prefix: str, by: str, labels: list[str]) -> dict[str, GaugeMetricFamily]:
+    return {
+        key: GaugeMetricFamily(
+            f"{prefix}_{key}", f"{text}, {by} (the builder's attribution tracker)", labels=labels
+        )
+        for key, text in _COUNTED
+    }
+
+
 def metric_families(data: dict) -> list:
     """Prometheus gauges of the tracker's counts (``experiments.json``'s shape): per variant
     (``recsvc_experiment_*``, since start) and for the service and each endpoint
     (``recsvc_attribution_*``, ``window`` = ``all`` or ``last_hour``)."""
-    families = {
-        key: GaugeMetricFamily(
-            f"recsvc_experiment_{key}",
-            f"{text}, by variant (the builder's attribution tracker)",
-            labels=["experiment", "variant"],
-        )
-        for key, text in _COUNTED
-    }
+    families = _families("recsvc_experiment", "by variant", ["experiment", "variant"])
     for experiment, variants in data.get("experiments", {}).items():
         for variant, counts in variants.items():
             for key, family in families.items():
                 family.add_metric([experiment, variant], counts.get(key, 0))
-    service = {
-        key: GaugeMetricFamily(
-            f"recsvc_attribution_{key}",
-            f"{text}, by scope (service or endpoint:<name>) and window (all or last_hour)",
-            labels=["scope", "window"],
-        )
-        for key, text in _COUNTED
-    }
+    service = _families(
+        "recsvc_attribution",
+        "by scope (service or endpoint:<name>) and window (all or last_hour)",
+        ["scope", "window"],
+    )
     scopes = {"service": data.get("service") or {}}
     for endpoint, windows in (data.get("endpoints") or {}).items():
         scopes[f"endpoint:{endpoint}"] = windows

@@ -20,8 +20,6 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Producer
-
 from recommendation_service.artifacts.control_files import ControlFiles
 from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.sandbox.brokers import ensure_topic
@@ -29,6 +27,7 @@ from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 
 from ..processes import add_broker_argument, broker_of, cpu_seconds, engines_of, process_tree, stop
 from ..processes import builder as start_builder
+from .builder_throughput import produce_backlog
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
@@ -61,17 +60,7 @@ def run(engine: str, events: int, quiet: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp, broker_of(engine, Path(tmp) / "b") as broker:
         topic = f"idle-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
-        producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 20})
-        for n, (u, i) in enumerate(pairs):
-            while True:
-                try:
-                    producer.produce(topic, f"{u}:{i}".encode())
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-            if n % 10_000 == 0:
-                producer.poll(0)
-        assert producer.flush(120) == 0
+        produce_backlog(broker.bootstrap_servers, topic, pairs)
         model_dir = Path(tmp) / "models"
         control = ControlFiles(ModelStore(model_dir))
         proc = start_builder(

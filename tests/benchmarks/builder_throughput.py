@@ -39,6 +39,21 @@ from ..processes import add_broker_argument, broker_of, engines_of
 from .real_factors import retail_events
 
 
+def produce_backlog(bootstrap: str, topic: str, pairs: list[tuple[str, str]]) -> None:
+    """Send ``pairs`` as ``user:item`` events, batched, and wait until all are stored."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    for n, (u, i) in enumerate(pairs):
+        while True:
+            try:
+                producer.produce(topic, f"{u}:{i}".encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if n % 10_000 == 0:
+            producer.poll(0)
+    assert producer.flush(120) == 0
+
+
 def run_backlog(engine: str, pairs: list[tuple[str, str]], **settings) -> dict:
     """Builder throughput on a backlog of ``pairs`` in a fresh broker of ``engine``.
 
@@ -47,17 +62,7 @@ def run_backlog(engine: str, pairs: list[tuple[str, str]], **settings) -> dict:
     with tempfile.TemporaryDirectory() as tmp, broker_of(engine, Path(tmp) / "broker") as broker:
         topic = f"bench-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
-        producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 20})
-        for n, (u, i) in enumerate(pairs):
-            while True:
-                try:
-                    producer.produce(topic, f"{u}:{i}".encode())
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-            if n % 10_000 == 0:
-                producer.poll(0)
-        assert producer.flush(120) == 0
+        produce_backlog(broker.bootstrap_servers, topic, pairs)
         config = BuilderConfig(
             kafka=KafkaSettings(broker.bootstrap_servers, topic, f"bench-{uuid.uuid4().hex}"),
             model_dir=Path(tmp) / "models",
