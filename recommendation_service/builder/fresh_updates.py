@@ -69,6 +69,15 @@ class FreshUpdates:
         self._dirty_items.add(item)
         self._since_snapshot_items.add(item)
 
+    def touched_many(self, events) -> None:
+        """Events (with ``user`` and ``item``) entered the window."""
+        users = {e.user for e in events}
+        items = {e.item for e in events}
+        self._dirty |= users
+        self._since_snapshot |= users
+        self._dirty_items |= items
+        self._since_snapshot_items |= items
+
     def snapshot_taken(self) -> None:
         """A refit's snapshot was taken: later events are not in the version it makes."""
         self._since_snapshot = set()
@@ -126,6 +135,6 @@ class FreshUpdates:
             self._unwritten = None
             self.failures.succeeded()
         # While catching up on a backlog, many users change per interval; spacing flushes by
-        # four times their cost caps fold-in at a fifth of the time, and users coalesce.
+        # nine times their cost caps fold-in at a tenth of the time, and users coalesce.
         spent = time.monotonic() - now
-        self._next_flush = now + max(self.interval, 4 * spent)
+        self._next_flush = now + max(self.interval, 9 * spent)

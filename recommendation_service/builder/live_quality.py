@@ -56,7 +56,7 @@ class LiveQuality:
         self._spent = 0.0
         self._started = time.monotonic()
 
-    def _due(self) -> bool:
+    def due(self) -> bool:
         """Whether scoring the next event keeps the time spent within the budget."""
         budget = self.params.budget
         if budget <= 0:
@@ -81,7 +81,7 @@ class LiveQuality:
         """
         if fold is None or event.weight <= 0:
             return False
-        if not self._due():
+        if not self.due():
             self.skipped += 1
             return False
         start = time.monotonic()

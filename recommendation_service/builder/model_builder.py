@@ -25,16 +25,16 @@ from ..artifacts.control_files import ControlFiles
 from ..artifacts.object_store import ObjectStore
 from ..artifacts.store import ModelStore
 from ..artifacts.store_sync import StoreSync
-from ..common.threads import StopFlag
+from ..common.threads import StopFlag, place_process
 from ..config.builder import BuilderConfig
-from ..data.events import MalformedCounter, parse_event
+from ..data.events import MalformedCounter
 from ..data.window import SlidingWindow, WindowSnapshot
-from ..errors import MalformedEvent
 from ..training.fold_in import FoldIn
 from ..training.trainers import make_trainer
 from .attribution_tracker import AttributionTracker
 from .catalog_consumer import CatalogConsumer
 from .dead_letters import DeadLetters
+from .event_batches import EventBatches
 from .fresh_updates import FreshUpdates
 from .kafka_health import KafkaHealth
 from .lease import BuilderLease, new_builder_id
@@ -93,6 +93,10 @@ class ModelBuilder:
         self.sequence: tuple | None = None  # the served version's rules, for live quality
         # (topic, partition) -> offset of the next event to apply; the window holds all before.
         self.positions: dict[tuple[str, int], int] = {}
+        self.batches = EventBatches(
+            config, self.window, self.quality, self.fresh, self.dead_letters, self.positions,
+            self._on_consume_error,
+        )  # fmt: skip
         # Set by SIGTERM/SIGINT handlers: a StopFlag, never a lock-taking Event.
         self._stop = StopFlag()
         self.consumer: Consumer | None = None
@@ -207,6 +211,8 @@ class ModelBuilder:
         # thread then owns OpenBLAS's settings (threadpoolctl >= 3.6): the training thread's
         # own limit is a no-op, and the libraries are already at one thread.
         threadpool_limits(1, "blas")
+        # Before any thread starts: each inherits the builder's niceness and CPUs.
+        place_process(self.config.niceness, self.config.cpus)
         if not self._acquire_lease():
             return
         self.active_since = time.time()
@@ -307,40 +313,14 @@ class ModelBuilder:
         self.monitor.tick()
 
     def _apply_batch(self, messages: list[Message]) -> None:
-        cfg = self.config
-        last: dict[tuple[str, int], Message] = {}
-        applied = scored = 0
         with self.lock:
-            for msg in messages:
-                if msg.error():
-                    self._on_consume_error(msg)
-                    continue
-                key = (msg.topic(), msg.partition())
-                try:
-                    event = parse_event(
-                        msg.value(),
-                        msg.timestamp()[1] / 1000.0,
-                        max_bytes=cfg.max_event_bytes,
-                        max_id_length=cfg.max_id_length,
-                        actions=cfg.actions,
-                    )
-                except MalformedEvent as exc:
-                    self.dead_letters.record(msg, exc)
-                else:
-                    # Scored before it is applied: what the service answered this user then.
-                    if self.quality.score(event, self.window, self.fresh.fold, self.sequence):
-                        scored += 1
-                    self.window.add(event)
-                    self.fresh.touched(event.user, event.item)
-                    applied += 1
-                self.positions[key] = msg.offset() + 1
-                last[key] = msg
-            self.events_consumed += applied
-            self.events_since_refit += applied
-            due = self.events_since_refit >= cfg.retrain_every
-        self.metrics.events.inc(applied)
-        self.metrics.live_scored.inc(scored)
-        self._store_offsets(last.values())
+            done = self.batches.apply(messages, self.sequence)
+            self.events_consumed += done.applied
+            self.events_since_refit += done.applied
+            due = self.events_since_refit >= self.config.retrain_every
+        self.metrics.events.inc(done.applied)
+        self.metrics.live_scored.inc(done.scored)
+        self._store_offsets(done.last.values())
         if due:
             self.trainer.request()
 

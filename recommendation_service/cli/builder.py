@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
 import click
 
 from ..artifacts.object_store import StoreLocation
+from ..common.threads import parse_cpus
 from ..config.builder import BuilderConfig, LiveQualityParams
 from ..config.checks import parse_action_weights
 from ..config.kafka import KafkaSettings, parse_kafka_options
@@ -32,6 +34,20 @@ from .options import (
     tuning_options,
     updates_topic_option,
 )
+
+
+def cpus_of(text: str) -> frozenset[int] | None:
+    if not text.strip():
+        return None
+    try:
+        cpus = parse_cpus(text)
+    except ValueError as exc:
+        raise ConfigError(f"--cpus: {exc}") from exc
+    available = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else cpus
+    if not cpus <= available:
+        raise ConfigError(f"--cpus: {sorted(cpus - available)} not available here")
+    return cpus
+
 
 
 @click.command(short_help="Consume interactions, refit ALS, publish model versions.")
@@ -118,6 +134,19 @@ from .options import (
     help="Share of the consumer's time spent scoring events against the served top 10 "
     "(live HR@10 and NDCG@10); events beyond it are sampled out, 0 turns it off.",
 )
+@opt(
+    "--nice",
+    default=BuilderConfig.niceness,
+    type=click.IntRange(0, 19),
+    help="Scheduling niceness of the builder (its training thread: at least 10), so refits "
+    "and catch-ups yield the CPU to servers on the same host; 0 to compete as equals.",
+)
+@opt(
+    "--cpus",
+    default="",
+    help="CPUs the builder may use, e.g. 2,3 or 0-1 (empty: any), to keep it off the cores "
+    "the servers use.",
+)
 @opt("--metrics-host", default="127.0.0.1", help="Builder metrics address.")
 @opt(
     "--metrics-port",
@@ -172,6 +201,8 @@ def builder(**opts) -> None:
             ann=ANNParams(min_items=opts["ann_min_items"]),
             associations=association_params(opts),
             metrics_host=opts["metrics_host"],
+            niceness=opts["nice"],
+            cpus=cpus_of(opts["cpus"]),
             metrics_port=opts["metrics_port"],
             live_quality=LiveQualityParams(budget=opts["live_quality_budget"]),
             tuning=tune_params(opts, off_by_default=opts["trainer"] == "spark"),

@@ -7,13 +7,55 @@ import contextlib
 import os
 import threading
 import time
+from pathlib import Path
 
 
 def lower_thread_priority(niceness: int = 10) -> None:
     """Make the calling thread yield the CPU to request or consumer threads (Linux; no-op
-    elsewhere). Loading or training in the background then adds little tail latency."""
+    elsewhere). Loading or training in the background then adds little tail latency.
+
+    Never raises a thread's priority: one already nicer than ``niceness`` stays as it is.
+    """
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < niceness:
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)
+
+
+def parse_cpus(text: str) -> frozenset[int]:
+    """CPU numbers from a list like ``2,3`` or ``0-1,4`` (Linux's cpuset notation).
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is not such a list.
+    """
+    cpus: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        low, dash, high = part.partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise ValueError(f"{text!r} is not a CPU list such as 2,3 or 0-1,4")
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first:
+            raise ValueError(f"{part!r}: a range goes from low to high")
+        cpus.update(range(first, last + 1))
+    return frozenset(cpus)
+
+
+def place_process(niceness: int, cpus: frozenset[int] | None) -> None:
+    """Give every thread of this process (libraries start some at import) the niceness and
+    CPUs; threads started later inherit them from their creator (Linux; elsewhere, the
+    calling thread only, and what the platform lacks is skipped)."""
+    try:
+        tids = [int(t.name) for t in Path("/proc/self/task").iterdir()]
+    except OSError:
+        tids = [0]
+    for tid in tids:
+        with contextlib.suppress(AttributeError, OSError):  # a thread may exit meanwhile
+            if niceness and os.getpriority(os.PRIO_PROCESS, tid) < niceness:
+                os.setpriority(os.PRIO_PROCESS, tid, niceness)
+            if cpus is not None:
+                os.sched_setaffinity(tid, cpus)
 
 
 class StopFlag:

@@ -92,6 +92,12 @@ class BuilderConfig:
     spark_scratch_dir
         Where the ``spark`` trainer writes each snapshot for the executors (a path they can
         read too; None: the temporary directory, right for ``local[*]``).
+    niceness
+        Scheduling niceness of the whole builder (0..19); its training thread runs at 10 or
+        this, whichever is nicer. On a host shared with servers, refits and catch-ups then
+        yield the CPU to request handling; alone on a host it changes nothing.
+    cpus
+        CPUs the builder (and its training threads) may run on; None: any.
     """
 
     kafka: KafkaSettings
@@ -120,9 +126,13 @@ class BuilderConfig:
     trainer: str = "implicit"
     spark_master: str = "local[2]"
     spark_scratch_dir: Path | None = None
+    niceness: int = 5
+    cpus: frozenset[int] | None = None
 
     def __post_init__(self) -> None:
         require(self.trainer in ("implicit", "spark"), "trainer must be implicit or spark")
+        require(0 <= self.niceness <= 19, "nice must be 0..19")
+        require(self.cpus is None or bool(self.cpus), "cpus must name at least one CPU")
         require(self.window >= 1, "window must be >= 1 event")
         require(0.01 <= self.update_interval <= 60, "update-interval must be 0.01..60 s")
         require(0 <= self.metrics_port <= 65535, "metrics-port must be 0..65535 (0 = off)")

@@ -23,7 +23,9 @@ class IdIndex:
     def __init__(self) -> None:
         self._slot_of: dict[str, int] = {}
         self._ids: list[str | None] = []
-        self._refs = np.zeros(1024, dtype=np.int64)
+        # A list, not an array: counts change once per event, and numpy's per-element
+        # access costs several times a list's.
+        self._refs: list[int] = []
         self._free: list[int] = []
 
     def __len__(self) -> int:
@@ -51,16 +53,16 @@ class IdIndex:
             else:
                 slot = len(self._ids)
                 self._ids.append(key)
-                if slot >= len(self._refs):
-                    self._refs = np.concatenate([self._refs, np.zeros_like(self._refs)])
+                self._refs.append(0)
             self._slot_of[key] = slot
         self._refs[slot] += 1
         return slot
 
     def release(self, slot: int) -> None:
         """Drop one reference; forget the id when none is left."""
-        self._refs[slot] -= 1
-        if self._refs[slot] == 0:
+        refs = self._refs[slot] - 1
+        self._refs[slot] = refs
+        if refs == 0:
             key = self._ids[slot]
             del self._slot_of[key]
             self._ids[slot] = None
@@ -68,7 +70,7 @@ class IdIndex:
 
     def live_slots(self) -> np.ndarray:
         """Slots currently holding an id, ascending."""
-        return np.flatnonzero(self._refs[: len(self._ids)] > 0)
+        return np.flatnonzero(np.asarray(self._refs, dtype=np.int64) > 0)
 
     def ids_of(self, slots: np.ndarray) -> list[str]:
         ids = self._ids
@@ -204,53 +206,93 @@ class SlidingWindow:
 
     def add(self, event: Event) -> None:
         """Append ``event``, evicting the oldest event when the window is full."""
-        pos = self._next
-        if self._size == self.capacity:
-            self._evict(pos)
-        else:
-            self._size += 1
-        user = self.users.acquire(event.user)
-        item = self.items.acquire(event.item)
-        self._user_slots[pos] = user
-        self._item_slots[pos] = item
-        self._weights[pos] = event.weight
-        self._ts[pos] = event.ts
-        self._basket[pos] = _basket_key(event.basket)
-        self._seq[pos] = self.total_added
-        self._user_positions.setdefault(user, deque()).append(pos)
-        self._item_positions.setdefault(item, deque()).append(pos)
-        pair = (user, item)
-        count = self._pair_events.get(pair, 0)
-        self._pair_events[pair] = count + 1
-        if count == 0:
-            if item >= len(self._item_users):
-                grown = np.zeros(2 * item + 2, dtype=np.int64)
+        self.add_many([event])
+
+    def add_many(self, events: list[Event]) -> None:
+        """Append ``events`` in order, evicting the oldest as needed: the same window as
+        :meth:`add` one by one, in a fraction of the time (a catch-up adds thousands at once).
+        """
+        for start in range(0, len(events), self.capacity):
+            self._add_chunk(events[start : start + self.capacity])
+
+    def _add_chunk(self, events: list[Event]) -> None:
+        n = len(events)
+        if not n:
+            return
+        capacity, first = self.capacity, self._next
+        positions = (first + np.arange(n)) % capacity
+        users, items = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)
+        acquire_user, acquire_item = self.users.acquire, self.items.acquire
+        user_positions, item_positions = self._user_positions, self._item_positions
+        pair_events = self._pair_events
+        new_pairs, gone_pairs = [], []
+        size = self._size
+        pos = first
+        # The events this chunk overwrites, read before any is written (positions are distinct).
+        old_users = self._user_slots[positions].tolist()
+        old_items = self._item_slots[positions].tolist()
+        release_user, release_item = self.users.release, self.items.release
+        # One event at a time where order matters: an eviction frees ids (and their slots)
+        # before the next event takes one, exactly as :meth:`add` would.
+        for k, event in enumerate(events):
+            if size == capacity:  # evict the oldest event, at ``pos``
+                user, item = old_users[k], old_items[k]
+                positions_of = user_positions[user]
+                positions_of.popleft()  # events leave oldest first, so this is ``pos``
+                if not positions_of:
+                    del user_positions[user]
+                positions_of = item_positions[item]
+                positions_of.popleft()
+                if not positions_of:
+                    del item_positions[item]
+                pair = (user, item)
+                count = pair_events[pair] - 1
+                if count:
+                    pair_events[pair] = count
+                else:
+                    del pair_events[pair]
+                    gone_pairs.append(item)
+                release_user(user)
+                release_item(item)
+            else:
+                size += 1
+            user = acquire_user(event.user)
+            item = acquire_item(event.item)
+            users[k], items[k] = user, item
+            positions_of = user_positions.get(user)
+            if positions_of is None:
+                positions_of = user_positions[user] = deque()
+            positions_of.append(pos)
+            positions_of = item_positions.get(item)
+            if positions_of is None:
+                positions_of = item_positions[item] = deque()
+            positions_of.append(pos)
+            pair = (user, item)
+            count = pair_events.get(pair, 0)
+            pair_events[pair] = count + 1
+            if count == 0:
+                new_pairs.append(item)
+            pos += 1
+            if pos == capacity:
+                pos = 0
+        self._size = size
+        self._user_slots[positions] = users
+        self._item_slots[positions] = items
+        self._weights[positions] = [e.weight for e in events]
+        self._ts[positions] = [e.ts for e in events]
+        self._basket[positions] = [_basket_key(e.basket) for e in events]
+        self._seq[positions] = np.arange(self.total_added, self.total_added + n)
+        if new_pairs:
+            top = max(new_pairs)
+            if top >= len(self._item_users):
+                grown = np.zeros(2 * top + 2, dtype=np.int64)
                 grown[: len(self._item_users)] = self._item_users
                 self._item_users = grown
-            self._item_users[item] += 1
-        self._next = (pos + 1) % self.capacity
-        self.total_added += 1
-
-    def _evict(self, pos: int) -> None:
-        user = int(self._user_slots[pos])
-        item = int(self._item_slots[pos])
-        positions = self._user_positions[user]
-        positions.popleft()  # events leave oldest first, so this is ``pos``
-        if not positions:
-            del self._user_positions[user]
-        positions = self._item_positions[item]
-        positions.popleft()
-        if not positions:
-            del self._item_positions[item]
-        pair = (user, item)
-        count = self._pair_events[pair] - 1
-        if count:
-            self._pair_events[pair] = count
-        else:
-            del self._pair_events[pair]
-            self._item_users[item] -= 1
-        self.users.release(user)
-        self.items.release(item)
+            np.add.at(self._item_users, new_pairs, 1)
+        if gone_pairs:
+            np.subtract.at(self._item_users, gone_pairs, 1)
+        self._next = pos
+        self.total_added += n
 
     def user_history(self, user: str) -> UserHistory | None:
         """The user's events in the window (decay applied), or None if there are none."""

@@ -230,6 +230,14 @@ def _store_health(holder: ModelWatcher) -> dict:
     return {k: state.get(k) for k in keys}
 
 
+@bp.get("/livez")
+def livez():
+    """Liveness: the process answers (no model, file or broker is read). For an orchestrator's
+    liveness probe -- ``/health`` is the readiness probe -- and as the floor a request on
+    this server stack costs (tests/benchmarks/live_serving.py compares /recommend to it)."""
+    return jsonify(status="alive")
+
+
 @bp.get("/model")
 def model_manifest():
     """The manifest of the model this process serves (version, times, parameters, offsets)."""

@@ -100,10 +100,19 @@ def main() -> None:
         "--fit-log", type=Path, help="time the fits on this log's newest 100,000 events instead"
     )
     parser.add_argument("--fits-only", action="store_true", help="skip the catch-up runs")
+    parser.add_argument(
+        "--catch-up-only",
+        action="store_true",
+        help="only the catch-up with the builder's defaults (tuning and live quality on)",
+    )
     args = parser.parse_args()
 
     tastes = TasteModel(make_catalog(args.items, 16, 1), args.users, seed=1)
     pairs = tastes.events(args.events)
+    if args.catch_up_only:
+        runs = {engine: run_backlog(engine, pairs) for engine in engines_of(args.broker)}
+        print(json.dumps({"events": args.events, "catch_up": runs}, indent=2))
+        return
 
     defaults = BuilderConfig(kafka=KafkaSettings(), model_dir=Path("."))
     window = SlidingWindow(100_000)

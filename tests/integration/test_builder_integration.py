@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -393,3 +395,22 @@ def test_the_catalog_topic_reaches_the_servers_filters(broker, topic, tmp_path):
         producer.produce(items_topic, key=best.encode(), value=None)
         producer.flush(10)
         wait_until(lambda: not gone(), timeout=10, what="the deleted item coming back")
+
+
+def test_the_builder_runs_at_its_niceness_on_its_cpus(broker, topic, tmp_path):
+    from ..processes import builder as start_builder
+    from ..processes import stop
+
+    cpu = min(os.sched_getaffinity(0))
+    proc = start_builder(broker.bootstrap_servers, topic, tmp_path, "--nice", "7", "--cpus",
+                         str(cpu), "--group-id", f"g-{uuid.uuid4().hex}")  # fmt: skip
+    try:
+        wait_until(lambda: (tmp_path / "builder_status.json").exists(), what="the builder")
+        tasks = list(Path(f"/proc/{proc.pid}/task").iterdir())
+        nice = [int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) for t in tasks]
+        allowed = [(t / "status").read_text().split("Cpus_allowed_list:")[1].split()[0]
+                   for t in tasks]  # fmt: skip
+    finally:
+        stop(proc)
+    assert min(nice) >= 7 and max(nice) >= 10  # every thread; the training thread at 10
+    assert set(allowed) == {str(cpu)}

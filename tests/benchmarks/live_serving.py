@@ -1,0 +1,213 @@
+"""What users see while the service learns: serving beside a live builder, side by side with
+the builder stopped and with a trivial endpoint, in one run.
+
+    .venv/bin/python -m tests.benchmarks.live_serving [--items 100000] [--users 30000]
+        [--window 300000] [--rate 1000] [--retrain-every 30000] [--seconds 60]
+        [--builder-nice 5] [--builder-cpus ""]
+
+Needs ``wrk``. On one host: Apache Kafka (``recsvc broker --engine kafka``'s broker), a
+backlog of ``--window`` events over ``--items`` items (the demo's taste model), ``recsvc
+builder`` with that window and a refit every ``--retrain-every`` events (its defaults
+otherwise: tuning, live quality, the sequence term), and ``recsvc serve --workers 2``. Once the
+builder has published a version of the whole backlog, events flow at ``--rate`` per second
+(30 s between refits at the defaults) and wrk asks ``/recommend`` for random known users at
+4 and at 32 connections for ``--seconds`` each; then the builder and the stream stop and the
+same runs repeat; then the same server answers ``/livez`` (no model, no files) at the same
+concurrencies. Reports req/s, p50/p99/p99.9, versions published during each live run, and
+the servers' CPU per request, as a ratio to the trivial endpoint's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from recommendation_service.artifacts.control_files import ControlFiles
+from recommendation_service.artifacts.store import ModelStore
+from recommendation_service.sandbox.brokers import ensure_topic
+from recommendation_service.sandbox.producers import Pacer
+from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
+
+from ..conftest import free_port
+from ..processes import broker_of, cpu_seconds, process_tree, serve, stop, wait_healthy
+from ..processes import builder as start_builder
+from .builder_throughput import produce_backlog
+
+WRK_SCRIPT = """
+math.randomseed(%(seed)d)
+ids = {%(ids)s}
+request = function()
+  if #ids == 0 then return wrk.format("GET", "%(path)s") end
+  return wrk.format("GET", "%(path)s?user=" .. ids[math.random(1, #ids)] .. "&n=10")
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%d %%d %%f %%f %%f %%f\\n", summary.requests,
+    e.status, e.connect + e.read + e.write + e.timeout, summary.duration / 1e6,
+    latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
+    latency:percentile(99.9) / 1e3))
+end
+"""
+
+
+def server_cpu(pid: int) -> float:
+    return sum(cpu_seconds(p) for p in process_tree(pid))
+
+
+def wrk(port: int, script: Path, connections: int, seconds: float, server_pid: int) -> dict:
+    before = server_cpu(server_pid)
+    out = subprocess.run(
+        ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{int(seconds)}s",
+         "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    cpu = server_cpu(server_pid) - before
+    fields = re.search(r"RESULT (.*)", out).group(1).split()
+    requests, bad_status, socket_errors = map(int, fields[:3])
+    duration, p50, p99, p999 = map(float, fields[3:])
+    return {
+        "connections": connections,
+        "requests_per_second": round(requests / duration, 1),
+        "p50_ms": round(p50, 3),
+        "p99_ms": round(p99, 3),
+        "p99_9_ms": round(p999, 3),
+        "errors": bad_status + socket_errors,
+        "server_cpu_ms_per_request": round(1000 * cpu / max(1, requests), 4),
+    }
+
+
+class Stream:
+    """Events at ``rate`` per second until stopped (batched as an app's producer would)."""
+
+    def __init__(self, bootstrap: str, topic: str, pairs, rate: float) -> None:
+        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+        self.topic, self.pairs, self.rate = topic, pairs, rate
+        self.sent, self.done = 0, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        pacer = Pacer(self.rate)
+        while not self.done.is_set():
+            u, i = self.pairs[self.sent % len(self.pairs)]
+            self.producer.produce(self.topic, f"{u}:{i}".encode())
+            self.producer.poll(0)
+            self.sent += 1
+            pacer.wait(self.sent)
+        self.producer.flush(10)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=30_000)
+    parser.add_argument("--window", type=int, default=300_000)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--retrain-every", type=int, default=30_000)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--builder-nice", type=int, default=None, help="default: the builder's")
+    parser.add_argument("--builder-cpus", default="")
+    parser.add_argument("--json-out", type=Path, default=Path("live_serving.json"))
+    args = parser.parse_args()
+
+    tastes = TasteModel(make_catalog(args.items, 64, 1), args.users, seed=1)
+    backlog = tastes.events(args.window)
+    live_pairs = tastes.events(int(args.rate * args.seconds * 3) + 1000)
+    results: dict = {"settings": vars(args) | {"json_out": str(args.json_out)}}
+    with tempfile.TemporaryDirectory() as tmp, broker_of("kafka", Path(tmp) / "b") as broker:
+        topic = f"live-{uuid.uuid4().hex[:8]}"
+        ensure_topic(broker.bootstrap_servers, topic)
+        produce_backlog(broker.bootstrap_servers, topic, backlog)
+        model_dir = Path(tmp) / "models"
+        control = ControlFiles(ModelStore(model_dir))
+        extra = ["--window", str(args.window), "--retrain-every", str(args.retrain_every)]
+        if args.builder_nice is not None:
+            extra += ["--nice", str(args.builder_nice)]
+        if args.builder_cpus:
+            extra += ["--cpus", args.builder_cpus]
+        started = time.monotonic()
+        builder = start_builder(broker.bootstrap_servers, topic, model_dir, *extra,
+                                log_path=Path(tmp) / "builder.log")  # fmt: skip
+        port = free_port()
+        server = None
+        try:
+            while True:  # a version of the whole backlog
+                status = control.read_status() or {}
+                consumed = status.get("events_consumed") or 0
+                if consumed >= args.window and (status.get("last_refit") or {}).get("version"):
+                    break
+                if time.monotonic() - started > 1800:
+                    raise SystemExit("no model of the backlog within 30 minutes")
+                time.sleep(1.0)
+            results["first_model_seconds"] = round(time.monotonic() - started, 1)
+            server = serve(model_dir, port, workers=2)
+            wait_healthy(f"http://127.0.0.1:{port}", timeout=120)
+            users = sorted({u for u, _ in backlog})[:30_000]
+            scripts = {}
+            for name, path, ids in (("recommend", "/recommend", users), ("livez", "/livez", [])):
+                scripts[name] = Path(tmp) / f"{name}.lua"
+                scripts[name].write_text(WRK_SCRIPT % {
+                    "seed": 7, "path": path, "ids": ",".join(f'"{u}"' for u in ids)})  # fmt: skip
+            stream = Stream(broker.bootstrap_servers, topic, live_pairs, args.rate)
+            stream.thread.start()
+            time.sleep(5.0)
+            live = []
+            for connections in (4, 32):
+                v0 = (control.read_status() or {}).get("last_refit", {}).get("version")
+                row = wrk(port, scripts["recommend"], connections, args.seconds, server.pid)
+                v1 = (control.read_status() or {}).get("last_refit", {}).get("version")
+                row["versions_published_during"] = (v1 or 0) - (v0 or 0)
+                live.append(row)
+                print("live", json.dumps(row), flush=True)
+            stream.stop()
+            stop(builder)
+            results["events_streamed"] = stream.sent
+            stopped = []
+            for connections in (4, 32):
+                stopped.append(wrk(port, scripts["recommend"], connections, args.seconds,
+                                   server.pid))  # fmt: skip
+                print("builder stopped", json.dumps(stopped[-1]), flush=True)
+            trivial = []
+            for connections in (4, 32):
+                trivial.append(wrk(port, scripts["livez"], connections, args.seconds / 2,
+                                   server.pid))  # fmt: skip
+                print("/livez", json.dumps(trivial[-1]), flush=True)
+        finally:
+            if server is not None:
+                stop(server)
+            if builder.poll() is None:
+                stop(builder)
+    results.update(live=live, builder_stopped=stopped, livez=trivial)
+    results["live_over_stopped_rps_32"] = round(
+        live[1]["requests_per_second"] / stopped[1]["requests_per_second"], 3
+    )
+    results["recommend_cpu_over_livez_32"] = round(
+        stopped[1]["server_cpu_ms_per_request"] / trivial[1]["server_cpu_ms_per_request"], 2
+    )
+    args.json_out.write_text(json.dumps(results, indent=2))
+    print(f"\n{'run':<22}{'conns':>6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
+          f"{'CPU ms/req':>12}{'versions':>10}")  # fmt: skip
+    for name, rows in (("live builder", live), ("builder stopped", stopped), ("/livez", trivial)):
+        for r in rows:
+            print(f"{name:<22}{r['connections']:>6}{r['requests_per_second']:>9.0f}"
+                  f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['p99_9_ms']:>10.2f}"
+                  f"{r['server_cpu_ms_per_request']:>12.3f}"
+                  f"{r.get('versions_published_during', ''):>10}")  # fmt: skip
+    print(f"live / stopped req/s at 32: {results['live_over_stopped_rps_32']}; "
+          f"/recommend CPU per request / /livez's: {results['recommend_cpu_over_livez_32']}")
+
+
+if __name__ == "__main__":
+    main()
