@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from importlib import resources
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
 from ..config.server import ServerConfig
 from ..data.events import check_id
@@ -43,6 +43,29 @@ def model_or_503() -> ServedModel:
     return model
 
 
+class QueryArgs(dict):
+    """The query string read once: each parameter's first value, and :meth:`getlist` for all.
+
+    Werkzeug's ``request.args.get`` raises and catches an exception for every absent
+    parameter, and a ``/recommend`` asks about a dozen that are usually absent.
+    """
+
+    def __init__(self, lists: dict[str, list[str]]) -> None:
+        super().__init__((name, values[0]) for name, values in lists.items() if values)
+        self.lists = lists
+
+    def getlist(self, name: str) -> list[str]:
+        return self.lists.get(name, [])
+
+
+def query_args() -> QueryArgs:
+    """This request's :class:`QueryArgs` (parsed on first use)."""
+    args = g.get("recsvc_args")
+    if args is None:
+        args = g.recsvc_args = QueryArgs(request.args.to_dict(flat=False))
+    return args
+
+
 def checked_id(value: object, name: str) -> str:
     """An id from a request, or a JSON 400 saying what an id must be (the events' rule)."""
     try:
@@ -53,7 +76,7 @@ def checked_id(value: object, name: str) -> str:
 
 def id_param(name: str, what: str) -> str:
     """Query parameter ``name``: a checked ``what`` id, or a JSON 400 saying it is required."""
-    raw = request.args.get(name)
+    raw = query_args().get(name)
     if raw is None or not raw.strip():
         abort(400, description=f"query parameter '{name}' is required: a non-empty {what} id")
     return checked_id(raw, f"query parameter '{name}'")
@@ -64,7 +87,7 @@ def user_param() -> str:
 
 
 def n_param() -> int:
-    raw = request.args.get("n")
+    raw = query_args().get("n")
     max_n = server_config().max_n
     if raw is None:
         return min(10, max_n)
@@ -79,14 +102,14 @@ def n_param() -> int:
 
 def _id_list(name: str) -> list[str]:
     """A comma-separated (or repeated) query parameter of ids or names."""
-    values = [v.strip() for raw in request.args.getlist(name) for v in raw.split(",")]
+    values = [v.strip() for raw in query_args().getlist(name) for v in raw.split(",")]
     return [checked_id(v, f"query parameter '{name}'") for v in values if v]
 
 
 def rules_param() -> ItemRules:
     """The request's item rules: exclude, category, tags, exclude_tags, max_price,
     include_unavailable and named rules (see rules/item_rules.py, rules/expressions.py)."""
-    args = request.args
+    args = query_args()
     max_price = finite_number(args.get("max_price"), "query parameter 'max_price'")
     flag = args.get("include_unavailable", "false").lower()
     if flag not in ("true", "false", "1", "0"):
@@ -105,7 +128,7 @@ def rules_param() -> ItemRules:
 
 def plan_param(user: str) -> Plan:
     """Rules, diversity, promotion and the experiment variant of a GET request."""
-    args = request.args
+    args = query_args()
     promote = args.get("promote")
     spec = promote_spec(promote, args, "query parameter 'promote'") if promote else None
     shape = shape_of(args.get("diversify"), args.get("max_per"), spec)

@@ -10,11 +10,13 @@ backlog of ``--window`` events over ``--items`` items (the demo's taste model), 
 builder`` with that window and a refit every ``--retrain-every`` events (its defaults
 otherwise: tuning, live quality, the sequence term), and ``recsvc serve --workers 2``. Once the
 builder has published a version of the whole backlog, events flow at ``--rate`` per second
-(30 s between refits at the defaults) and wrk asks ``/recommend`` for random known users at
-4 and at 32 connections for ``--seconds`` each; then the builder and the stream stop and the
-same runs repeat; then the same server answers ``/livez`` (no model, no files) at the same
-concurrencies. Reports req/s, p50/p99/p99.9, versions published during each live run, and
-the servers' CPU per request, as a ratio to the trivial endpoint's.
+(30 s between refits at the defaults, if refits keep up) and wrk asks ``/recommend`` for
+random known users at 4 and at 32 connections, each for ``--seconds`` or long enough to span
+two refits (the period measured first, with events flowing), whichever is longer; then the
+builder and the stream stop and the same runs repeat; then the same server answers ``/livez``
+(no model, no files) at the same concurrencies. Reports req/s, p50/p99/p99.9, versions
+published during each live run, and the servers' CPU per request, as a ratio to the trivial
+endpoint's.
 """
 
 from __future__ import annotations
@@ -109,6 +111,25 @@ class Stream:
         self.thread.join(30)
 
 
+def version_of(control: ControlFiles) -> int:
+    return ((control.read_status() or {}).get("last_refit") or {}).get("version") or 0
+
+
+def refit_period(control: ControlFiles, timeout: float = 900.0) -> float:
+    """Seconds between the next two versions the builder publishes."""
+    start = time.monotonic()
+    times, last = [], version_of(control)
+    while len(times) < 2:
+        if time.monotonic() - start > timeout:
+            raise SystemExit("the builder published no two versions in 15 minutes")
+        time.sleep(0.5)
+        now = version_of(control)
+        if now != last:
+            times.append(time.monotonic())
+            last = now
+    return times[1] - times[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
@@ -122,7 +143,7 @@ def main() -> None:
     parser.add_argument("--json-out", type=Path, default=Path("live_serving.json"))
     args = parser.parse_args()
 
-    tastes = TasteModel(make_catalog(args.items, 64, 1), args.users, seed=1)
+    tastes = TasteModel(make_catalog(args.items, 16, 1), args.users, seed=1)
     backlog = tastes.events(args.window)
     live_pairs = tastes.events(int(args.rate * args.seconds * 3) + 1000)
     results: dict = {"settings": vars(args) | {"json_out": str(args.json_out)}}
@@ -162,13 +183,18 @@ def main() -> None:
                     "seed": 7, "path": path, "ids": ",".join(f'"{u}"' for u in ids)})  # fmt: skip
             stream = Stream(broker.bootstrap_servers, topic, live_pairs, args.rate)
             stream.thread.start()
-            time.sleep(5.0)
+            # How long refits take to come while events flow and nobody asks for lists; each
+            # live run then lasts long enough to span at least two.
+            period = refit_period(control)
+            results["refit_period_s"] = round(period, 1)
+            seconds = max(args.seconds, 2.2 * period)
+            print(f"refit every {period:.1f} s with events flowing: live runs of {seconds:.0f} s",
+                  flush=True)  # fmt: skip
             live = []
             for connections in (4, 32):
-                v0 = (control.read_status() or {}).get("last_refit", {}).get("version")
-                row = wrk(port, scripts["recommend"], connections, args.seconds, server.pid)
-                v1 = (control.read_status() or {}).get("last_refit", {}).get("version")
-                row["versions_published_during"] = (v1 or 0) - (v0 or 0)
+                v0 = version_of(control)
+                row = wrk(port, scripts["recommend"], connections, seconds, server.pid)
+                row["versions_published_during"] = version_of(control) - v0
                 live.append(row)
                 print("live", json.dumps(row), flush=True)
             stream.stop()
