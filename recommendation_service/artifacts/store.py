@@ -122,6 +122,7 @@ class ModelStore:
         assoc=None,
         tuning: dict | None = None,
         successors=None,
+        ann_probe: dict | None = None,
     ) -> dict:
         """Write ``model`` as the next version, make it current, prune old ones.
 
@@ -143,6 +144,9 @@ class ModelStore:
             What the refit's settings search tried and chose (see tuning.py), if it ran.
         successors
             The window's sequential rules and users' recent items (training/successors.py).
+        ann_probe
+            The search breadth chosen for ``index`` and the recall it measured
+            (vectors/ann.py: ``probe_ef``); servers search with its ``ef``.
 
         Returns
         -------
@@ -181,6 +185,9 @@ class ModelStore:
                     "bytes": path.stat().st_size,
                     "sha256": _sha256(path),
                 }
+                if ann_probe is not None:
+                    ann["ef"] = int(ann_probe["ef"])
+                    ann["probe"] = ann_probe
             now = time.time()
             manifest = {
                 "format": FORMAT_VERSION,

@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+import numpy as np
+
 from ..artifacts.store import ModelStore
 from ..common.threads import lower_thread_priority
 from ..data.window import WindowSnapshot
@@ -21,7 +23,7 @@ from ..training.associations import AssociationParams, associations
 from ..training.fold_in import FoldIn, RealtimeParams
 from ..training.successors import SequenceParams, Successors, successors
 from ..training.tuning import TuneParams, TuneResult, tune
-from ..vectors.ann import ANNParams, build_index
+from ..vectors.ann import ANNParams, build_index, probe_ef
 from .write_failures import WriteFailures
 
 logger = logging.getLogger(__name__)
@@ -108,6 +110,18 @@ class TrainingWorker:
         """Wait until no fit is pending or running (used by tests and shutdown)."""
         return self._idle.wait(timeout)
 
+    def _probe(self, index, fold: FoldIn, model, snapshot) -> dict:
+        """The search breadth this version's servers should use (vectors/ann.py)."""
+        rng = np.random.default_rng(snapshot.n_events)
+        count = min(self.ann.probe_users, snapshot.n_users)
+        rows = np.sort(rng.choice(snapshot.n_users, size=count, replace=False))
+        vectors = fold.base_vectors(model.user_factors, snapshot, rows)
+        seen = [snapshot.seen[int(r)].indices for r in rows]
+        probe = probe_ef(index, fold.scoring_matrix, vectors, seen, self.ann.target_recall)
+        logger.info("search breadth %d: recall@10 %.3f on %d users (target %.2f)",
+                    probe["ef"], probe["recall"], count, self.ann.target_recall)  # fmt: skip
+        return probe
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._wanted.set()
@@ -158,9 +172,10 @@ class TrainingWorker:
                 snapshot.item_ids, model.item_factors, model.params, realtime,
                 model.user_factors, recent_depth=depth,
             )  # fmt: skip
-            index = None
+            index = probe = None
             if snapshot.n_items >= self.ann.min_items:
                 index = build_index(fold.scoring_matrix, self.ann)
+                probe = self._probe(index, fold, model, snapshot)
             assoc = None
             if snapshot.positive_events is not None:
                 assoc = associations(snapshot.positive_events, snapshot.n_items, self.assoc)
@@ -169,8 +184,9 @@ class TrainingWorker:
                 succ = successors(snapshot, self.sequence, weights)
         try:
             manifest = self.store.publish(
-                model, fold, offsets, index=index, assoc=assoc, tuning=tuning, successors=succ
-            )
+                model, fold, offsets, index=index, assoc=assoc, tuning=tuning, successors=succ,
+                ann_probe=probe,
+            )  # fmt: skip
         except OSError as exc:
             self.publish_failures.failed(exc)
             self._unpublished = (offsets, model, fold, index, assoc, tuning, succ)

@@ -116,6 +116,14 @@ def cpus_of(text: str) -> frozenset[int] | None:
     help="Publish an approximate (HNSW) index for catalogs of at least this many items.",
 )
 @opt(
+    "--ann-target-recall",
+    default=ANNParams.target_recall,
+    type=click.FloatRange(0.5, 1.0),
+    help="Recall@10 against exact search that each version's search breadth must reach; "
+    "measured at publish on sampled users, the smallest breadth that does is recorded in the "
+    "manifest and used by the servers.",
+)
+@opt(
     "--session-gap",
     default=AssociationParams.session_gap,
     type=float,
@@ -198,7 +206,9 @@ def builder(**opts) -> None:
             decay=decay_params(opts),
             actions=parse_action_weights(split_env_list(opts["action_weights"])),
             update_interval=opts["update_interval"],
-            ann=ANNParams(min_items=opts["ann_min_items"]),
+            ann=ANNParams(
+                min_items=opts["ann_min_items"], target_recall=opts["ann_target_recall"]
+            ),
             associations=association_params(opts),
             metrics_host=opts["metrics_host"],
             niceness=opts["nice"],

@@ -61,9 +61,10 @@ from .options import (
 @opt(
     "--ann-ef",
     default=ServerConfig.ann_ef,
-    type=int,
+    type=click.IntRange(10, 100_000),
     help="Search breadth when the model has an approximate index: higher finds more of the "
-    "exact top-N, slower.",
+    "exact top-N, slower. Unset: each version's own, the smallest that reached the builder's "
+    "--ann-target-recall on sampled users when it was published (128 for older versions).",
 )
 @opt(
     "--metrics-dir",

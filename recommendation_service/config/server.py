@@ -47,7 +47,8 @@ class ServerConfig:
         One JSON line per request on stdout.
     ann_ef
         Candidate list size of a search for models with an approximate index (HNSW's
-        ``efSearch``: recall vs. speed).
+        ``efSearch``: recall vs. speed). None: each version's own, chosen by the builder
+        to reach its target recall.
     max_body_bytes
         Larger request bodies are refused with 413.
     metrics_dir
@@ -84,7 +85,7 @@ class ServerConfig:
     max_n: int = 1000
     max_id_length: int = 256
     access_log: bool = True
-    ann_ef: int = 128
+    ann_ef: int | None = None
     max_body_bytes: int = 1 << 20
     metrics_dir: Path | None = None
     ingest: KafkaSettings | None = None
@@ -124,7 +125,10 @@ class ServerConfig:
         require(0.1 <= self.client_timeout <= 3600, "client-timeout must be 0.1..3600 s")
         require(0.01 <= self.reload_interval <= 3600, "reload-interval must be 0.01..3600 s")
         require(1 <= self.max_n <= 100_000, "max-n must be between 1 and 100000")
-        require(10 <= self.ann_ef <= 100_000, "ann-ef must be between 10 and 100000")
+        require(
+            self.ann_ef is None or 10 <= self.ann_ef <= 100_000,
+            "ann-ef must be between 10 and 100000 (or unset: each version's own)",
+        )
         require(1 <= self.max_batch <= 100_000, "max-batch must be between 1 and 100000")
         require(
             self.admin_token is None or len(self.admin_token) >= 16,

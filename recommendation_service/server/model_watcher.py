@@ -27,6 +27,9 @@ from ..vectors.ann import load_index
 
 logger = logging.getLogger(__name__)
 
+#: Search breadth for versions that carry no probed one (published before the probe).
+DEFAULT_EF = 128
+
 
 class ModelWatcher:
     """Holds the served model of one process and refreshes it in the background.
@@ -39,10 +42,11 @@ class ModelWatcher:
         Seconds between checks of ``CURRENT`` and of the version's update files.
     ef
         Candidate list size of a search when a version carries an approximate index
-        (HNSW's ``efSearch``): larger finds more of the exact top-N, slower.
+        (HNSW's ``efSearch``): larger finds more of the exact top-N, slower. None: the
+        breadth the builder chose for the version (its recall probe), else ``DEFAULT_EF``.
     """
 
-    def __init__(self, store: ModelStore, interval: float = 0.1, ef: int = 128) -> None:
+    def __init__(self, store: ModelStore, interval: float = 0.1, ef: int | None = None) -> None:
         self.store = store
         self.interval = interval
         self.ef = ef
@@ -150,7 +154,10 @@ class ModelWatcher:
                 index = load_index(path)
             except RuntimeError as exc:  # FAISS raises RuntimeError on unreadable files
                 raise ModelLoadError(f"{name}: cannot read its approximate index: {exc}") from exc
-        return ServedModel(manifest, arrays, index=index, ef=self.ef)
+        ef = self.ef
+        if ef is None:
+            ef = int((manifest.get("ann") or {}).get("ef") or DEFAULT_EF)
+        return ServedModel(manifest, arrays, index=index, ef=ef)
 
     def _swap(self, model: ServedModel) -> None:
         # Catch up on its updates before the swap, so no request sees it staler than the old.

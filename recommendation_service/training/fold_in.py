@@ -202,9 +202,15 @@ class FoldIn:
         unit = y / norm
         return np.concatenate([y, self.params.similarity_weight * unit]).astype(np.float32)
 
-    def base_vectors(self, user_factors: np.ndarray, snapshot: WindowSnapshot) -> np.ndarray:
-        """Vectors of every user of the refit: fitted ``x`` plus the similarity term ``q``."""
-        positive = snapshot.matrix.multiply(snapshot.matrix > 0)
+    def base_vectors(
+        self, user_factors: np.ndarray, snapshot: WindowSnapshot, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Vectors of the refit's users (every one, or ``rows``): fitted ``x`` plus the
+        similarity term ``q``."""
+        matrix = snapshot.matrix if rows is None else snapshot.matrix[rows]
+        if rows is not None:
+            user_factors = user_factors[rows]
+        positive = matrix.multiply(matrix > 0)
         q = sp.csr_matrix(positive) @ self._y_unit
         return np.ascontiguousarray(np.hstack([user_factors, q]), dtype=np.float32)
 

@@ -17,6 +17,12 @@ user's seen items are removed before the top ``n`` is taken; when too many candi
 seen, the graph is asked again for more.
 
 Below ``min_items`` items no graph is built and every query scans all items exactly.
+
+How far a search looks (HNSW's ``efSearch``) decides recall, and the breadth that reaches a
+given recall differs by catalog: 128 found 0.907 of the exact top 10 at 1,000,000 items where
+it found over 0.95 at 100,000. So the builder picks it per version (:func:`probe_ef`): it
+measures recall@10 on a sample of the refit's users against exact search and publishes the
+smallest breadth that reaches ``target_recall``, which servers then use.
 """
 
 from __future__ import annotations
@@ -47,15 +53,23 @@ class ANNParams:
         Links per node (HNSW's ``M``): more links, higher recall, a larger file.
     ef_construction
         Candidate list size while building: larger builds slower and links better.
+    target_recall
+        Recall@10 against exact search the published search breadth must reach.
+    probe_users
+        Users sampled to measure it.
     """
 
     min_items: int = 50_000
     neighbors: int = 16
     ef_construction: int = 100
+    target_recall: float = 0.95
+    probe_users: int = 200
 
     def __post_init__(self) -> None:
         if self.min_items < 1 or not 4 <= self.neighbors <= 128 or self.ef_construction < 8:
             raise ValueError("invalid ANN parameters")
+        if not 0 < self.target_recall <= 1 or self.probe_users < 1:
+            raise ValueError("invalid ANN probe parameters")
 
 
 def augment(rows: np.ndarray) -> np.ndarray:
@@ -149,3 +163,40 @@ def search(
     scores = matrix[cols] @ vector
     best = top_n(scores, n)
     return cols[best], scores[best]
+
+
+#: Search breadths the probe tries, smallest first.
+PROBE_EFS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+
+
+def probe_ef(
+    index,
+    matrix: np.ndarray,
+    vectors: np.ndarray,
+    seen: list[np.ndarray],
+    target: float,
+    n: int = 10,
+) -> dict:
+    """The smallest search breadth whose recall@``n`` on ``vectors`` (users, with their
+    ``seen`` columns excluded as a request excludes them) reaches ``target``.
+
+    Returns ``{"ef", "recall", "target_recall", "users", "tried": {ef: recall}}``; when no
+    breadth reaches the target, ``ef`` is the largest tried and ``recall`` what it found.
+    """
+    exact = []
+    for vector, cols in zip(vectors, seen):
+        scores = matrix @ vector
+        scores[cols] = -np.inf
+        exact.append(set(top_n(scores, n).tolist()))
+    tried: dict[int, float] = {}
+    for ef in PROBE_EFS:
+        found = [
+            len(set(search(index, matrix, v, cols, n, ef)[0].tolist()) & want) / max(1, len(want))
+            for v, cols, want in zip(vectors, seen, exact)
+        ]
+        tried[ef] = round(float(np.mean(found)), 4)
+        if tried[ef] >= target:
+            break
+    ef = max(tried)
+    return {"ef": ef, "recall": tried[ef], "target_recall": target, "users": len(vectors),
+            "tried": {str(k): v for k, v in tried.items()}}  # fmt: skip

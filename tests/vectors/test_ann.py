@@ -10,7 +10,15 @@ from recommendation_service.errors import ModelLoadError
 from recommendation_service.server.model_watcher import ModelWatcher
 from recommendation_service.training.als import ALSTrainer
 from recommendation_service.training.fold_in import FoldIn, RealtimeParams
-from recommendation_service.vectors.ann import INDEX_FILE, ANNParams, augment, build_index, search
+from recommendation_service.vectors.ann import (
+    INDEX_FILE,
+    PROBE_EFS,
+    ANNParams,
+    augment,
+    build_index,
+    probe_ef,
+    search,
+)
 from recommendation_service.vectors.top_n import top_n
 
 from ..benchmarks.synthetic_model import synthetic_model
@@ -103,3 +111,37 @@ def test_a_corrupt_index_refuses_the_version(tmp_path):
     watcher = ModelWatcher(store)
     watcher.refresh()
     assert watcher.model is None and "checksum" in watcher.last_error
+
+
+def test_the_probe_picks_the_smallest_breadth_that_reaches_the_target():
+    model = synthetic_model(20_000, 2_000, factors=32, seed=3)
+    fold = _fold(model)
+    index = build_index(fold.scoring_matrix, ANY)
+    vectors = fold.base_vectors(model.user_factors, model.snapshot)[:150]
+    seen = [model.snapshot.seen[r].indices for r in range(150)]
+    probe = probe_ef(index, fold.scoring_matrix, vectors, seen, target=0.97)
+    tried = {int(k): v for k, v in probe["tried"].items()}
+    assert probe["recall"] >= 0.97 and probe["ef"] == max(tried)
+    assert all(v < 0.97 for ef, v in tried.items() if ef < probe["ef"])
+    # What the probe says is what serving at that breadth finds.
+    recall = []
+    for z, cols in zip(vectors, seen):
+        scores = fold.scoring_matrix @ z
+        scores[cols] = -np.inf
+        got, _ = search(index, fold.scoring_matrix, z, cols, 10, probe["ef"])
+        recall.append(len(set(got.tolist()) & set(top_n(scores, 10).tolist())) / 10)
+    assert np.mean(recall) == pytest.approx(probe["recall"], abs=1e-3)
+    unreachable = probe_ef(index, fold.scoring_matrix, vectors[:20], seen[:20], target=1.01)
+    assert unreachable["ef"] == PROBE_EFS[-1]
+
+
+def test_servers_search_each_version_at_its_probed_breadth_unless_told(tmp_path):
+    store = _publish(tmp_path, 10)
+    manifest = store.read_version()[0]
+    probe = manifest["ann"]["probe"]
+    assert manifest["ann"]["ef"] == probe["ef"] and probe["target_recall"] == 0.95
+    assert probe["recall"] >= 0.95 or probe["ef"] == PROBE_EFS[-1]
+    own, told = ModelWatcher(store), ModelWatcher(store, ef=300)
+    own.refresh()
+    told.refresh()
+    assert own.model.ef == probe["ef"] and told.model.ef == 300
