@@ -145,8 +145,9 @@ class ModelStore:
         successors
             The window's sequential rules and users' recent items (training/successors.py).
         ann_probe
-            The search breadth chosen for ``index`` and the recall it measured
-            (vectors/ann.py: ``probe_ef``); servers search with its ``ef``.
+            How the version is best searched and the recall each breadth found
+            (vectors/ann.py: ``probe_ef``); servers search ``index`` with its ``ef``. Kept
+            when the probe chose exact search and no index is published.
 
         Returns
         -------
@@ -187,7 +188,6 @@ class ModelStore:
                 }
                 if ann_probe is not None:
                     ann["ef"] = int(ann_probe["ef"])
-                    ann["probe"] = ann_probe
             now = time.time()
             manifest = {
                 "format": FORMAT_VERSION,
@@ -199,6 +199,7 @@ class ModelStore:
                     t: {str(p): o for p, o in parts.items()} for t, parts in (offsets or {}).items()
                 },
                 "ann": ann,
+                "ann_probe": ann_probe,
                 "tuning": tuning,
                 **fields,
                 "builder_id": self.writer,

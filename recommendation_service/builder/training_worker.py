@@ -28,6 +28,9 @@ from .write_failures import WriteFailures
 
 logger = logging.getLogger(__name__)
 
+#: Niceness of the training thread (and the ALS threads it starts): the lowest priority.
+TRAINING_NICENESS = 19
+
 SnapshotSource = Callable[[], tuple[WindowSnapshot, Mapping[str, Mapping[int, int]]]]
 PublishedHook = Callable[[dict, FoldIn, Successors | None], None]
 
@@ -118,8 +121,17 @@ class TrainingWorker:
         vectors = fold.base_vectors(model.user_factors, snapshot, rows)
         seen = [snapshot.seen[int(r)].indices for r in rows]
         probe = probe_ef(index, fold.scoring_matrix, vectors, seen, self.ann.target_recall)
-        logger.info("search breadth %d: recall@10 %.3f on %d users (target %.2f)",
-                    probe["ef"], probe["recall"], count, self.ann.target_recall)  # fmt: skip
+        if probe["exact"]:
+            logger.info("searching exactly (%.2f ms per query): the graph's best was recall@10 "
+                        "%.3f at ef %d (target %.2f)", probe["exact_ms"],
+                        probe["tried"][str(probe["ef"])][0], probe["ef"],
+                        self.ann.target_recall)  # fmt: skip
+        elif probe["recall"] < self.ann.target_recall:
+            logger.warning("no search breadth reaches recall@10 %.2f: %.3f at ef %d",
+                           self.ann.target_recall, probe["recall"], probe["ef"])  # fmt: skip
+        else:
+            logger.info("search breadth %d: recall@10 %.3f on %d users (target %.2f)",
+                        probe["ef"], probe["recall"], count, self.ann.target_recall)  # fmt: skip
         return probe
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -130,7 +142,9 @@ class TrainingWorker:
             self.trainer.stop()  # Spark's JVM
 
     def _run(self) -> None:
-        lower_thread_priority()
+        # Refits, tuning and index builds are bulk work: on a host shared with servers they
+        # take only the CPU requests leave (alone on a host this changes nothing).
+        lower_thread_priority(TRAINING_NICENESS)
         while True:
             self._wanted.wait()
             if self._stop.is_set():
@@ -175,7 +189,9 @@ class TrainingWorker:
             index = probe = None
             if snapshot.n_items >= self.ann.min_items:
                 index = build_index(fold.scoring_matrix, self.ann)
-                probe = self._probe(index, fold, model, snapshot)
+                probe = self._probe(index, fold, model, snapshot) if self.ann.probe_users else None
+                if probe is not None and probe["exact"]:
+                    index = None  # an exact scan is as fast, or the graph misses the target
             assoc = None
             if snapshot.positive_events is not None:
                 assoc = associations(snapshot.positive_events, snapshot.n_items, self.assoc)

@@ -146,8 +146,8 @@ def cpus_of(text: str) -> frozenset[int] | None:
     "--nice",
     default=BuilderConfig.niceness,
     type=click.IntRange(0, 19),
-    help="Scheduling niceness of the builder (its training thread: at least 10), so refits "
-    "and catch-ups yield the CPU to servers on the same host; 0 to compete as equals.",
+    help="Scheduling niceness of the builder's consumer (its training thread always runs at "
+    "19), so catch-ups and refits yield the CPU to servers on the same host.",
 )
 @opt(
     "--cpus",

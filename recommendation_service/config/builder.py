@@ -93,9 +93,9 @@ class BuilderConfig:
         Where the ``spark`` trainer writes each snapshot for the executors (a path they can
         read too; None: the temporary directory, right for ``local[*]``).
     niceness
-        Scheduling niceness of the whole builder (0..19); its training thread runs at 10 or
-        this, whichever is nicer. On a host shared with servers, refits and catch-ups then
-        yield the CPU to request handling; alone on a host it changes nothing.
+        Scheduling niceness of the builder's consumer (0..19); its training thread (refits,
+        tuning, index builds) always runs at 19. On a host shared with servers, catch-ups and
+        refits then yield the CPU to request handling; alone on a host it changes nothing.
     cpus
         CPUs the builder (and its training threads) may run on; None: any.
     """

@@ -22,12 +22,16 @@ How far a search looks (HNSW's ``efSearch``) decides recall, and the breadth tha
 given recall differs by catalog: 128 found 0.907 of the exact top 10 at 1,000,000 items where
 it found over 0.95 at 100,000. So the builder picks it per version (:func:`probe_ef`): it
 measures recall@10 on a sample of the refit's users against exact search and publishes the
-smallest breadth that reaches ``target_recall``, which servers then use.
+smallest breadth that reaches ``target_recall``, which servers then use. Where scanning
+every item is as fast as that breadth, or no breadth reaches the target and a scan is cheap
+(graphs do poorly on some factor structures), the version is published without the graph and
+searched exactly.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +60,7 @@ class ANNParams:
     target_recall
         Recall@10 against exact search the published search breadth must reach.
     probe_users
-        Users sampled to measure it.
+        Users sampled to measure it (0: no probe; servers search at their default breadth).
     """
 
     min_items: int = 50_000
@@ -68,7 +72,7 @@ class ANNParams:
     def __post_init__(self) -> None:
         if self.min_items < 1 or not 4 <= self.neighbors <= 128 or self.ef_construction < 8:
             raise ValueError("invalid ANN parameters")
-        if not 0 < self.target_recall <= 1 or self.probe_users < 1:
+        if not 0 < self.target_recall <= 1 or self.probe_users < 0:
             raise ValueError("invalid ANN probe parameters")
 
 
@@ -167,6 +171,8 @@ def search(
 
 #: Search breadths the probe tries, smallest first.
 PROBE_EFS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+#: When no breadth reaches the target, an exact scan this fast (ms per query) serves instead.
+EXACT_BUDGET_MS = 5.0
 
 
 def probe_ef(
@@ -176,27 +182,38 @@ def probe_ef(
     seen: list[np.ndarray],
     target: float,
     n: int = 10,
+    exact_budget_ms: float = EXACT_BUDGET_MS,
+    weigh_cost: bool = True,
 ) -> dict:
-    """The smallest search breadth whose recall@``n`` on ``vectors`` (users, with their
-    ``seen`` columns excluded as a request excludes them) reaches ``target``.
+    """How this version should be searched: the smallest breadth whose recall@``n`` on
+    ``vectors`` (users, their ``seen`` columns excluded as a request excludes them) reaches
+    ``target`` -- unless scanning every item exactly is as fast, or no breadth reaches the
+    target and an exact scan costs at most ``exact_budget_ms``: then ``exact``.
+    ``weigh_cost=False`` compares recall only (an exact scan is never "as fast").
 
-    Returns ``{"ef", "recall", "target_recall", "users", "tried": {ef: recall}}``; when no
-    breadth reaches the target, ``ef`` is the largest tried and ``recall`` what it found.
+    Returns ``{"ef", "exact", "recall", "target_recall", "users", "exact_ms", "tried":
+    {ef: [recall, ms]}}``; with no breadth reaching the target and exact search too slow,
+    ``ef`` is the largest tried and ``recall`` what it found.
     """
-    exact = []
+    exact, start = [], time.perf_counter()
     for vector, cols in zip(vectors, seen):
         scores = matrix @ vector
         scores[cols] = -np.inf
         exact.append(set(top_n(scores, n).tolist()))
-    tried: dict[int, float] = {}
+    exact_ms = 1000 * (time.perf_counter() - start) / max(1, len(vectors))
+    tried: dict[int, tuple[float, float]] = {}
     for ef in PROBE_EFS:
-        found = [
-            len(set(search(index, matrix, v, cols, n, ef)[0].tolist()) & want) / max(1, len(want))
-            for v, cols, want in zip(vectors, seen, exact)
-        ]
-        tried[ef] = round(float(np.mean(found)), 4)
-        if tried[ef] >= target:
+        start = time.perf_counter()
+        found = [search(index, matrix, v, cols, n, ef)[0] for v, cols in zip(vectors, seen)]
+        ms = 1000 * (time.perf_counter() - start) / max(1, len(vectors))
+        recall = np.mean([len(set(f.tolist()) & w) / max(1, len(w)) for f, w in zip(found, exact)])
+        tried[ef] = (round(float(recall), 4), round(ms, 3))
+        slower = weigh_cost and ms >= exact_ms
+        if recall >= target or slower:
             break
     ef = max(tried)
-    return {"ef": ef, "recall": tried[ef], "target_recall": target, "users": len(vectors),
-            "tried": {str(k): v for k, v in tried.items()}}  # fmt: skip
+    recall, ms = tried[ef]
+    use_exact = slower or (recall < target and exact_ms <= exact_budget_ms)
+    return {"ef": ef, "exact": bool(use_exact), "recall": 1.0 if use_exact else recall,
+            "target_recall": target, "users": len(vectors), "exact_ms": round(exact_ms, 3),
+            "tried": {str(k): list(v) for k, v in tried.items()}}  # fmt: skip

@@ -6,17 +6,17 @@ the builder stopped and with a trivial endpoint, in one run.
         [--builder-nice 5] [--builder-cpus ""]
 
 Needs ``wrk``. On one host: Apache Kafka (``recsvc broker --engine kafka``'s broker), a
-backlog of ``--window`` events over ``--items`` items (the demo's taste model), ``recsvc
-builder`` with that window and a refit every ``--retrain-every`` events (its defaults
-otherwise: tuning, live quality, the sequence term), and ``recsvc serve --workers 2``. Once the
-builder has published a version of the whole backlog, events flow at ``--rate`` per second
-(30 s between refits at the defaults, if refits keep up) and wrk asks ``/recommend`` for
-random known users at 4 and at 32 connections, each for ``--seconds`` or long enough to span
-two refits (the period measured first, with events flowing), whichever is longer; then the
-builder and the stream stop and the same runs repeat; then the same server answers ``/livez``
-(no model, no files) at the same concurrencies. Reports req/s, p50/p99/p99.9, versions
-published during each live run, and the servers' CPU per request, as a ratio to the trivial
-endpoint's.
+backlog of ``--window`` events over ``--items`` items (the taste stream of real_factors.py),
+``recsvc builder`` with that window and a refit every ``--retrain-every`` events (its
+defaults otherwise: tuning, live quality, the sequence term), and ``recsvc serve --workers
+2``. Once the builder has published a version of the whole backlog, events flow at
+``--rate`` per second (30 s between refits at the defaults, if refits keep up) and wrk asks
+``/recommend`` for random known users at 4 and at 32 connections, each for ``--seconds`` or
+three refit periods (measured first, events flowing, no requests; at most 300 s), whichever
+is longer; then the builder and the stream stop and the same runs repeat; then the same
+server answers ``/livez`` (no model, no files) at the same concurrencies. Reports req/s,
+p50/p99/p99.9, versions published during each live run, and the servers' CPU per request, as
+a ratio to the trivial endpoint's.
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ from recommendation_service.artifacts.control_files import ControlFiles
 from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.sandbox.brokers import ensure_topic
 from recommendation_service.sandbox.producers import Pacer
-from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 
 from ..conftest import free_port
 from ..processes import broker_of, cpu_seconds, process_tree, serve, stop, wait_healthy
 from ..processes import builder as start_builder
 from .builder_throughput import produce_backlog
+from .real_factors import taste_pairs
 
 WRK_SCRIPT = """
 math.randomseed(%(seed)d)
@@ -143,9 +143,12 @@ def main() -> None:
     parser.add_argument("--json-out", type=Path, default=Path("live_serving.json"))
     args = parser.parse_args()
 
-    tastes = TasteModel(make_catalog(args.items, 16, 1), args.users, seed=1)
-    backlog = tastes.events(args.window)
-    live_pairs = tastes.events(int(args.rate * args.seconds * 3) + 1000)
+    # The taste stream of real_factors.py (favourite categories of 500 items, Zipf heads):
+    # the factor structure real shopping logs give, through the builder's own pipeline.
+    live_count = int(args.rate * args.seconds * 10) + 1000
+    pairs = [(f"user-{u}", f"item-{i}") for u, i in
+             taste_pairs(args.window + live_count, args.users, args.items, seed=1)]  # fmt: skip
+    backlog, live_pairs = pairs[: args.window], pairs[args.window :]
     results: dict = {"settings": vars(args) | {"json_out": str(args.json_out)}}
     with tempfile.TemporaryDirectory() as tmp, broker_of("kafka", Path(tmp) / "b") as broker:
         topic = f"live-{uuid.uuid4().hex[:8]}"
@@ -187,7 +190,7 @@ def main() -> None:
             # live run then lasts long enough to span at least two.
             period = refit_period(control)
             results["refit_period_s"] = round(period, 1)
-            seconds = max(args.seconds, 2.2 * period)
+            seconds = min(300.0, max(args.seconds, 3 * period))
             print(f"refit every {period:.1f} s with events flowing: live runs of {seconds:.0f} s",
                   flush=True)  # fmt: skip
             live = []

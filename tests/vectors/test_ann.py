@@ -73,20 +73,22 @@ def test_seen_items_never_starve_the_top_n():
     assert sorted(cols.tolist()) == list(range(4_995, 5_000))  # all that is left
 
 
-def _publish(tmp_path, min_items):
+def _publish(tmp_path, min_items, ann=None):
     window = SlidingWindow(100_000)
     for e in planted_events(4000):
         window.add(e)
     store = ModelStore(tmp_path / str(min_items))
     worker = TrainingWorker(
-        ALSTrainer(SMALL_ALS), store, lambda: (window.snapshot(), {}), ann=ANNParams(min_items)
-    )
+        ALSTrainer(SMALL_ALS), store, lambda: (window.snapshot(), {}),
+        ann=ann or ANNParams(min_items),
+    )  # fmt: skip
     assert worker._train_once()
     return store
 
 
 def test_published_index_serves_what_exact_search_serves(tmp_path):
-    exact_store, ann_store = _publish(tmp_path, 10**6), _publish(tmp_path, 10)
+    exact_store = _publish(tmp_path, 10**6)
+    ann_store = _publish(tmp_path, 10, ANNParams(10, probe_users=0))  # the graph, unprobed
     assert exact_store.read_version()[0]["ann"] is None
     manifest = ann_store.read_version()[0]
     assert manifest["ann"]["type"] == "hnsw" and manifest["ann"]["file"] == INDEX_FILE
@@ -101,7 +103,7 @@ def test_published_index_serves_what_exact_search_serves(tmp_path):
 
 
 def test_a_corrupt_index_refuses_the_version(tmp_path):
-    store = _publish(tmp_path, 10)
+    store = _publish(tmp_path, 10, ANNParams(10, probe_users=0))
     path = store.index_path(store.read_version()[0])
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -119,9 +121,9 @@ def test_the_probe_picks_the_smallest_breadth_that_reaches_the_target():
     index = build_index(fold.scoring_matrix, ANY)
     vectors = fold.base_vectors(model.user_factors, model.snapshot)[:150]
     seen = [model.snapshot.seen[r].indices for r in range(150)]
-    probe = probe_ef(index, fold.scoring_matrix, vectors, seen, target=0.97)
-    tried = {int(k): v for k, v in probe["tried"].items()}
-    assert probe["recall"] >= 0.97 and probe["ef"] == max(tried)
+    probe = probe_ef(index, fold.scoring_matrix, vectors, seen, target=0.97, weigh_cost=False)
+    tried = {int(k): v[0] for k, v in probe["tried"].items()}
+    assert not probe["exact"] and probe["recall"] >= 0.97 and probe["ef"] == max(tried)
     assert all(v < 0.97 for ef, v in tried.items() if ef < probe["ef"])
     # What the probe says is what serving at that breadth finds.
     recall = []
@@ -131,16 +133,35 @@ def test_the_probe_picks_the_smallest_breadth_that_reaches_the_target():
         got, _ = search(index, fold.scoring_matrix, z, cols, 10, probe["ef"])
         recall.append(len(set(got.tolist()) & set(top_n(scores, 10).tolist())) / 10)
     assert np.mean(recall) == pytest.approx(probe["recall"], abs=1e-3)
-    unreachable = probe_ef(index, fold.scoring_matrix, vectors[:20], seen[:20], target=1.01)
-    assert unreachable["ef"] == PROBE_EFS[-1]
+    # A target no breadth reaches: an exact scan if it is cheap enough, else the widest.
+    args = (index, fold.scoring_matrix, vectors[:20], seen[:20])
+    cheap = probe_ef(*args, target=1.01, exact_budget_ms=1e6, weigh_cost=False)
+    assert cheap["exact"] and cheap["recall"] == 1.0
+    dear = probe_ef(*args, target=1.01, exact_budget_ms=0.0, weigh_cost=False)
+    assert not dear["exact"] and dear["ef"] == PROBE_EFS[-1] and dear["recall"] < 1.01
+
+
+def test_a_version_the_graph_serves_worse_than_a_scan_is_published_without_it(tmp_path):
+    store = _publish(tmp_path, 10, ANNParams(10, target_recall=1.0))  # graph never perfect
+    manifest = store.read_version()[0]
+    probe = manifest["ann_probe"]
+    assert probe["exact"] and manifest["ann"] is None  # a 120-item scan costs microseconds
+    watcher = ModelWatcher(store)
+    watcher.refresh()
+    assert watcher.model.index is None
 
 
 def test_servers_search_each_version_at_its_probed_breadth_unless_told(tmp_path):
-    store = _publish(tmp_path, 10)
+    model = synthetic_model(20_000, 500, factors=32, seed=4)
+    fold = _fold(model)
+    index = build_index(fold.scoring_matrix, ANY)
+    vectors = fold.base_vectors(model.user_factors, model.snapshot)[:50]
+    seen = [model.snapshot.seen[r].indices for r in range(50)]
+    probe = probe_ef(index, fold.scoring_matrix, vectors, seen, 0.9, weigh_cost=False)
+    store = ModelStore(tmp_path)
+    store.publish(model, fold, index=index, ann_probe=probe)
     manifest = store.read_version()[0]
-    probe = manifest["ann"]["probe"]
-    assert manifest["ann"]["ef"] == probe["ef"] and probe["target_recall"] == 0.95
-    assert probe["recall"] >= 0.95 or probe["ef"] == PROBE_EFS[-1]
+    assert manifest["ann"]["ef"] == probe["ef"] and manifest["ann_probe"] == probe
     own, told = ModelWatcher(store), ModelWatcher(store, ef=300)
     own.refresh()
     told.refresh()
