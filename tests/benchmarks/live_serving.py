@@ -196,8 +196,14 @@ def main() -> None:
             live = []
             for connections in (4, 32):
                 v0 = version_of(control)
+                builder_cpu, broker_cpu = server_cpu(builder.pid), server_cpu(broker.process.pid)
                 row = wrk(port, scripts["recommend"], connections, seconds, server.pid)
                 row["versions_published_during"] = version_of(control) - v0
+                # What the builder and the broker took meanwhile, in cores.
+                row["builder_cores"] = round((server_cpu(builder.pid) - builder_cpu) / seconds, 3)
+                row["broker_cores"] = round(
+                    (server_cpu(broker.process.pid) - broker_cpu) / seconds, 3
+                )
                 live.append(row)
                 print("live", json.dumps(row), flush=True)
             stream.stop()
