@@ -170,7 +170,7 @@ class TrainingWorker:
         start = time.perf_counter()
         if self._unpublished is not None and self._unpublished[0] == offsets:
             # The last publish failed and no event came since: publish that model again.
-            _, model, fold, index, assoc, tuning, succ = self._unpublished
+            _, model, fold, index, assoc, tuning, succ, probe = self._unpublished
         else:
             self._unpublished = None
             try:
@@ -205,7 +205,7 @@ class TrainingWorker:
             )  # fmt: skip
         except OSError as exc:
             self.publish_failures.failed(exc)
-            self._unpublished = (offsets, model, fold, index, assoc, tuning, succ)
+            self._unpublished = (offsets, model, fold, index, assoc, tuning, succ, probe)
             return False
         self._unpublished = None
         self.publish_failures.succeeded()
