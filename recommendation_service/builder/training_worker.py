@@ -90,6 +90,8 @@ class TrainingWorker:
         self.trainings = 0
         #: Fits that raised (the window is kept; the next events trigger another try).
         self.fit_failures = 0
+        #: Refits that raised something unforeseen, in a row (retried with a backoff).
+        self.unexpected_failures = 0
         #: Publishes that failed (disk full, unwritable directory), retried with backoff.
         self.publish_failures = WriteFailures(f"model to {store.root}", maximum=max_backoff)
         self.last_manifest: dict | None = None
@@ -153,12 +155,20 @@ class TrainingWorker:
             self.training = True
             try:
                 ok = self._train_once()
+                delay = self.publish_failures.delay()
+            except Exception:  # a bug must not end refits for the life of the process
+                self.unexpected_failures += 1
+                delay = min(60.0, 2.0**self.unexpected_failures)
+                logger.exception("refit failed unexpectedly; retrying in %.0f s", delay)
+                ok = False
             finally:
                 self.training = False
-            if not ok:
+            if ok:
+                self.unexpected_failures = 0
+            else:
                 # Retry later with the newest window; never spin on a full disk.
                 self._wanted.set()
-                if self._stop.wait(self.publish_failures.delay()):
+                if self._stop.wait(delay):
                     return
             if not self._wanted.is_set():
                 self._idle.set()
