@@ -82,7 +82,16 @@ from .options import (
 @opt(
     "--admin-token",
     default=None,
-    help="Bearer token of rollback and training start (off when unset; >= 16 characters).",
+    help="Bearer token of rollback, training start and the dashboard's API (>= 16 "
+    "characters; set it through the environment, not argv). Unset: rollback and training are "
+    "off, the dashboard open on loopback only.",
+)
+@opt(
+    "--app-token",
+    default=None,
+    help="Bearer token the app sends for POST /online/data/add, /predict and candidate "
+    "ranking (>= 16 characters; through the environment). Unset, with no admin token: those "
+    "are open on loopback only, 403 on other binds.",
 )
 @opt(
     "--action-weight",

@@ -56,7 +56,12 @@ class ServerConfig:
     ingest
         Where ``POST /online/data/add`` publishes events; None disables the endpoint.
     admin_token
-        Bearer token of the write endpoints (rollback, training start); None disables them.
+        Bearer token of the write endpoints (rollback, training start) and the dashboard's
+        API; None disables the former (see server/access.py).
+    app_token
+        Bearer token an app sends to write events and score items it names for a user
+        (``POST /online/data/add``, ``/predict``, candidate ranking); the admin token works
+        there too. Without either, those endpoints are open on loopback only.
     max_batch
         Most samples one ``POST /online/data/add`` may carry.
     actions
@@ -90,6 +95,7 @@ class ServerConfig:
     metrics_dir: Path | None = None
     ingest: KafkaSettings | None = None
     admin_token: str | None = None
+    app_token: str | None = None
     max_batch: int = 1000
     actions: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_ACTION_WEIGHTS))
     rules_file: RulesFile | None = None
@@ -133,5 +139,9 @@ class ServerConfig:
         require(
             self.admin_token is None or len(self.admin_token) >= 16,
             "admin token must be at least 16 characters",
+        )
+        require(
+            self.app_token is None or len(self.app_token) >= 16,
+            "app token must be at least 16 characters",
         )
         object.__setattr__(self, "model_dir", Path(self.model_dir))

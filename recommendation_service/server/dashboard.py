@@ -20,7 +20,6 @@ the admin endpoints; the page asks for the token once and keeps it in memory (ne
 
 from __future__ import annotations
 
-import hmac
 import math
 from importlib import resources
 
@@ -29,6 +28,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 from ..artifacts.control_files import ControlFiles
 from ..data.catalog import CatalogSnapshot
 from ..recommend.queries import bought_together, similar_items
+from .access import require_admin
 from .api import id_param, model_or_503, n_param, server_config, user_param, watcher
 from .experiments_api import impression, read_counts, with_rates
 
@@ -63,14 +63,8 @@ def asset(name: str):
 
 @bp.before_request
 def _require_token() -> None:
-    if not request.path.startswith("/dashboard/api/"):
-        return
-    token = server_config().admin_token
-    if token is None:
-        return
-    given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        abort(401, description="send 'Authorization: Bearer <admin token>'")
+    if request.path.startswith("/dashboard/api/"):
+        require_admin(server_config(), "the dashboard's API")
 
 
 def _control() -> ControlFiles:

@@ -15,6 +15,7 @@ from gunicorn.glogging import Logger, SafeAtoms
 
 from ..config.checks import PROMETHEUS_MULTIPROC_ENV
 from ..config.server import ServerConfig
+from .access import warn_if_open
 from .request_gate import RequestGate, SlowClientLogFilter, limit_socket_waits
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ def serve(config: ServerConfig) -> None:
         config.port,
         config.workers,
     )
+    warn_if_open(config)
     # prometheus_client picks multi-process mode from the environment when it is imported, so
     # this must happen before any worker exists; a fresh directory holds no stale samples.
     owned = config.metrics_dir is None

@@ -12,6 +12,7 @@ from ..errors import MalformedEvent
 from ..recommend.queries import bought_together, predict, rank_candidates, similar_items
 from ..recommend.retrieval import popular as popular_items
 from ..rules.item_rules import ItemRules
+from .access import require_app
 from .api import checked_id, id_param, model_or_503, n_param, rules_param, server_config, watcher
 from .experiments_api import impression
 from .ingest import sample_to_event
@@ -102,6 +103,7 @@ def _top_k(body: dict) -> int:
 def add_data():
     """Validate samples and publish the valid ones to the interactions topic."""
     config = server_config()
+    require_app(config)
     publisher = current_app.extensions.get("recsvc_publisher")
     if publisher is None:
         abort(503, description="ingest is off: start the server with --bootstrap-servers")
@@ -145,6 +147,7 @@ def recommend_post():
     model = model_or_503()
     extra: dict = {}
     if "candidate_items" in body:
+        require_app(server_config())
         exclude_seen = body.get("exclude_seen", False)
         if not isinstance(exclude_seen, bool):
             abort(400, description="'exclude_seen' must be true or false")
@@ -179,6 +182,7 @@ def recommend_post():
 @bp.post("/predict")
 def predict_scores():
     """Scores in [0, 1]: each item's percentile rank among all items for the user."""
+    require_app(server_config())
     body = _json_object()
     model = model_or_503()
     if "pairs" in body:
