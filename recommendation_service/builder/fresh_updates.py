@@ -105,8 +105,12 @@ class FreshUpdates:
         with lock:
             retry = self._unwritten
             if retry is not None and retry[0] != self.version:
-                # A new version re-folds everything since its snapshot; the old update is moot.
+                # A new version re-folds everything since its snapshot; the old update is moot,
+                # and the version's own publish just wrote to the same directory.
                 retry = self._unwritten = None
+                if not self._dirty:
+                    self.failures.succeeded()
+                    return
             if self.fold is None or not (self._dirty or retry):
                 return
             fold, version, users, self._dirty = self.fold, self.version, self._dirty, set()
