@@ -18,7 +18,6 @@ applied one at a time (``tests/builder/test_event_batches.py``).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -31,8 +30,6 @@ from ..errors import MalformedEvent
 from .dead_letters import DeadLetters
 from .fresh_updates import FreshUpdates
 from .live_quality import LiveQuality
-
-logger = logging.getLogger(__name__)
 
 
 class Applied(NamedTuple):

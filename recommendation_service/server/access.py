@@ -73,6 +73,15 @@ def require_admin(config: ServerConfig, what: str) -> None:
                                "--admin-token and send it as a Bearer token")  # fmt: skip
 
 
+def require_admin_token(config: ServerConfig) -> None:
+    """Abort unless the request carries the admin token; with none configured the endpoint
+    is off on every bind (rollback, training)."""
+    if config.admin_token is None:
+        abort(403, description="admin endpoints are off: start the server with --admin-token")
+    if not _presented([config.admin_token]):
+        abort(401, description="send 'Authorization: Bearer <admin token>'")
+
+
 def warn_if_open(config: ServerConfig) -> None:
     """One warning at start when a non-loopback bind leaves token-guarded endpoints closed
     (or, for the app endpoints, open to admin-token holders only)."""

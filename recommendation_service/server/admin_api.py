@@ -7,7 +7,6 @@ in the model directory, so they reach every server process and the builder alike
 
 from __future__ import annotations
 
-import hmac
 import json
 import uuid
 
@@ -15,18 +14,14 @@ from flask import Blueprint, abort, jsonify, request
 
 from ..artifacts.control_files import ControlFiles
 from ..errors import ModelLoadError, NoModelError
+from .access import require_admin_token
 from .api import model_or_503, server_config, watcher
 
 bp = Blueprint("admin", __name__)
 
 
 def _require_token() -> None:
-    token = server_config().admin_token
-    if token is None:
-        abort(403, description="admin endpoints are off: start the server with --admin-token")
-    given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        abort(401, description="send 'Authorization: Bearer <admin token>'")
+    require_admin_token(server_config())
 
 
 @bp.get("/model/info")
