@@ -404,12 +404,23 @@ def test_the_builder_runs_at_its_niceness_on_its_cpus(broker, topic, tmp_path):
     cpu = min(os.sched_getaffinity(0))
     proc = start_builder(broker.bootstrap_servers, topic, tmp_path, "--nice", "7", "--cpus",
                          str(cpu), "--group-id", f"g-{uuid.uuid4().hex}")  # fmt: skip
+    def threads():
+        nice, allowed = [], []
+        for task in Path(f"/proc/{proc.pid}/task").iterdir():
+            try:
+                stat, status = (task / "stat").read_text(), (task / "status").read_text()
+            except FileNotFoundError:  # a thread that ended between listing and reading
+                continue
+            nice.append(int(stat.rsplit(")", 1)[1].split()[16]))
+            allowed.append(status.split("Cpus_allowed_list:")[1].split()[0])
+        return nice, allowed
+
     try:
         wait_until(lambda: (tmp_path / "builder_status.json").exists(), what="the builder")
-        tasks = list(Path(f"/proc/{proc.pid}/task").iterdir())
-        nice = [int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) for t in tasks]
-        allowed = [(t / "status").read_text().split("Cpus_allowed_list:")[1].split()[0]
-                   for t in tasks]  # fmt: skip
+        # The training thread lowers its own priority once it starts, which may be
+        # a moment after the status file appears.
+        wait_until(lambda: 19 in threads()[0], timeout=20, what="the training thread at 19")
+        nice, allowed = threads()
     finally:
         stop(proc)
     assert min(nice) >= 7 and max(nice) == 19  # every thread; the training thread at 19
