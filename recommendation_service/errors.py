@@ -32,3 +32,11 @@ class NoModelError(RecommendationServiceError):
 
 class BrokerError(RecommendationServiceError):
     """A broker the service starts (Tansu or Apache Kafka) could not be set up or reached."""
+
+
+class ErasureError(RecommendationServiceError):
+    """An erasure could not be recorded, or the erasures topic cannot be used."""
+
+
+class KafkaRefused(RecommendationServiceError):
+    """The Kafka cluster refused a client's credentials or TLS settings (with its reason)."""

@@ -26,6 +26,9 @@ class UserVector:
     #: int32 columns of the user's most recent distinct items, newest first (the sequence
     #: term scores what follows them).
     recent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    #: Erasure records the builder had applied when it made this vector: servers hide it if
+    #: the user was erased at or after that position (data/erasures.py).
+    erasures: int = 0
 
 
 def update_arrays(
@@ -61,6 +64,7 @@ def update_arrays(
         "seen_indptr": indptr,
         "seen_indices": np.concatenate([v.seen for v in vectors] or [np.zeros(0)]).astype(np.int32),
         "last_ts": np.array([v.last_ts for v in vectors], dtype=np.float64),
+        "erasures": np.array([v.erasures for v in vectors], dtype=np.int64),
         "recent_indptr": recent_indptr,
         "recent_indices": np.concatenate([v.recent for v in vectors] or [np.zeros(0)]).astype(
             np.int32
@@ -94,3 +98,5 @@ def check_update(arrays: dict[str, np.ndarray]) -> None:
         or arrays["recent_indptr"][-1] != len(arrays["recent_indices"])
     ):
         raise ValueError("recent-item array lengths disagree")
+    if "erasures" in arrays and len(arrays["erasures"]) != n:
+        raise ValueError("erasure positions do not match the users")

@@ -5,7 +5,8 @@ keyed ``u:<user>`` / ``i:<item>`` so a compacted topic keeps each one's latest s
 value is JSON (no pickle; readable with any console consumer)::
 
     {"version": "v00000007", "vector": "<base64 float32>", "seen": [3, 17],
-     "seen_new": ["sku-new"], "last_ts": 1700000000.0, "recent": [17, 3]}   # a user
+     "seen_new": ["sku-new"], "last_ts": 1700000000.0, "recent": [17, 3],
+     "erasures": 2}                                               # a user
     {"version": "v00000007", "row": "<base64 float32>"}          # a new item
 
 The version is also the ``recsvc-version`` header, so a reader skips records of versions it
@@ -66,6 +67,7 @@ def update_records(version: str, arrays: dict[str, np.ndarray]) -> Iterator[tupl
             "seen_new": seen_new[new_bounds[k] : new_bounds[k + 1]],
             "last_ts": float(arrays["last_ts"][k]),
             "recent": _recent_of(arrays, k),
+            "erasures": int(arrays["erasures"][k]) if "erasures" in arrays else 0,
         }
         yield USER_PREFIX + user.encode(), json.dumps(value, separators=(",", ":")).encode()
     items = decode_strings(arrays["new_item_ids.blob"], arrays["new_item_ids.offsets"])
@@ -125,9 +127,13 @@ class PendingUpdate:
         recent = body.get("recent", [])  # absent from records of earlier releases
         if not (isinstance(recent, list) and all(type(i) is int for i in recent)):
             raise ValueError("recent must be a list of item numbers")
+        erasures = body.get("erasures", 0)  # absent from records of earlier releases
+        if type(erasures) is not int or erasures < 0:
+            raise ValueError("erasures must be a count")
         self.users[name] = UserVector(
-            vector, np.array(seen, dtype=np.int32), float(last_ts), np.array(recent, np.int32)
-        )
+            vector, np.array(seen, dtype=np.int32), float(last_ts), np.array(recent, np.int32),
+            erasures,
+        )  # fmt: skip
         self.seen_new[name] = seen_new
 
     def split(self) -> Iterator[PendingUpdate]:

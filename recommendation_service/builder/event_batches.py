@@ -24,6 +24,7 @@ from typing import NamedTuple
 from confluent_kafka import Message
 
 from ..config.builder import BuilderConfig
+from ..data.erasures import ErasureLedger
 from ..data.events import Event, parse_event
 from ..data.window import SlidingWindow
 from ..errors import MalformedEvent
@@ -55,10 +56,14 @@ class EventBatches:
         dead_letters: DeadLetters,
         positions: dict[tuple[str, int], int],
         on_error: Callable[[Message], None],
+        erasures: ErasureLedger | None = None,
     ) -> None:
         self.config, self.window, self.quality = config, window, quality
         self.fresh, self.dead_letters, self.positions = fresh, dead_letters, positions
         self.on_error = on_error
+        self.erasures = erasures or ErasureLedger()
+        #: Events dropped because their user was erased after they were produced.
+        self.erased = 0
 
     def apply(self, messages: list[Message], sequence: tuple | None) -> Applied:
         events, last = self.parse(messages)
@@ -74,22 +79,27 @@ class EventBatches:
         max_bytes, max_id, actions = cfg.max_event_bytes, cfg.max_id_length, cfg.actions
         events: list[Event] = []
         last: dict[tuple[str, int], Message] = {}
+        erased = self.erasures.covers if len(self.erasures) else None
         for msg in messages:
             if msg.error():
                 self.on_error(msg)
                 continue
             try:
-                events.append(
-                    parse_event(
-                        msg.value(),
-                        msg.timestamp()[1] / 1000.0,
-                        max_bytes=max_bytes,
-                        max_id_length=max_id,
-                        actions=actions,
-                    )
+                event = parse_event(
+                    msg.value(),
+                    msg.timestamp()[1] / 1000.0,
+                    max_bytes=max_bytes,
+                    max_id_length=max_id,
+                    actions=actions,
                 )
             except MalformedEvent as exc:
                 self.dead_letters.record(msg, exc)
+            else:
+                # An event produced before its user's erasure, not consumed until after it.
+                if erased is not None and erased(event.user, msg.partition(), msg.offset()):
+                    self.erased += 1
+                else:
+                    events.append(event)
             last[(msg.topic(), msg.partition())] = msg
         return events, last
 

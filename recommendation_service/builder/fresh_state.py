@@ -10,6 +10,7 @@ within a second of its first events, instead of after the next refit.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 import numpy as np
 
@@ -37,6 +38,8 @@ def fresh_state(
         return vectors[user]
 
     placed = [(u, v) for u in users if (v := vector(u)) is not None]
+    # Made after this many erasures: servers hide it from users erased since (data/erasures.py).
+    placed = [(u, replace(v, erasures=window.erasures_applied)) for u, v in placed]
     new_items, new_rows = [], []
     factors = fold.factors
     for item in items if fold.places_items else ():

@@ -78,6 +78,11 @@ class FreshUpdates:
         self._dirty_items |= items
         self._since_snapshot_items |= items
 
+    def forget(self, user: str) -> None:
+        """``user`` was erased: no fresh vector of their old events is to be written."""
+        self._dirty.discard(user)
+        self._since_snapshot.discard(user)
+
     def snapshot_taken(self) -> None:
         """A refit's snapshot was taken: later events are not in the version it makes."""
         self._since_snapshot = set()

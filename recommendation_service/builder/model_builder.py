@@ -34,6 +34,7 @@ from ..training.trainers import make_trainer
 from .attribution_tracker import AttributionTracker
 from .catalog_consumer import CatalogConsumer
 from .dead_letters import DeadLetters
+from .erasures import BuilderErasures
 from .event_batches import EventBatches
 from .fresh_updates import FreshUpdates
 from .kafka_health import KafkaHealth
@@ -93,9 +94,10 @@ class ModelBuilder:
         self.sequence: tuple | None = None  # the served version's rules, for live quality
         # (topic, partition) -> offset of the next event to apply; the window holds all before.
         self.positions: dict[tuple[str, int], int] = {}
+        self.erasures = BuilderErasures(config)
         self.batches = EventBatches(
             config, self.window, self.quality, self.fresh, self.dead_letters, self.positions,
-            self._on_consume_error,
+            self._on_consume_error, self.erasures.ledger,
         )  # fmt: skip
         # Set by SIGTERM/SIGINT handlers: a StopFlag, never a lock-taking Event.
         self._stop = StopFlag()
@@ -171,6 +173,7 @@ class ModelBuilder:
                 "catalog": None if self.catalog is None else self.catalog.status(),
                 "model_store": None if self.store_sync is None else dict(self.store_sync.state),
                 "updates_topic": None if self.publisher is None else self.publisher.status(),
+                "erasures": self.erasures.status(),
             }  # fmt: skip
             return BuilderFigures(
                 status, len(self.window), len(self.window.users), len(self.window.items), span,
@@ -254,6 +257,11 @@ class ModelBuilder:
                 logger.info("builder metrics on %s:%d/metrics", cfg.metrics_host, cfg.metrics_port)
             except OSError as exc:  # metrics are not worth refusing to build models
                 logger.error("cannot serve metrics on port %d: %s", cfg.metrics_port, exc)
+        # Every erasure already recorded is known before a window is rebuilt from the topic.
+        self.erasures.start()
+        if not self.erasures.catch_up(self._stop.is_set):
+            self.erasures.stop()
+            return
         self.trainer.start()
         if cfg.catalog_topic:
             malformed = self.dead_letters.record
@@ -293,7 +301,7 @@ class ModelBuilder:
                 if exc.args[0].code() != KafkaError._NO_OFFSET:
                     logger.warning("final offset commit failed: %s", exc)
             consumer.close()
-        for side in (self.catalog, self.tracker, self.store_sync, self.publisher):
+        for side in (self.catalog, self.tracker, self.store_sync, self.publisher, self.erasures):
             if side is not None:
                 side.stop()
         self.dead_letters.close()
@@ -308,6 +316,8 @@ class ModelBuilder:
         if messages:
             self.kafka.records_arrived()
             self._apply_batch(messages)
+        if self.erasures.apply(self.window, self.fresh, self.lock, self._forgotten):
+            self.trainer.request()  # the next version must have no row for them
         self.fresh.flush(self.window, self.lock, self.publisher)
         self.dead_letters.poll()
         self.monitor.tick()
@@ -323,6 +333,10 @@ class ModelBuilder:
         self._store_offsets(done.last.values())
         if due:
             self.trainer.request()
+
+    def _forgotten(self, user: str) -> None:
+        if self.publisher is not None:
+            self.publisher.forget(user)
 
     def _store_offsets(self, messages) -> None:
         # Stored offsets are committed by auto-commit; they mark events already in the window.
@@ -353,6 +367,7 @@ class ModelBuilder:
             cfg.window,
             max_bytes=cfg.max_event_bytes,
             max_id_length=cfg.max_id_length,
+            erased=self.erasures.ledger.covers,
         )
         with self.lock:
             for event in result.events:

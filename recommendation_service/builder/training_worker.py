@@ -178,8 +178,9 @@ class TrainingWorker:
         if snapshot.matrix.nnz == 0:
             return True
         start = time.perf_counter()
-        if self._unpublished is not None and self._unpublished[0] == offsets:
-            # The last publish failed and no event came since: publish that model again.
+        covers = (offsets, snapshot.erasures_applied)
+        if self._unpublished is not None and self._unpublished[0] == covers:
+            # The last publish failed and no event (or erasure) came since: publish it again.
             _, model, fold, index, assoc, tuning, succ, probe = self._unpublished
         else:
             self._unpublished = None
@@ -215,7 +216,7 @@ class TrainingWorker:
             )  # fmt: skip
         except OSError as exc:
             self.publish_failures.failed(exc)
-            self._unpublished = (offsets, model, fold, index, assoc, tuning, succ, probe)
+            self._unpublished = (covers, model, fold, index, assoc, tuning, succ, probe)
             return False
         self._unpublished = None
         self.publish_failures.succeeded()

@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.core import CounterMetricFamily
 
-from ..artifacts.update_records import VERSION_HEADER, update_records
+from ..artifacts.update_records import USER_PREFIX, VERSION_HEADER, update_records
 from ..config.kafka import KafkaSettings
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,15 @@ class UpdatePublisher:
             queued += 1
         self.producer.poll(0)
         return queued
+
+    def forget(self, user: str) -> None:
+        """Send a tombstone for ``user``'s record: compaction then deletes their fresh vector
+        from the topic, and servers reading it skip it."""
+        try:
+            self.producer.produce(self.topic, None, USER_PREFIX + user.encode())
+        except BufferError:
+            self._lost("the producer queue is full (a tombstone)", 1)
+        self.producer.poll(0)
 
     def _delivered(self, err, msg) -> None:
         if err is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
@@ -101,9 +102,10 @@ def _replay_partition(consumer, r: ReplayRange, window: int, parse, timeout: flo
         for msg in _read_segment(consumer, r.topic, r.partition, seg_start, seg_end, timeout):
             ts = msg.timestamp()[1] / 1000.0
             try:
-                batch.append((ts, r.partition, msg.offset(), parse(msg.value(), ts)))
+                event = parse(msg.value(), ts, r.partition, msg.offset())
             except MalformedEvent:
-                continue  # counted when it was first consumed
+                continue  # counted when it was first consumed, or erased
+            batch.append((ts, r.partition, msg.offset(), event))
         events[:0] = batch
         need -= len(batch)
         seg_end = seg_start
@@ -118,6 +120,7 @@ def replay(
     max_bytes: int,
     max_id_length: int,
     timeout: float = 120.0,
+    erased: Callable[[str, int, int], bool] | None = None,
 ) -> ReplayResult:
     """Read back the last ``window`` valid events before each range's end.
 
@@ -125,14 +128,18 @@ def replay(
     further back until each partition yields ``window`` valid events or reaches ``low``. A
     partition that turns out shorter than its committed offset (an in-memory broker that
     restarted, or a topic that was recreated) contributes nothing, and the live consumer resumes
-    at its beginning: everything the broker now holds is new.
+    at its beginning: everything the broker now holds is new. Events ``erased(user,
+    partition, offset)`` says were erased are skipped like malformed ones.
     """
     config = settings.consumer_config(group_id=f"{settings.group_id}.replay")
     config.update({"enable.partition.eof": True, "auto.offset.reset": "error"})
     consumer = Consumer(config)
 
-    def parse(value, ts):
-        return parse_event(value, ts, max_bytes=max_bytes, max_id_length=max_id_length)
+    def parse(value, ts, partition, offset):
+        event = parse_event(value, ts, max_bytes=max_bytes, max_id_length=max_id_length)
+        if erased is not None and erased(event.user, partition, offset):
+            raise MalformedEvent("erased")
+        return event
 
     per_partition = []
     resume: dict[tuple[str, int], int] = {}

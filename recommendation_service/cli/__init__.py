@@ -8,6 +8,7 @@ validated once, into frozen config objects, by the command that owns them.
 from __future__ import annotations
 
 import logging
+import os
 
 import click
 
@@ -18,8 +19,10 @@ from .builder import builder
 from .demo import demo
 from .evaluate import evaluate
 from .experiment import experiment
+from .forget import forget
 from .options import ENV_PREFIX, opt
 from .serve import serve
+from .variables import check_variables
 
 
 def _setup_logging(level: str) -> None:
@@ -43,9 +46,12 @@ def _setup_logging(level: str) -> None:
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     help="Least severe log messages shown, of every process the command starts.",
 )
-def main(log_level: str) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str) -> None:
     """Real-time recommendations from a Kafka stream of user-item interactions."""
     _setup_logging(log_level)
+    if ctx.invoked_subcommand is not None:
+        check_variables(main, ctx.invoked_subcommand, os.environ)
 
 
 for _command in (
@@ -54,6 +60,7 @@ for _command in (
     serve,
     evaluate,
     experiment,
+    forget,
     demo,
     item_producer,
     user_interactions_producer,

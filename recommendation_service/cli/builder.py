@@ -21,7 +21,9 @@ from .options import (
     association_params,
     config_or_exit,
     decay_params,
+    erasures_topic_option,
     kafka_options,
+    kafka_or_exit,
     model_options,
     model_store_option,
     opt,
@@ -49,7 +51,6 @@ def cpus_of(text: str) -> frozenset[int] | None:
     return cpus
 
 
-
 @click.command(short_help="Consume interactions, refit ALS, publish model versions.")
 @kafka_options[0]
 @kafka_options[1]
@@ -62,6 +63,7 @@ def cpus_of(text: str) -> frozenset[int] | None:
 )
 @model_store_option
 @updates_topic_option
+@erasures_topic_option
 @opt(
     "--impressions-topic",
     default="",
@@ -193,7 +195,7 @@ def builder(**opts) -> None:
                 topic=opts["topic"],
                 group_id=opts["group_id"],
                 dead_letter_topic=opts["dead_letter_topic"] or None,
-                options=parse_kafka_options(split_env_list(opts["kafka_options"])),
+                options=parse_kafka_options(split_env_list(opts["kafka_option"])),
             ),
             model_dir=opts["model_dir"],
             als=als_params(opts),
@@ -206,9 +208,7 @@ def builder(**opts) -> None:
             decay=decay_params(opts),
             actions=parse_action_weights(split_env_list(opts["action_weights"])),
             update_interval=opts["update_interval"],
-            ann=ANNParams(
-                min_items=opts["ann_min_items"], target_recall=opts["ann_target_recall"]
-            ),
+            ann=ANNParams(min_items=opts["ann_min_items"], target_recall=opts["ann_target_recall"]),
             associations=association_params(opts),
             metrics_host=opts["metrics_host"],
             niceness=opts["nice"],
@@ -219,6 +219,7 @@ def builder(**opts) -> None:
             catalog_topic=opts["catalog_topic"] or None,
             impressions_topic=opts["impressions_topic"] or None,
             updates_topic=opts["updates_topic"] or None,
+            erasures_topic=opts["erasures_topic"],
             trainer=opts["trainer"],
             spark_master=opts["spark_master"],
             spark_scratch_dir=opts["spark_scratch_dir"],
@@ -226,6 +227,7 @@ def builder(**opts) -> None:
         )
 
     config = config_or_exit(make)
+    kafka_or_exit(config.kafka, "recsvc builder")
     from ..builder.lease import LeaseError
     from ..builder.model_builder import ModelBuilder
 

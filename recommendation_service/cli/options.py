@@ -12,8 +12,10 @@ import click
 
 from ..common.param_types import FiniteFloat
 from ..config.builder import BuilderConfig
+from ..config.kafka import KafkaSettings
+from ..config.kafka_check import check_connection
 from ..data.window import Decay
-from ..errors import ConfigError
+from ..errors import ConfigError, KafkaRefused
 from ..training.associations import AssociationParams
 from ..training.fold_in import RealtimeParams
 from ..training.params import ALSParams
@@ -31,6 +33,15 @@ def config_or_exit(factory):
         return factory()
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
+
+
+def kafka_or_exit(settings: KafkaSettings, what: str) -> None:
+    """Check that the cluster accepts ``settings`` (config/kafka_check.py); a refusal ends the
+    command with the broker's reason (exit 1)."""
+    try:
+        check_connection(settings, what)
+    except KafkaRefused as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def opt(*names, **kwargs):
@@ -55,7 +66,7 @@ kafka_options = [
     opt("--topic", default="interactions", help="Interactions topic."),
     opt(
         "--kafka-option",
-        "kafka_options",
+        "kafka_option",
         multiple=True,
         metavar="KEY=VALUE",
         help="Extra librdkafka property, repeatable (env: whitespace-separated).",
@@ -69,6 +80,16 @@ model_store_option = opt(
     default=None,
     help="s3://bucket/prefix to mirror model versions to (builder) or fetch them from (serve); "
     "credentials and endpoint from the AWS_* variables. --model-dir is then a local copy.",
+)
+
+
+#: Builder, server and ``recsvc forget`` share it.
+erasures_topic_option = opt(
+    "--erasures-topic",
+    default="",
+    help="Compacted one-partition topic of user erasures (DELETE /users/{user}, recsvc "
+    "forget), created when missing; the builder drops erased users' events, servers forget "
+    "them. Empty: <topic>-erasures.",
 )
 
 

@@ -11,37 +11,7 @@ from __future__ import annotations
 
 import click
 
-
-def option_variables(group: click.Group) -> list[tuple[str, str, str]]:
-    """(command, option flags, environment variable) for every option of every command."""
-    root = click.Context(group, info_name="recsvc", **group.context_settings)
-    rows = []
-    for param in group.params:
-        # --version and --help act at once and read nothing from the environment.
-        if isinstance(param, click.Option) and param.expose_value and not param.hidden:
-            rows.append(("recsvc", " / ".join(param.opts), _variable(param, root)))
-    rows += _commands(group, root, "recsvc")
-    return rows
-
-
-def _commands(group: click.Group, parent: click.Context, path: str) -> list:
-    rows = []
-    for name in sorted(group.commands):
-        command = group.commands[name]
-        ctx = click.Context(command, info_name=name, parent=parent, **command.context_settings)
-        for param in command.params:
-            if isinstance(param, click.Option) and param.expose_value and not param.hidden:
-                rows.append((f"{path} {name}", " / ".join(param.opts), _variable(param, ctx)))
-        if isinstance(command, click.Group):  # e.g. recsvc experiment report
-            rows += _commands(command, ctx, f"{path} {name}")
-    return rows
-
-
-def _variable(param: click.Option, ctx: click.Context) -> str:
-    if param.envvar:
-        return param.envvar if isinstance(param.envvar, str) else param.envvar[0]
-    # click's automatic variable (what Option.resolve_envvar_value reads).
-    return f"{ctx.auto_envvar_prefix}_{param.name.upper()}"
+from .variables import option_variables
 
 
 def markdown_table(group: click.Group) -> str:

@@ -16,7 +16,9 @@ from ..recommend.request import ExploreParams
 from ..rules.expressions import RuleError
 from .options import (
     config_or_exit,
+    erasures_topic_option,
     kafka_options,
+    kafka_or_exit,
     model_store_option,
     opt,
     split_env_list,
@@ -127,6 +129,7 @@ from .options import (
 )
 @model_store_option
 @updates_topic_option
+@erasures_topic_option
 @opt(
     "--impressions-topic",
     default=ServerConfig.impressions_topic,
@@ -141,7 +144,7 @@ def serve(**opts) -> None:
     explore_share = opts.pop("explore_share")
     half_life = opts.pop("explore_half_life")
     topic = opts.pop("topic")
-    extra_options = opts.pop("kafka_options")
+    extra_options = opts.pop("kafka_option")
     action_weights = opts.pop("action_weights")
 
     def make():
@@ -168,6 +171,8 @@ def serve(**opts) -> None:
         )
 
     config = config_or_exit(make)
+    if config.ingest is not None:
+        kafka_or_exit(config.ingest, "recsvc serve")
     from ..server.gunicorn_runner import serve as run_server
 
     run_server(config)

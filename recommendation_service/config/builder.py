@@ -9,6 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ..artifacts.object_store import StoreLocation
+from ..data.erasures import erasures_topic_for
 from ..data.events import DEFAULT_ACTION_WEIGHTS
 from ..data.window import Decay
 from ..errors import ConfigError
@@ -98,6 +99,9 @@ class BuilderConfig:
         refits then yield the CPU to request handling; alone on a host it changes nothing.
     cpus
         CPUs the builder (and its training threads) may run on; None: any.
+    erasures_topic
+        The erasures topic (data/erasures.py), read whole at start before the window is
+        rebuilt, then followed; empty: ``<topic>-erasures``.
     """
 
     kafka: KafkaSettings
@@ -128,8 +132,13 @@ class BuilderConfig:
     spark_scratch_dir: Path | None = None
     niceness: int = 5
     cpus: frozenset[int] | None = None
+    erasures_topic: str = ""
 
     def __post_init__(self) -> None:
+        if not self.erasures_topic:
+            object.__setattr__(self, "erasures_topic", erasures_topic_for(self.kafka.topic))
+        require(self.erasures_topic != self.kafka.topic, "the erasures topic must differ from "
+                "the interactions topic")  # fmt: skip
         require(self.trainer in ("implicit", "spark"), "trainer must be implicit or spark")
         require(0 <= self.niceness <= 19, "nice must be 0..19")
         require(self.cpus is None or bool(self.cpus), "cpus must name at least one CPU")

@@ -33,5 +33,3 @@ def parse_action_weights(pairs: tuple[str, ...] | list[str]) -> dict[str, float]
         except ValueError:
             raise ConfigError(f"action weight {pair!r} must look like name=number") from None
     return table
-
-

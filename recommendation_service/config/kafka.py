@@ -47,7 +47,6 @@ def parse_kafka_options(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
     return options
 
 
-
 @dataclass(frozen=True)
 class KafkaSettings:
     """Where the interactions live and how to reach them.

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ..artifacts.object_store import StoreLocation
+from ..data.erasures import erasures_topic_for
 from ..data.events import DEFAULT_ACTION_WEIGHTS
 from ..experiments.variants import Experiment, RulesFile
 from ..recommend.request import ExploreParams
@@ -78,6 +79,10 @@ class ServerConfig:
     updates_topic
         Topic of the builder's fresh vectors, read by every worker from ``ingest``'s cluster
         (None: only update files in ``model_dir``).
+    erasures_topic
+        Where ``DELETE /users/{user}`` records erasures and every worker reads them from
+        (``ingest``'s cluster; empty: ``<topic>-erasures``). Without ``ingest`` the server
+        cannot erase, and forgets erased users with the builder's next version.
     """
 
     model_dir: Path
@@ -103,6 +108,7 @@ class ServerConfig:
     impressions_topic: str = "impressions"
     model_store: StoreLocation | None = None
     updates_topic: str | None = None
+    erasures_topic: str = ""
 
     @property
     def rules(self) -> Mapping[str, Rule]:
@@ -125,6 +131,8 @@ class ServerConfig:
             self.updates_topic is None or self.ingest is not None,
             "--updates-topic needs --bootstrap-servers: the fresh vectors come from Kafka",
         )
+        if self.ingest is not None and not self.erasures_topic:
+            object.__setattr__(self, "erasures_topic", erasures_topic_for(self.ingest.topic))
         require(0 <= self.port <= 65535, "port must be between 0 and 65535")
         require(1 <= self.workers <= 64, "workers must be between 1 and 64")
         require(1 <= self.threads <= 64, "threads must be between 1 and 64")

@@ -15,66 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .events import Event
-
-
-class IdIndex:
-    """Maps string ids to dense integer slots, recycling slots of ids no longer referenced."""
-
-    def __init__(self) -> None:
-        self._slot_of: dict[str, int] = {}
-        self._ids: list[str | None] = []
-        # A list, not an array: counts change once per event, and numpy's per-element
-        # access costs several times a list's.
-        self._refs: list[int] = []
-        self._free: list[int] = []
-
-    def __len__(self) -> int:
-        """Number of ids currently referenced."""
-        return len(self._slot_of)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._slot_of
-
-    @property
-    def capacity(self) -> int:
-        """Number of slots ever handed out (live plus free)."""
-        return len(self._ids)
-
-    def slot(self, key: str) -> int | None:
-        return self._slot_of.get(key)
-
-    def acquire(self, key: str) -> int:
-        """Return the slot of ``key``, allocating one if needed, and take a reference."""
-        slot = self._slot_of.get(key)
-        if slot is None:
-            if self._free:
-                slot = self._free.pop()
-                self._ids[slot] = key
-            else:
-                slot = len(self._ids)
-                self._ids.append(key)
-                self._refs.append(0)
-            self._slot_of[key] = slot
-        self._refs[slot] += 1
-        return slot
-
-    def release(self, slot: int) -> None:
-        """Drop one reference; forget the id when none is left."""
-        refs = self._refs[slot] - 1
-        self._refs[slot] = refs
-        if refs == 0:
-            key = self._ids[slot]
-            del self._slot_of[key]
-            self._ids[slot] = None
-            self._free.append(slot)
-
-    def live_slots(self) -> np.ndarray:
-        """Slots currently holding an id, ascending."""
-        return np.flatnonzero(np.asarray(self._refs, dtype=np.int64) > 0)
-
-    def ids_of(self, slots: np.ndarray) -> list[str]:
-        ids = self._ids
-        return [ids[s] for s in slots.tolist()]
+from .id_index import IdIndex
 
 
 def _basket_key(basket: str | None) -> int:
@@ -155,6 +96,8 @@ class WindowSnapshot:
     positive_events: EventArrays | None = None
     #: Every event of the window with its (decayed) weight, for holding the newest ones out.
     events: EventArrays | None = None
+    #: Erasure records the window had applied (see :attr:`SlidingWindow.erasures_applied`).
+    erasures_applied: int = 0
 
     @property
     def n_users(self) -> int:
@@ -181,6 +124,14 @@ class SlidingWindow:
             raise ValueError("window capacity must be >= 1")
         self.capacity = capacity
         self.decay = decay or Decay()
+        #: Erasure records applied to the window so far (the position in the erasures topic,
+        #: data/erasures.py): a version made from it has forgotten every user erased before.
+        self.erasures_applied = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        """Empty the window (its capacity, decay and erasures applied stay)."""
+        capacity = self.capacity
         self.users = IdIndex()
         self.items = IdIndex()
         self._user_slots = np.zeros(capacity, dtype=np.int32)
@@ -215,7 +166,32 @@ class SlidingWindow:
         for start in range(0, len(events), self.capacity):
             self._add_chunk(events[start : start + self.capacity])
 
-    def _add_chunk(self, events: list[Event]) -> None:
+    def forget_user(self, user: str) -> int:
+        """Remove every event of ``user`` (an erasure); returns how many there were.
+
+        The other events keep their order, times, weights, baskets and sequence numbers
+        (decay by event count is unchanged); the user's id, and ids only they referenced,
+        leave the window. Costs a pass over the window: erasures are rare.
+        """
+        slot = self.users.slot(user)
+        if slot is None:
+            return 0
+        order = self._order()
+        keep = order[self._user_slots[order] != slot]
+        removed = self._size - len(keep)
+        users = self.users.ids_of(self._user_slots[keep])
+        items = self.items.ids_of(self._item_slots[keep])
+        weights, ts = self._weights[keep].tolist(), self._ts[keep].tolist()
+        baskets, seq = self._basket[keep].copy(), self._seq[keep].copy()
+        total = self.total_added
+        self._clear()
+        self._add_chunk([Event(u, i, w, t) for u, i, w, t in zip(users, items, weights, ts)],
+                        baskets)  # fmt: skip
+        self._seq[: len(keep)] = seq
+        self.total_added = total
+        return removed
+
+    def _add_chunk(self, events: list[Event], baskets: np.ndarray | None = None) -> None:
         n = len(events)
         if not n:
             return
@@ -280,7 +256,9 @@ class SlidingWindow:
         self._item_slots[positions] = items
         self._weights[positions] = [e.weight for e in events]
         self._ts[positions] = [e.ts for e in events]
-        self._basket[positions] = [_basket_key(e.basket) for e in events]
+        self._basket[positions] = (
+            baskets if baskets is not None else [_basket_key(e.basket) for e in events]
+        )
         self._seq[positions] = np.arange(self.total_added, self.total_added + n)
         if new_pairs:
             top = max(new_pairs)
@@ -397,4 +375,5 @@ class SlidingWindow:
                 rows[positive], cols[positive], ts[positive], baskets[positive]
             ),
             events=EventArrays(rows, cols, ts, baskets, weights),
+            erasures_applied=self.erasures_applied,
         )

@@ -198,7 +198,8 @@ class Attribution:
                 out["endpoints"][key[1]] = both
             else:
                 out["experiments"].setdefault(key[1], {})[key[2]] = {
-                    **_copy(counts.total), "last_hour": both["last_hour"]
+                    **_copy(counts.total),
+                    "last_hour": both["last_hour"],
                 }
         out["unattributed"] = dict(self.unattributed)
         out["waiting"] = len(self.pending)

@@ -17,6 +17,7 @@ from functools import cached_property
 import numpy as np
 
 from ..common.id_table import IdTable, decode_strings
+from ..data.erasures import ErasureLedger
 from ..errors import ModelLoadError
 from ..vectors import ann
 from ..vectors.sequences import SequenceWeights
@@ -32,6 +33,7 @@ class _Fresh:
     last_ts: float
     seen_new: frozenset[str] = frozenset()  # items the version does not know, touched
     recent: np.ndarray = field(default_factory=lambda: _NO_ITEMS)  # columns, newest first
+    erasures: int = 0  # erasure records the builder had applied when it made this state
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,10 @@ class ModelVersion:
             except (KeyError, TypeError, ValueError) as exc:
                 raise ModelLoadError(f"{self.name}: bad sequence settings: {exc}") from exc
         self._check()
+        #: Erasure records the window of this version had applied (0: made before erasures).
+        self.erasures_applied = int(manifest.get("erasures_applied") or 0)
+        #: The erasures this process has read (set by the model watcher); None: none to honour.
+        self.erasures: ErasureLedger | None = None
         self.fresh: dict[str, _Fresh] = {}
         self.new_items = NewItems()
         self.applied_update = 0
@@ -212,6 +218,9 @@ class ModelVersion:
         indptr = arrays["seen_indptr"]
         last_ts = arrays["last_ts"]
         recent_at, recent = arrays.get("recent_indptr"), arrays.get("recent_indices")
+        erasures = arrays.get("erasures")
+        if erasures is None:  # an update of an earlier release
+            erasures = np.zeros(len(users), dtype=np.int64)
         if recent is not None and _csr_problem(recent_at, recent, len(users), self.n_items):
             raise ModelLoadError(
                 f"update {seq or '(topic)'} of {self.name} has recent items that do not fit"
@@ -227,6 +236,7 @@ class ModelVersion:
                 float(last_ts[k]),
                 frozenset(seen_new[k]),
                 _NO_ITEMS if recent is None else recent[recent_at[k] : recent_at[k + 1]],
+                int(erasures[k]),
             )
         if seq is not None:
             self.applied_update = seq
@@ -251,12 +261,17 @@ class ModelVersion:
         return [seen[bounds[k] : bounds[k + 1]] for k in range(n_users)]
 
     def user_state(self, user: str) -> UserState | None:
-        """What this version knows of ``user`` now, or None for an unknown user."""
+        """What this version knows of ``user`` now, or None for an unknown user (never seen,
+        or erased since this state was made)."""
         fresh = self.fresh.get(user)
+        ledger = self.erasures
+        if ledger is not None and ledger.hides(user, self.erasures_applied):
+            # Only state made after the erasure (a fresh vector of later events) remains.
+            if fresh is None or ledger.hides(user, fresh.erasures):
+                return None
+            return UserState(fresh.vector, fresh.seen, fresh.last_ts, fresh.seen_new, fresh.recent)
         if fresh is not None:
-            return UserState(
-                fresh.vector, fresh.seen, fresh.last_ts, fresh.seen_new, fresh.recent
-            )
+            return UserState(fresh.vector, fresh.seen, fresh.last_ts, fresh.seen_new, fresh.recent)
         row = self.user_ids.row_of(user)
         if row is None:
             return None

@@ -21,7 +21,9 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
-def wait_for_kafka(bootstrap_servers: str, timeout: float = 30.0) -> None:
+def wait_for_kafka(
+    bootstrap_servers: str, timeout: float = 30.0, options: dict[str, str] | None = None
+) -> None:
     """Block until the cluster answers a metadata request.
 
     Raises
@@ -31,7 +33,7 @@ def wait_for_kafka(bootstrap_servers: str, timeout: float = 30.0) -> None:
     """
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0, **(options or {})})
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -67,6 +69,11 @@ class BrokerProcess:
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def client_options(self) -> dict[str, str]:
+        """librdkafka settings a client needs beyond the bootstrap servers (none: PLAINTEXT)."""
+        return {}
+
     def _command(self) -> list[str]:
         raise NotImplementedError
 
@@ -98,7 +105,9 @@ class BrokerProcess:
                         f"within {timeout:g} s"
                     )
                 time.sleep(0.05)
-            wait_for_kafka(self.bootstrap_servers, max(1.0, deadline - time.monotonic()))
+            wait_for_kafka(
+                self.bootstrap_servers, max(1.0, deadline - time.monotonic()), self.client_options
+            )
         except BaseException:
             self.stop()
             raise

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..errors import BrokerError
 from .broker_process import BrokerProcess
+from .kafka_security import BROKER_USER, SaslSsl
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,9 @@ class ApacheKafkaBroker(BrokerProcess):
         Cache of the jars (:func:`default_libs_dir` when None); fetched on first start.
     heap
         JVM heap size (``-Xmx``).
+    security
+        SASL_SSL material and users (kafka_security.py): the client listener then speaks
+        SASL_SSL only. None: PLAINTEXT.
     """
 
     description = f"Apache Kafka {KAFKA_VERSION} (KRaft, single node)"
@@ -163,8 +167,10 @@ class ApacheKafkaBroker(BrokerProcess):
         data_dir: Path | None = None,
         libs_dir: Path | None = None,
         heap: str = "512m",
+        security: SaslSsl | None = None,
     ) -> None:
         super().__init__(host, port, log_file)
+        self.security = security
         self._owns_data = data_dir is None
         self.data_dir = (
             Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="recsvc-kafka-"))
@@ -175,15 +181,16 @@ class ApacheKafkaBroker(BrokerProcess):
 
     def _properties(self) -> str:
         host, log_dir = self.host, self.data_dir / "log"
+        client = "PLAINTEXT" if self.security is None else "SASL_SSL"
         settings = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"{host}:{self.controller_port}",
-            "listeners": f"PLAINTEXT://{host}:{self.port},CONTROLLER://{host}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{host}:{self.port}",
+            "listeners": f"{client}://{host}:{self.port},CONTROLLER://{host}:{self.controller_port}",
+            "advertised.listeners": f"{client}://{host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name": client,
+            "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{client}:{client}",
             "log.dirs": str(log_dir),
             "num.partitions": "1",
             # One node: the internal topics cannot have more than one replica.
@@ -196,6 +203,7 @@ class ApacheKafkaBroker(BrokerProcess):
             # A first consumer should not wait 3 s for others that will never come.
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "true",
+            **({} if self.security is None else self.security.listener_properties(client)),
         }
         return "".join(f"{k}={v}\n" for k, v in settings.items())
 
@@ -223,7 +231,8 @@ class ApacheKafkaBroker(BrokerProcess):
         # One id in 64 starts with "-": as a separate argument it would parse as an option.
         done = subprocess.run(
             [*self._java, "kafka.tools.StorageTool", "format", "--standalone",
-             f"--cluster-id={cluster_id}", "-c", str(config)],
+             f"--cluster-id={cluster_id}", "-c", str(config),
+             *([] if self.security is None else self.security.scram_arguments())],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         if done.returncode != 0:
@@ -233,6 +242,14 @@ class ApacheKafkaBroker(BrokerProcess):
 
     def _command(self) -> list[str]:
         return [*self._java, "kafka.Kafka", str(self.data_dir / "server.properties")]
+
+    @property
+    def client_options(self) -> dict[str, str]:
+        """What a client needs beyond the bootstrap servers: SASL_SSL as the broker's own
+        user when the listener is secured (tests: ``security.client_options(user)``)."""
+        if self.security is None:
+            return {}
+        return self.security.client_options(BROKER_USER)
 
     def close(self) -> None:
         self.stop()

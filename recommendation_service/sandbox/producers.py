@@ -14,8 +14,9 @@ import click
 from confluent_kafka import KafkaException, Producer
 
 from ..common.param_types import FiniteFloat
-from ..config.kafka import parse_kafka_options
-from ..errors import ConfigError
+from ..config.kafka import KafkaSettings, parse_kafka_options
+from ..config.kafka_check import check_connection
+from ..errors import ConfigError, KafkaRefused
 from .brokers import ensure_topic
 from .synthetic import TasteModel, make_catalog
 
@@ -160,7 +161,7 @@ _common = [
     ),
     click.option(
         "--kafka-option",
-        "kafka_options",
+        "kafka_option",
         multiple=True,
         metavar="KEY=VALUE",
         show_envvar=True,
@@ -176,11 +177,18 @@ _common = [
 ]
 
 
-def _kafka_options(pairs) -> dict[str, str]:
+def _kafka_options(bootstrap_servers: str, topic: str, pairs, what: str) -> dict[str, str]:
+    """The producer's librdkafka options, checked against the cluster (a refusal exits)."""
     try:
-        return parse_kafka_options(pairs)
+        options = parse_kafka_options(pairs)  # click splits a variable's value
+        settings = KafkaSettings(bootstrap_servers=bootstrap_servers, topic=topic, options=options)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
+    try:
+        check_connection(settings, what)
+    except KafkaRefused as exc:
+        raise click.ClickException(str(exc)) from exc
+    return options
 
 
 def common_options(func):
@@ -200,10 +208,10 @@ def common_options(func):
 @click.option(
     "--topic", default="items", show_default=True, show_envvar=True, help="Catalog topic."
 )
-def item_producer(bootstrap_servers, n_items, categories, seed, kafka_options, create_topic, topic):
+def item_producer(bootstrap_servers, n_items, categories, seed, kafka_option, create_topic, topic):
     """Publish a synthetic catalog (ids, categories, titles) to the items topic."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    options = _kafka_options(kafka_options)
+    options = _kafka_options(bootstrap_servers, topic, kafka_option, "recsvc item-producer")
     try:
         if create_topic:
             ensure_topic(bootstrap_servers, topic, options=options)
@@ -272,7 +280,7 @@ def user_interactions_producer(
     n_items,
     categories,
     seed,
-    kafka_options,
+    kafka_option,
     create_topic,
     topic,
     users,
@@ -283,7 +291,9 @@ def user_interactions_producer(
 ):
     """Publish interactions of synthetic users who each favour one category."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    options = _kafka_options(kafka_options)
+    options = _kafka_options(
+        bootstrap_servers, topic, kafka_option, "recsvc user-interactions-producer"
+    )
     try:
         if create_topic:
             ensure_topic(bootstrap_servers, topic, options=options)

@@ -237,6 +237,8 @@ def health():
         body["model_store"] = store
     if feed is not None:
         body["updates_topic"] = feed
+    if holder.erasure_feed is not None:
+        body["erasures"] = {**holder.erasure_feed.status(), "users": len(holder.erasures)}
     return jsonify(body), (200 if model is not None else 503)
 
 

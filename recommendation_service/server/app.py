@@ -10,6 +10,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from ..artifacts.store import ModelStore
 from ..config.server import ServerConfig
+from ..data.erasures import ErasureLedger
+from ..erasure.feed import ErasureFeed
 from ..rules.expressions import RuleError
 from .admin_api import bp as admin_bp
 from .api import bp
@@ -22,6 +24,7 @@ from .metrics import ServerMetrics
 from .model_watcher import ModelWatcher
 from .online_api import bp as online_bp
 from .update_feed import UpdateFeed
+from .users_api import bp as users_bp
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,8 @@ def create_app(config: ServerConfig, watcher: ModelWatcher | None = None) -> Fla
         watcher.on_refresh = lambda model: metrics.set_model(
             model.version, model.manifest["created_ts"]
         )
+        if config.ingest is not None:
+            _follow_erasures(watcher, config)
         watcher.start()
         if config.updates_topic is not None:
             watcher.feed = UpdateFeed(config.ingest, config.updates_topic, watcher).start()
@@ -58,6 +63,7 @@ def create_app(config: ServerConfig, watcher: ModelWatcher | None = None) -> Fla
     app.register_blueprint(admin_bp)
     app.register_blueprint(experiments_bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(users_bp)
     app.extensions["recsvc_tracker_collector"] = TrackerCollector(config.model_dir)
     if config.ingest is not None:
         app.extensions["recsvc_publisher"] = EventPublisher(config.ingest)
@@ -103,6 +109,24 @@ def create_app(config: ServerConfig, watcher: ModelWatcher | None = None) -> Fla
         return response
 
     return app
+
+
+#: How long a starting worker waits to have read every erasure before it serves anyway.
+ERASURES_WAIT = 5.0
+
+
+def _follow_erasures(watcher: ModelWatcher, config: ServerConfig) -> None:
+    """Read the erasures before the first version is served, so a worker that starts never
+    answers an erased user from an older version (a broker that does not answer within
+    ``ERASURES_WAIT`` is logged; the feed keeps trying)."""
+    watcher.erasures = ErasureLedger()
+    feed = ErasureFeed(config.ingest, config.erasures_topic, watcher.erasures.record)
+    watcher.erasure_feed = feed.start()
+    if not feed.caught_up.wait(ERASURES_WAIT):
+        logger.warning(
+            "serving before the erasures topic %s was read (%s); erased users may show until "
+            "it is", config.erasures_topic, feed.state,
+        )  # fmt: skip
 
 
 def _message(app: Flask, exc: HTTPException) -> str:

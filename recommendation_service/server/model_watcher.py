@@ -21,6 +21,7 @@ import time
 from ..artifacts.store import CURRENT_FILE, ModelStore, version_name
 from ..common.threads import lower_thread_priority
 from ..data.catalog import CATALOG_FILE, CatalogSnapshot
+from ..data.erasures import ErasureLedger
 from ..errors import ModelLoadError, NoModelError
 from ..recommend.served_model import ServedModel
 from ..vectors.ann import load_index
@@ -65,6 +66,10 @@ class ModelWatcher:
         self._lock = threading.Lock()
         #: The updates-topic reader (update_feed.py), when the server has one.
         self.feed = None
+        #: The erasures this process has read (data/erasures.py), and their reader; None
+        #: without Kafka. Every loaded version consults the ledger for each user it answers.
+        self.erasures: ErasureLedger | None = None
+        self.erasure_feed = None
 
     def refresh(self) -> bool:
         """Load the current version if it is new, then apply its new update files.
@@ -157,7 +162,9 @@ class ModelWatcher:
         ef = self.ef
         if ef is None:
             ef = int((manifest.get("ann") or {}).get("ef") or DEFAULT_EF)
-        return ServedModel(manifest, arrays, index=index, ef=ef)
+        model = ServedModel(manifest, arrays, index=index, ef=ef)
+        model.erasures = self.erasures
+        return model
 
     def _swap(self, model: ServedModel) -> None:
         # Catch up on its updates before the swap, so no request sees it staler than the old.

@@ -124,6 +124,8 @@ class UpdateFeed(BackgroundLoop):
                 self._warn("updates topic error: %s", msg.error())
                 continue
             self.records += 1
+            if msg.value() is None:
+                continue  # a tombstone of an erased user: compaction's, nothing to apply
             version = record_version(msg.headers())
             if not is_version_name(version) or msg.key() is None or msg.value() is None:
                 self._bad("record without a version header, key or value")

@@ -12,7 +12,6 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-
 @dataclass(frozen=True)
 class ALSParams:
     """Hyper-parameters of implicit's alternating least squares.

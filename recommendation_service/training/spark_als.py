@@ -34,6 +34,7 @@ from .trained_model import TrainedModel
 
 logger = logging.getLogger(__name__)
 
+
 def spark_unavailable() -> str | None:
     """Why the Spark trainer cannot run here, or None."""
     try:

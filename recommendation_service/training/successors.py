@@ -149,9 +149,7 @@ def _strongest(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
     order = np.lexsort((matrix.indices, -matrix.data, row))
     rank = np.arange(len(order)) - np.repeat(matrix.indptr[:-1], lengths)
     kept = order[rank < keep]
-    out = sp.csr_matrix(
-        (matrix.data[kept], (row[kept], matrix.indices[kept])), shape=matrix.shape
-    )
+    out = sp.csr_matrix((matrix.data[kept], (row[kept], matrix.indices[kept])), shape=matrix.shape)
     out.sort_indices()
     return out
 

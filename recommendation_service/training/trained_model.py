@@ -96,6 +96,8 @@ class TrainedModel:
             "realtime": asdict(fold.params),
             "n_baskets": None if assoc is None else assoc.n_baskets,
             "training_seconds": round(self.training_seconds, 4),
+            # Servers hide users erased at or after this position (data/erasures.py).
+            "erasures_applied": snap.erasures_applied,
         }
 
 

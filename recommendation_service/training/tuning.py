@@ -176,9 +176,7 @@ class _HoldOut:
     def __len__(self) -> int:
         return len(self.targets)
 
-    def gains(
-        self, fold: FoldIn, k: int, sequence: SequenceWeights | None = None
-    ) -> np.ndarray:
+    def gains(self, fold: FoldIn, k: int, sequence: SequenceWeights | None = None) -> np.ndarray:
         """NDCG gain of each predicted event (0 = its item not in the user's top ``k``), its
         scores the service's: ALS and similarity, plus the sequence term with ``sequence``."""
         vectors = fold.vectors_of(self.history)

@@ -36,6 +36,9 @@ RUN_STEPS = [
     ("recommendation_service.sandbox.producers", "publish_interactions"),
     ("recommendation_service.sandbox.producers", "ensure_topic"),
     ("recommendation_service.evaluation.replay", "evaluate"),
+    # The start-up check that the cluster takes the Kafka settings (then forget's erasure).
+    ("recommendation_service.cli.options", "check_connection"),
+    ("recommendation_service.sandbox.producers", "check_connection"),
 ]
 
 #: What people type by mistake (or on purpose, like a backslash-t for tabs).
