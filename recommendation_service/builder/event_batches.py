@@ -62,8 +62,6 @@ class EventBatches:
         self.fresh, self.dead_letters, self.positions = fresh, dead_letters, positions
         self.on_error = on_error
         self.erasures = erasures or ErasureLedger()
-        #: Events dropped because their user was erased after they were produced.
-        self.erased = 0
 
     def apply(self, messages: list[Message], sequence: tuple | None) -> Applied:
         events, last = self.parse(messages)
@@ -95,10 +93,8 @@ class EventBatches:
             except MalformedEvent as exc:
                 self.dead_letters.record(msg, exc)
             else:
-                # An event produced before its user's erasure, not consumed until after it.
-                if erased is not None and erased(event.user, msg.partition(), msg.offset()):
-                    self.erased += 1
-                else:
+                # Dropped: an event produced before its user's erasure, consumed after it.
+                if erased is None or not erased(event.user, msg.partition(), msg.offset()):
                     events.append(event)
             last[(msg.topic(), msg.partition())] = msg
         return events, last

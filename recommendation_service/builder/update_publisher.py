@@ -11,7 +11,6 @@ counted and logged -- that user is stale on other hosts until their next event o
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -19,6 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.core import CounterMetricFamily
 
 from ..artifacts.update_records import USER_PREFIX, VERSION_HEADER, update_records
+from ..common.log_limits import RateLimitedLog
 from ..config.kafka import KafkaSettings
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class UpdatePublisher:
         self.producer = Producer({**config, "error_cb": self._on_error})
         self.sent = 0
         self.failed = 0
-        self._last_log = 0.0
+        self._warn = RateLimitedLog(logger).warning  # at most one line per 10 s
 
     def publish(self, version: str, arrays: dict[str, np.ndarray]) -> int:
         """Queue every record of one update; returns how many were queued."""
@@ -107,12 +107,6 @@ class UpdatePublisher:
         self._warn(
             "fresh vectors not delivered to %s (%d so far): %s", self.topic, self.failed, why
         )
-
-    def _warn(self, fmt: str, *args) -> None:
-        now = time.monotonic()
-        if now - self._last_log >= 10:  # at most one line per 10 s
-            self._last_log = now
-            logger.warning(fmt, *args)
 
     def status(self) -> dict:
         return {"topic": self.topic, "records_sent": self.sent, "records_failed": self.failed,

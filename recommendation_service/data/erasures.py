@@ -93,30 +93,29 @@ class ErasureLedger:
     """
 
     def __init__(self) -> None:
-        self._positions: dict[str, int] = {}
-        self.erasures: dict[str, Erasure] = {}
+        # user -> (position, erasure) of their latest erasure: one entry, replaced whole.
+        self._latest: dict[str, tuple[int, Erasure]] = {}
         #: The next position to read: every record below it is in the ledger.
         self.position = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._positions)
+        return len(self._latest)
 
     def record(self, position: int, erasure: Erasure) -> None:
         """Take the erasure at ``position`` (a record seen twice, or an older one of the same
         user after a newer, changes nothing)."""
         with self._lock:
-            if position >= self._positions.get(erasure.user, -1):
-                self._positions[erasure.user] = position
-                self.erasures[erasure.user] = erasure
+            if position >= self._latest.get(erasure.user, (-1, None))[0]:
+                self._latest[erasure.user] = (position, erasure)
             self.position = max(self.position, position + 1)
 
     def hides(self, user: str, made_at: int) -> bool:
         """Whether state of ``user`` made after ``made_at`` erasure records must be hidden."""
-        position = self._positions.get(user)
-        return position is not None and made_at <= position
+        latest = self._latest.get(user)
+        return latest is not None and made_at <= latest[0]
 
     def covers(self, user: str, partition: int, offset: int) -> bool:
         """Whether the event of ``user`` at ``offset`` of ``partition`` is erased."""
-        erasure = self.erasures.get(user)
-        return erasure is not None and erasure.covers(partition, offset)
+        latest = self._latest.get(user)
+        return latest is not None and latest[1].covers(partition, offset)

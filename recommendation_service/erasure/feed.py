@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from ..common.log_limits import RateLimitedLog
 from ..common.threads import BackgroundLoop
 from ..config.kafka import KafkaSettings
 from ..data.erasures import Erasure
@@ -46,7 +47,7 @@ class ErasureFeed(BackgroundLoop):
         self.records = self.malformed = 0
         #: Set once every record that existed at start has been handed over.
         self.caught_up = threading.Event()
-        self._last_log = 0.0
+        self._warn = RateLimitedLog(logger).warning  # at most one line per 10 s
         super().__init__("erasures", stop_timeout=5.0)
 
     def status(self) -> dict:
@@ -121,9 +122,3 @@ class ErasureFeed(BackgroundLoop):
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
             self.state = "unreachable"
-
-    def _warn(self, fmt: str, *args) -> None:
-        now = time.monotonic()
-        if now - self._last_log >= 10:  # at most one line per 10 s
-            self._last_log = now
-            logger.warning(fmt, *args)

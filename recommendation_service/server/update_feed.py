@@ -18,6 +18,7 @@ import uuid
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from ..artifacts.update_records import PendingUpdate, is_version_name, record_version
+from ..common.log_limits import RateLimitedLog
 from ..common.threads import BackgroundLoop
 from ..common.whole_topics import assign_from_beginning
 from ..config.kafka import KafkaSettings
@@ -54,7 +55,7 @@ class UpdateFeed(BackgroundLoop):
         self.state = "starting"
         self.records = self.applied = self.skipped = self.malformed = 0
         self.last_applied: float | None = None
-        self._last_log = 0.0
+        self._warn = RateLimitedLog(logger).warning  # at most one line per 10 s
         super().__init__("update-feed", stop_timeout=5.0)
 
     def status(self) -> dict:
@@ -172,9 +173,3 @@ class UpdateFeed(BackgroundLoop):
     def _bad(self, why: str) -> None:
         self.malformed += 1
         self._warn("skipping updates-topic records (%d so far): %s", self.malformed, why)
-
-    def _warn(self, fmt: str, *args) -> None:
-        now = time.monotonic()
-        if now - self._last_log >= 10:  # at most one line per 10 s
-            self._last_log = now
-            logger.warning(fmt, *args)
