@@ -262,6 +262,9 @@ class ModelBuilder:
         if not self.erasures.catch_up(self._stop.is_set):
             self.erasures.stop()
             return
+        # Into the ledger now: the first poll may assign partitions, and the replay that
+        # rebuilds the window runs inside it, before the loop's own apply step.
+        self.erasures.apply(self.window, self.fresh, self.lock, self._forgotten)
         self.trainer.start()
         if cfg.catalog_topic:
             malformed = self.dead_letters.record
