@@ -40,3 +40,8 @@ class ErasureError(RecommendationServiceError):
 
 class KafkaRefused(RecommendationServiceError):
     """The Kafka cluster refused a client's credentials or TLS settings (with its reason)."""
+
+
+class LeaseLost(RecommendationServiceError):
+    """This builder no longer holds the builder lease: another one took over, so nothing it
+    would write now may reach the servers (see builder/kafka_lease.py)."""

@@ -113,8 +113,10 @@ def builder(
     quiet: bool = True,
     log_path: Path | None = None,
     env: dict | None = None,
+    host: list[str] = (),
 ) -> subprocess.Popen:
-    """``recsvc builder`` on ``topic`` publishing to ``model_dir``, builder metrics off."""
+    """``recsvc builder`` on ``topic`` publishing to ``model_dir``, builder metrics off
+    (``host``: a command prefix that runs it elsewhere, as for :func:`recsvc`)."""
     return recsvc(
         "builder",
         "--bootstrap-servers",
@@ -129,6 +131,7 @@ def builder(
         quiet=quiet,
         log_path=log_path,
         env=env,
+        host=host,
     )
 
 

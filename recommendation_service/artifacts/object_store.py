@@ -36,6 +36,11 @@ class StoreUnreachable(Exception):
     """The object store did not answer (network, credentials, missing bucket)."""
 
 
+class StoreConflict(Exception):
+    """A conditional write was refused: the object changed since it was read (another builder
+    wrote it), or exists where it must not."""
+
+
 @dataclass(frozen=True)
 class StoreLocation:
     """``s3://bucket/prefix`` parsed."""
@@ -90,6 +95,8 @@ class ObjectStore:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404", "NotFound"):
                 return None
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise StoreConflict(f"{self.location}: {kwargs.get('Key')}: {code}") from exc
             raise StoreUnreachable(f"{self.location}: {code or exc}") from exc
         except BotoCoreError as exc:
             raise StoreUnreachable(f"{self.location}: {exc}") from exc
@@ -99,12 +106,31 @@ class ObjectStore:
         answer = self._call("get_object", Key=self.location.key(relative))
         return None if answer is None else answer["Body"].read()
 
+    def get_with_etag(self, relative: str) -> tuple[bytes | None, str | None]:
+        """The object's bytes and ETag (the ETag a conditional :meth:`put` names), or Nones."""
+        answer = self._call("get_object", Key=self.location.key(relative))
+        return (None, None) if answer is None else (answer["Body"].read(), answer["ETag"])
+
     def etag(self, relative: str) -> str | None:
         answer = self._call("head_object", Key=self.location.key(relative))
         return None if answer is None else answer["ETag"]
 
-    def put(self, relative: str, data: bytes) -> None:
-        self._call("put_object", Key=self.location.key(relative), Body=data)
+    def put(
+        self, relative: str, data: bytes, if_match: str | None = None, if_absent: bool = False
+    ) -> str | None:
+        """Write the object; returns its new ETag.
+
+        With ``if_match`` the store writes only while the object still has that ETag, with
+        ``if_absent`` only when there is none (S3 conditional writes; SeaweedFS has them too).
+
+        Raises
+        ------
+        StoreConflict
+            If the condition did not hold.
+        """
+        extra = {"IfMatch": if_match} if if_match else {"IfNoneMatch": "*"} if if_absent else {}
+        answer = self._call("put_object", Key=self.location.key(relative), Body=data, **extra)
+        return None if answer is None else answer.get("ETag")
 
     def delete(self, relatives: list[str]) -> None:
         for start in range(0, len(relatives), 1000):

@@ -38,10 +38,11 @@ import logging
 import os
 import re
 import shutil
+import socket
 import time
 import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
@@ -49,7 +50,7 @@ from typing import Protocol
 import numpy as np
 
 from ..common.files import VERSION_NAME, VERSIONS_DIR, fsync_dir, version_name, write_atomic
-from ..errors import ModelLoadError, NoModelError
+from ..errors import LeaseLost, ModelLoadError, NoModelError
 from ..vectors.ann import INDEX_FILE, write_index
 from .control_files import ControlFiles
 from .update_files import check_update
@@ -97,6 +98,18 @@ class ModelStore:
         Number of newest versions kept when pruning.
     writer
         Id of the builder that publishes through this store, recorded in each manifest.
+
+    Attributes
+    ----------
+    lease_generation
+        The writer's builder-lease generation (builder/kafka_lease.py), recorded in each
+        manifest; None with the directory lease.
+    floor
+        Versions are numbered above it (the newest in the object store when the lease was
+        taken), so numbers keep increasing across builders on different directories.
+    guard
+        Called before a version or update becomes visible; False means the lease is not
+        confirmed, and the write is refused with :class:`LeaseLost`.
     """
 
     def __init__(self, root: Path | str, keep: int = 3, writer: str | None = None) -> None:
@@ -104,6 +117,13 @@ class ModelStore:
         self.keep = keep
         self.writer = writer
         self.versions_dir = self.root / VERSIONS_DIR
+        self.lease_generation: int | None = None
+        self.floor = 0
+        self.guard: Callable[[], bool] | None = None
+
+    def _check_lease(self, what: str) -> None:
+        if self.guard is not None and not self.guard():
+            raise LeaseLost(f"the builder lease is not confirmed; {what} not written")
 
     # -- writer side -------------------------------------------------------------------
     def versions(self) -> list[int]:
@@ -154,10 +174,11 @@ class ModelStore:
         dict
             The manifest that was written.
         """
+        self._check_lease("version")
         arrays, fields = model.version_content(fold, assoc, successors)
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         existing = self.versions()
-        version = (existing[-1] + 1) if existing else 1
+        version = max(existing[-1] if existing else 0, self.floor) + 1
         tmp_dir = self.versions_dir / f".tmp-{uuid.uuid4().hex}"
         tmp_dir.mkdir()
         try:
@@ -203,16 +224,21 @@ class ModelStore:
                 "tuning": tuning,
                 **fields,
                 "builder_id": self.writer,
+                "builder_host": socket.gethostname(),
+                "lease_generation": self.lease_generation,
                 "files": files,
             }
             write_atomic(tmp_dir / "manifest.json", json.dumps(manifest, indent=2).encode())
             fsync_dir(tmp_dir)
+            self._check_lease(version_name(version))
             final = self.versions_dir / version_name(version)
             os.rename(tmp_dir, final)
             fsync_dir(self.versions_dir)
         except BaseException:
             shutil.rmtree(tmp_dir, ignore_errors=True)
             raise
+        # Training took seconds to minutes: the lease may have gone meanwhile.
+        self._check_lease(f"CURRENT (naming {version_name(version)})")
         write_atomic(self.root / CURRENT_FILE, (version_name(version) + "\n").encode())
         self.prune()
         return manifest
@@ -235,6 +261,7 @@ class ModelStore:
 
     def write_update(self, name: str, seq: int, arrays: dict[str, np.ndarray]) -> Path:
         """Write update number ``seq`` for version ``name`` atomically."""
+        self._check_lease("update")
         directory = self.root / UPDATES_DIR / name
         directory.mkdir(parents=True, exist_ok=True)
         final = directory / f"{seq:08d}.npz"

@@ -8,6 +8,10 @@ temporary directory, each checked against the manifest's SHA-256, renamed into `
 then the local ``CURRENT`` replaced. The server workers keep reading the local directory, so
 loading, verification, rollback and hot reload are unchanged; when the store is unreachable
 they keep serving what the cache holds, and ``store_sync.json`` (read by ``/health``) says so.
+
+With the Kafka builder lease the uploader writes through a :class:`~.store_lease.StoreFence`
+(store_lease.py): nothing while the lease is unconfirmed, manifests only where none exists,
+``CURRENT`` only on the ETag it last wrote. Downloaders also mirror the standbys' announcements.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ from pathlib import Path
 
 from ..common.files import VERSION_NAME, fsync_dir, write_atomic
 from ..common.threads import BackgroundLoop
-from .object_store import SIDE_FILES, ObjectStore, StoreUnreachable
+from ..errors import LeaseLost
+from .control_files import CONTROL_DIR
+from .object_store import SIDE_FILES, ObjectStore, StoreConflict, StoreUnreachable
+from .store_lease import CURRENT_KEY, STANDBYS_PREFIX, StoreFence, current_text, parse_current
 
 logger = logging.getLogger(__name__)
 
@@ -54,19 +61,26 @@ class StoreSync(BackgroundLoop):
         Seconds between two passes.
     keep
         Versions kept in the local cache (downloads only).
+    fence
+        The builder's claim on the store under the Kafka lease (uploads only; None with the
+        directory lease).
     """
 
     def __init__(
-        self, root: Path, store: ObjectStore, upload: bool, interval: float = 0.5, keep: int = 3
-    ) -> None:
+        self, root: Path, store: ObjectStore, upload: bool, interval: float = 0.5, keep: int = 3,
+        fence: StoreFence | None = None,
+    ) -> None:  # fmt: skip
         self.root, self.store, self.upload = Path(root), store, upload
-        self.interval, self.keep = interval, keep
+        self.interval, self.keep, self.fence = interval, keep, fence
+        self._passes = 0
+        self._mirrored: set[str] = set()  # standby files copied from the store
         self.state = {"store": str(store.location), "direction": "up" if upload else "down",
                       "state": "starting", "since": time.time(), "last_ok": None,
                       "last_error": None, "version": None}  # fmt: skip
         self._sent: dict[str, tuple] = {}  # side file -> (mtime_ns, size) uploaded
         self._seen: dict[str, str | None] = {}  # side file -> etag downloaded
         self._done: set[str] = set()  # versions already mirrored
+        self._fetched: dict[str, str | None] = {}  # version -> manifest ETag downloaded
         self._kicked = threading.Event()
         super().__init__("store-sync")
 
@@ -89,6 +103,13 @@ class StoreSync(BackgroundLoop):
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             version = self._push() if self.upload else self._pull()
+        except LeaseLost as exc:
+            if self.state["state"] != "withheld":
+                logger.warning("not uploading to the model store: %s", exc)
+                self.state.update(state="withheld", since=time.time())
+            self.state["last_error"] = str(exc)
+            self._write_state()
+            return False
         except StoreUnreachable as exc:
             if self.state["state"] != "unreachable":
                 logger.error("model store unreachable (%s); serving from the local copy", exc)
@@ -117,22 +138,34 @@ class StoreSync(BackgroundLoop):
 
     # --- builder: local -> store ---------------------------------------------------------
     def _push(self) -> str | None:
+        fence = self.fence
+        if fence is not None:
+            fence.check()
+            # Before anything of this pass: a CURRENT this builder did not write means another
+            # builder claimed the store.
+            if self.store.etag(CURRENT_KEY) != fence.etag:
+                raise fence.fenced("CURRENT in the store was replaced by another builder")
+        floor = fence.floor if fence is not None else 0
         versions = self.root / "versions"
         names = sorted(p.name for p in versions.iterdir() if VERSION_NAME.match(p.name)) if (
             versions.is_dir()) else []  # fmt: skip
+        # Under a fence, this builder's versions from before its claim are not the store's.
+        names = [n for n in names if int(n[1:]) > floor]
         for name in names:
             if name in self._done:
                 continue
             manifest_path = versions / name / "manifest.json"
-            if self.store.etag(f"versions/{name}/manifest.json") is None:
+            if self._needs_upload(name):
                 manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
                 for file, _ in version_files(manifest):
+                    if fence is not None:
+                        fence.check()
                     self.store.put(f"versions/{name}/{file}", (versions / name / file).read_bytes())
-                self.store.put(f"versions/{name}/manifest.json", manifest_path.read_bytes())
+                self._put_manifest(name, manifest_path.read_bytes())
             self._done.add(name)
         current = _read_text(self.root / "CURRENT")
-        if current and self._sent.get("CURRENT") != (current,):
-            self.store.put("CURRENT", (current + "\n").encode())
+        if current and int(current[1:]) > floor and self._sent.get("CURRENT") != (current,):
+            self._put_current(current)
             self._sent["CURRENT"] = (current,)
         for side in SIDE_FILES:
             path = self.root / side
@@ -151,17 +184,65 @@ class StoreSync(BackgroundLoop):
             self._done -= set(gone)
         return current
 
+    def _needs_upload(self, name: str) -> bool:
+        """Whether version ``name`` is missing from the store -- or, under a fence, is there
+        from another lease generation (a fenced builder's leftover: replaced)."""
+        key = f"versions/{name}/manifest.json"
+        if self.fence is None:
+            return self.store.etag(key) is None
+        theirs = self.store.get(key)
+        return theirs is None or json.loads(theirs).get("lease_generation") != (
+            self.fence.generation
+        )
+
+    def _put_manifest(self, name: str, raw: bytes) -> None:
+        key = f"versions/{name}/manifest.json"
+        fence = self.fence
+        if fence is None:
+            self.store.put(key, raw)
+            return
+        fence.check()
+        try:
+            self.store.put(key, raw, if_absent=True)
+        except StoreConflict:
+            # Another builder wrote this version: an old one's leftover is replaced, a newer
+            # generation's means this builder was fenced.
+            theirs, etag = self.store.get_with_etag(key)
+            generation = json.loads(theirs or b"{}").get("lease_generation")
+            if generation is not None and generation >= fence.generation:
+                raise fence.fenced(
+                    f"{name} in the store is from lease generation {generation}"
+                ) from None
+            self.store.put(key, raw, if_match=etag)
+
+    def _put_current(self, name: str) -> None:
+        fence = self.fence
+        if fence is None:
+            self.store.put(CURRENT_KEY, (name + "\n").encode())
+            return
+        fence.check()
+        try:
+            text = current_text(name, fence.generation, fence.builder_id)
+            fence.etag = self.store.put(CURRENT_KEY, text, if_match=fence.etag)
+        except StoreConflict:
+            raise fence.fenced("CURRENT in the store was replaced by another builder") from None
+
     # --- server host: store -> local -------------------------------------------------------
     def _pull(self) -> str | None:
-        current = (self.store.get("CURRENT") or b"").decode().strip() or None
+        current, _ = parse_current(self.store.get(CURRENT_KEY))
         pin = None
         pinned = self.store.get("PINNED")
         if pinned is not None:
             pin = json.loads(pinned).get("version")
         for name in (current, pin):
-            if name and VERSION_NAME.match(name) and name not in self._done:
-                self._fetch_version(name)
-                self._done.add(name)
+            if name and VERSION_NAME.match(name):
+                # Its manifest's ETag, every pass: under the Kafka lease a version a fenced
+                # builder uploaded may be replaced by the active builder's, of the same number.
+                etag = self.store.etag(f"versions/{name}/manifest.json")
+                if name not in self._done or self._fetched.get(name) != etag:
+                    self._fetch_version(name)
+                    self._done.add(name)
+                    self._fetched[name] = etag
         for side in SIDE_FILES:
             etag = self.store.etag(side)
             if etag == self._seen.get(side, "unset"):
@@ -175,15 +256,31 @@ class StoreSync(BackgroundLoop):
         if current and _read_text(self.root / "CURRENT") != current:
             write_atomic(self.root / "CURRENT", (current + "\n").encode())
         self._prune_local({current, pin})
+        if self._passes % 4 == 0:
+            self._mirror_standbys()
+        self._passes += 1
         return current
+
+    def _mirror_standbys(self) -> None:
+        """Standbys announced in the store (Kafka lease), as local ``control/standby-*.json``."""
+        control = self.root / CONTROL_DIR
+        announced = {k[len(STANDBYS_PREFIX) :] for k in self.store.list(STANDBYS_PREFIX)}
+        for name in announced:
+            data = self.store.get(STANDBYS_PREFIX + name)
+            if data is not None:
+                control.mkdir(parents=True, exist_ok=True)
+                write_atomic(control / name, data)
+        for name in self._mirrored - announced:  # withdrawn (only files this pass wrote)
+            (control / name).unlink(missing_ok=True)
+        self._mirrored = announced
 
     def _fetch_version(self, name: str) -> None:
         final = self.root / "versions" / name
-        if (final / "manifest.json").is_file():
-            return
         raw = self.store.get(f"versions/{name}/manifest.json")
         if raw is None:
             raise ValueError(f"CURRENT names {name}, whose manifest is not in the store")
+        if _read_bytes(final / "manifest.json") == raw:
+            return
         manifest = json.loads(raw)
         (self.root / "versions").mkdir(parents=True, exist_ok=True)
         tmp = self.root / "versions" / f".tmp-{uuid.uuid4().hex}"
@@ -199,6 +296,10 @@ class StoreSync(BackgroundLoop):
                     os.fsync(fh.fileno())
             write_atomic(tmp / "manifest.json", raw)
             fsync_dir(tmp)
+            if final.exists():  # replaced in the store: a fenced builder's, or a damaged copy
+                doomed = self.root / "versions" / f".trash-{name}-{uuid.uuid4().hex}"
+                os.rename(final, doomed)
+                shutil.rmtree(doomed, ignore_errors=True)
             os.rename(tmp, final)
             fsync_dir(final.parent)
         finally:
@@ -213,6 +314,13 @@ class StoreSync(BackgroundLoop):
                 os.rename(self.root / "versions" / name, doomed)
                 shutil.rmtree(doomed, ignore_errors=True)
                 self._done.discard(name)
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 def _read_text(path: Path) -> str | None:

@@ -12,6 +12,12 @@ value is JSON (no pickle; readable with any console consumer)::
 The version is also the ``recsvc-version`` header, so a reader skips records of versions it
 no longer serves without parsing them. Servers gather records into :class:`PendingUpdate`
 per version and apply its arrays exactly like an update file's.
+
+Under the Kafka builder lease every record also has a ``recsvc-generation`` header: the
+builder's lease generation. A builder that takes the lease first writes a **fence** record
+(key ``lease``, that header, no version) to every partition; a reader then drops records of
+older generations that come after it, which is all a builder that lost the lease can still
+deliver (its queued records reach the topic only after the fence).
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from ..common.id_table import decode_strings
 from .update_files import UserVector, update_arrays
 
 VERSION_HEADER = "recsvc-version"
+GENERATION_HEADER = "recsvc-generation"
 USER_PREFIX, ITEM_PREFIX = b"u:", b"i:"
+FENCE_KEY = b"lease"
 
 
 def _vector_text(vector: np.ndarray) -> str:
@@ -81,6 +89,14 @@ def record_version(headers: list[tuple[str, bytes]] | None) -> str | None:
     for name, value in headers or ():
         if name == VERSION_HEADER and value:
             return value.decode("ascii", "replace")
+    return None
+
+
+def record_generation(headers: list[tuple[str, bytes]] | None) -> int | None:
+    """The builder-lease generation a record's header names (None if absent or not a number)."""
+    for name, value in headers or ():
+        if name == GENERATION_HEADER and value and value.isdigit():
+            return int(value)
     return None
 
 

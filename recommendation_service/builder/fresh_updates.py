@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..artifacts.store import ModelStore
 from ..data.window import SlidingWindow
+from ..errors import LeaseLost
 from ..training.fold_in import FoldIn
 from .fresh_state import fresh_state
 from .metrics import BuilderMetrics
@@ -136,6 +137,8 @@ class FreshUpdates:
                     publisher.publish(version, fresh)
                 self.written += 1
                 self.metrics.updates.inc()
+        except LeaseLost:
+            self._unwritten = None  # another builder took over: this one is stepping down
         except OSError as exc:
             # Retried after a backoff, with whatever changes meanwhile.
             self.failures.failed(exc)

@@ -9,7 +9,8 @@ ever write versions into the same directory.
 
 Standbys announce themselves with a small file in ``control/`` that servers list in
 ``/health``. ``flock`` works on local file systems and on NFSv4; the model directory is
-already shared by every server, so it is the natural place for the lock.
+already shared by every server, so it is the natural place for the lock. Builders on hosts
+that share no directory use the Kafka lease instead (kafka_lease.py).
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ class BuilderLease:
         This process's id, written into the lock file for humans.
     """
 
+    kind = "directory"
+    #: The kernel's lock cannot be lost while the process lives: no generation, never lost.
+    generation = None
+    lost = None
+
     def __init__(self, root: Path, builder_id: str) -> None:
         self.path = Path(root) / LOCK_FILE
         self.builder_id = builder_id
@@ -56,6 +62,12 @@ class BuilderLease:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+    def valid(self) -> bool:
+        return self.held
+
+    def status(self) -> dict:
+        return {"kind": self.kind, "path": str(self.path), "host": socket.gethostname()}
 
     def try_acquire(self) -> bool:
         """Take the lease if nobody holds it; True if this process holds it now."""

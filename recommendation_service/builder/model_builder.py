@@ -8,8 +8,10 @@ served model), so servers reflect each event within a fraction of a second. Fitt
 publishing happen on :class:`TrainingWorker`'s thread, so consuming never stops for training.
 Beside it: ``monitor.py`` (status, gauges, refit requests), ``fresh_updates.py``,
 ``dead_letters.py``, ``kafka_health.py``, ``window_rebuild.py`` (the window on assignment) and
-``lease.py``: one builder per model directory is active, others stand by without joining the
-consumer group, and the first to get the lease when the active one ends takes over.
+``lease.py`` / ``kafka_lease.py``: one builder is active (per model directory, or across hosts
+through Kafka), others stand by without joining the consumer group, and the first to get the
+lease when the active one ends takes over. A builder that loses the Kafka lease steps down:
+:meth:`ModelBuilder.run` returns True, and the command stands by again with a new builder.
 """
 
 from __future__ import annotations
@@ -38,10 +40,11 @@ from .erasures import BuilderErasures
 from .event_batches import EventBatches
 from .fresh_updates import FreshUpdates
 from .kafka_health import KafkaHealth
-from .lease import BuilderLease, new_builder_id
+from .lease import new_builder_id
 from .live_quality import LiveQuality
 from .metrics import BuilderMetrics
 from .monitor import BuilderFigures, BuilderMonitor, RefitJobs
+from .takeover import Takeover
 from .training_worker import TrainingWorker
 from .update_publisher import UpdatePublisher
 from .window_rebuild import plan_assignment, replay
@@ -71,7 +74,10 @@ class ModelBuilder:
         self.offsets_skipped = 0
         self.store = ModelStore(config.model_dir, keep=config.keep_versions, writer=self.builder_id)
         self.control = ControlFiles(self.store)
-        self.lease = BuilderLease(self.store.root, self.builder_id)
+        # Set by SIGTERM/SIGINT handlers: a StopFlag, never a lock-taking Event.
+        self._stop = StopFlag()
+        self.takeover = Takeover(config, self.builder_id, self.store, self._stop)
+        self.lease = self.takeover.lease
         trainer = make_trainer(
             config.trainer, config.als, config.spark_master, config.spark_scratch_dir
         )
@@ -99,8 +105,6 @@ class ModelBuilder:
             config, self.window, self.quality, self.fresh, self.dead_letters, self.positions,
             self._on_consume_error, self.erasures.ledger,
         )  # fmt: skip
-        # Set by SIGTERM/SIGINT handlers: a StopFlag, never a lock-taking Event.
-        self._stop = StopFlag()
         self.consumer: Consumer | None = None
         self.catalog: CatalogConsumer | None = None
         self.tracker: AttributionTracker | None = None
@@ -147,6 +151,7 @@ class ModelBuilder:
             status = {
                 "builder_id": self.builder_id,
                 "role": "active",
+                "lease": self.lease.status(),
                 "active_since": self.active_since,
                 "phase": "waiting_for_events" if idle else "consuming",
                 "training": self.trainer.training,
@@ -190,21 +195,21 @@ class ModelBuilder:
 
     def standby_status(self) -> dict:
         """What this builder's standby file says while it waits for the lease."""
-        return {
-            "updated_at": time.time(),
-            "builder_id": self.builder_id,
-            "role": "standby",
-            "started_at": self.started_at,
-            "active": self.lease.holder(),
-        }
+        return self.takeover.standby_status()
 
     # -- lifecycle -----------------------------------------------------------------------
     def stop(self) -> None:
         """Ask the loop to finish its batch, commit and exit (safe from signal handlers)."""
         self._stop.set()
 
-    def run(self) -> None:
-        """Stand by until this builder holds the model directory, then consume until stopped."""
+    def run(self) -> bool:
+        """Stand by until this builder holds the lease, then consume until stopped.
+
+        Returns
+        -------
+        bool
+            True when it stopped because it lost the lease (the caller stands by again).
+        """
         # implicit loads a BLAS of its own (scipy's): load it first, so the limit covers it.
         import implicit.cpu.als  # noqa: F401
         from threadpoolctl import threadpool_limits
@@ -216,36 +221,18 @@ class ModelBuilder:
         threadpool_limits(1, "blas")
         # Before any thread starts: each inherits the builder's niceness and CPUs.
         place_process(self.config.niceness, self.config.cpus)
-        if not self._acquire_lease():
-            return
-        self.active_since = time.time()
+        takeover = self.takeover
         try:
-            self._run_active()
+            standby = (
+                self.monitor.write_standby,
+                lambda: self.control.remove_standby(self.builder_id),
+            )
+            if takeover.acquire(*standby) and takeover.claim_store():
+                self.active_since = time.time()
+                self._run_active()
         finally:
             self.lease.release()
-
-    def _acquire_lease(self) -> bool:
-        """Wait for the lease, announcing this standby; False if stopped first."""
-        if self.lease.try_acquire():
-            return True
-        logger.info(
-            "builder %s standing by: %s holds %s",
-            self.builder_id,
-            self.lease.holder() or "another builder",
-            self.store.root,
-        )
-        try:
-            while not self._stop.wait(0.2):
-                if self.lease.try_acquire():
-                    logger.info("builder %s took over %s", self.builder_id, self.store.root)
-                    return True
-                self.monitor.write_standby()
-        finally:
-            try:
-                self.control.remove_standby(self.builder_id)
-            except OSError as exc:
-                logger.warning("cannot remove the standby file: %s", exc)
-        return False
+        return takeover.stepped_down
 
     def _run_active(self) -> None:
         cfg = self.config
@@ -271,10 +258,18 @@ class ModelBuilder:
             self.catalog = CatalogConsumer(cfg, self.store.root, malformed, self.lock)
             self.catalog.start()
         if cfg.model_store is not None:  # servers on other hosts read the versions there
-            sync = StoreSync(self.store.root, ObjectStore(cfg.model_store), upload=True)
+            shared = ObjectStore(cfg.model_store)
+            sync = StoreSync(self.store.root, shared, upload=True, fence=self.takeover.fence)
             self.store_sync = sync.start()
         if cfg.updates_topic:
             self.publisher = UpdatePublisher(cfg.kafka, cfg.updates_topic)
+            if self.lease.generation is not None:
+                # Before any update of this generation: servers then drop older ones.
+                try:
+                    self.publisher.fence(self.lease.generation, self.builder_id)
+                except KafkaException as exc:  # step down: a standby may do better
+                    self.lease.lose(f"cannot fence the updates topic: {exc}")
+                self.publisher.guard = self.lease.valid
             self.metrics.registry.register(self.publisher)
         if cfg.impressions_topic:  # attribution: clicks and purchases per list, variant
             self.tracker = AttributionTracker(cfg, self.store.root).start()
@@ -289,26 +284,30 @@ class ModelBuilder:
             *(cfg.window, cfg.retrain_every),
         )
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and self.lease.lost is None:
                 self._step()
         finally:
             self._shutdown()
 
     def _shutdown(self) -> None:
         consumer, self.consumer = self.consumer, None
-        if consumer is not None:
+        if self.lease.lost is not None:
+            logger.warning("builder %s steps down: %s", self.builder_id, self.lease.lost)
+        if consumer is not None and self.lease.lost is None:
             try:
                 consumer.commit(asynchronous=False)
             except KafkaException as exc:
                 # NO_OFFSET just means nothing new was stored since the last commit.
                 if exc.args[0].code() != KafkaError._NO_OFFSET:
                     logger.warning("final offset commit failed: %s", exc)
+        if consumer is not None:  # leaves the group: the successor gets every partition
             consumer.close()
         for side in (self.catalog, self.tracker, self.store_sync, self.publisher, self.erasures):
             if side is not None:
                 side.stop()
         self.dead_letters.close()
         self.trainer.stop()
+        self.metrics.close()
         logger.info("builder stopped after %d events", self.events_consumed)
 
     # -- the loop's steps ----------------------------------------------------------------

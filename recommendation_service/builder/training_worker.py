@@ -17,7 +17,7 @@ import numpy as np
 from ..artifacts.store import ModelStore
 from ..common.threads import lower_thread_priority
 from ..data.window import WindowSnapshot
-from ..errors import ModelFitError
+from ..errors import LeaseLost, ModelFitError
 from ..training.als import ALSTrainer
 from ..training.associations import AssociationParams, associations
 from ..training.fold_in import FoldIn, RealtimeParams
@@ -214,6 +214,9 @@ class TrainingWorker:
                 model, fold, offsets, index=index, assoc=assoc, tuning=tuning, successors=succ,
                 ann_probe=probe,
             )  # fmt: skip
+        except LeaseLost as exc:  # another builder took over: this one is stepping down
+            logger.warning("refit not published: %s", exc)
+            return True
         except OSError as exc:
             self.publish_failures.failed(exc)
             self._unpublished = (covers, model, fold, index, assoc, tuning, succ, probe)

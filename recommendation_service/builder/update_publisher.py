@@ -6,18 +6,29 @@ The builder still writes its update files (servers sharing its directory read th
 later reads each key's latest state instead of the whole history. Sending never blocks the
 consumer loop: records queue in the producer; a record the producer could not deliver is
 counted and logged -- that user is stale on other hosts until their next event or refit.
+
+Under the Kafka builder lease each record carries the lease generation, and :meth:`fence`
+opens a generation with a fence record on every partition (update_records.py).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 
 import numpy as np
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.core import CounterMetricFamily
 
-from ..artifacts.update_records import USER_PREFIX, VERSION_HEADER, update_records
+from ..artifacts.update_records import (
+    FENCE_KEY,
+    GENERATION_HEADER,
+    USER_PREFIX,
+    VERSION_HEADER,
+    update_records,
+)
 from ..common.log_limits import RateLimitedLog
 from ..config.kafka import KafkaSettings
 
@@ -58,11 +69,48 @@ class UpdatePublisher:
         self.producer = Producer({**config, "error_cb": self._on_error})
         self.sent = 0
         self.failed = 0
+        self.withheld = 0  # updates not sent because the lease was unconfirmed
+        self.generation: int | None = None
+        self.guard = None  # the lease's valid(), under the Kafka lease
         self._warn = RateLimitedLog(logger).warning  # at most one line per 10 s
+
+    def fence(self, generation: int, builder_id: str, timeout: float = 15.0) -> None:
+        """Open ``generation``: a fence record on every partition, delivered before returning.
+
+        Raises
+        ------
+        KafkaException
+            If the partitions cannot be listed or a fence record is not delivered.
+        """
+        deadline = time.monotonic() + timeout
+        while True:  # a topic created a moment ago may not be in the metadata yet
+            meta = self.producer.list_topics(timeout=timeout).topics.get(self.topic)
+            if meta is not None and meta.error is None and meta.partitions:
+                break
+            if time.monotonic() > deadline:
+                raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, self.topic))
+            time.sleep(0.2)
+        headers = [(GENERATION_HEADER, str(generation).encode())]
+        value = json.dumps({"generation": generation, "builder_id": builder_id}).encode()
+        errors = []
+        for partition in meta.partitions:
+            self.producer.produce(
+                self.topic, value, FENCE_KEY, partition=partition, headers=headers,
+                on_delivery=lambda err, msg: errors.append(err) if err else None,
+            )  # fmt: skip
+        left = self.producer.flush(timeout)
+        if left or errors:
+            raise KafkaException(errors[0] if errors else KafkaError(KafkaError._TIMED_OUT))
+        self.generation = generation
 
     def publish(self, version: str, arrays: dict[str, np.ndarray]) -> int:
         """Queue every record of one update; returns how many were queued."""
+        if self.guard is not None and not self.guard():
+            self.withheld += 1
+            return 0
         headers = [(VERSION_HEADER, version.encode("ascii"))]
+        if self.generation is not None:
+            headers.append((GENERATION_HEADER, str(self.generation).encode()))
         queued = 0
         for key, value in update_records(version, arrays):
             try:
@@ -110,7 +158,8 @@ class UpdatePublisher:
 
     def status(self) -> dict:
         return {"topic": self.topic, "records_sent": self.sent, "records_failed": self.failed,
-                "queued": len(self.producer)}  # fmt: skip
+                "queued": len(self.producer), "generation": self.generation,
+                "updates_withheld": self.withheld}  # fmt: skip
 
     def collect(self):
         """Prometheus collector interface: the builder's /metrics."""

@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 import click
+from confluent_kafka import KafkaException
 
 from ..artifacts.object_store import StoreLocation
 from ..common.threads import parse_cpus
@@ -38,6 +39,15 @@ from .options import (
 )
 
 
+def lease_of(choice: str, model_store: str | None) -> str:
+    if choice == "auto":
+        return "kafka" if model_store else "directory"
+    if choice == "kafka" and not model_store:
+        raise ConfigError("--lease kafka needs --model-store: builders on other hosts share "
+                          "versions only through it")  # fmt: skip
+    return choice
+
+
 def cpus_of(text: str) -> frozenset[int] | None:
     if not text.strip():
         return None
@@ -62,6 +72,22 @@ def cpus_of(text: str) -> frozenset[int] | None:
     "empty turns it off.",
 )
 @model_store_option
+@opt(
+    "--lease",
+    type=click.Choice(["auto", "directory", "kafka"]),
+    default="auto",
+    help="How builders agree which one is active: kafka (the owner of the one-partition topic "
+    "<group-id>-lease; builders on any host, with --model-store), directory (a lock in "
+    "--model-dir, shared by every builder). auto: kafka with --model-store, else directory.",
+)
+@opt(
+    "--lease-timeout",
+    type=click.FloatRange(1, 300),
+    default=6.0,
+    help="Seconds after an active builder stops heartbeating (killed, paused, cut off) before "
+    "a standby takes over (--lease kafka; brokers refuse less than their "
+    "group.min.session.timeout.ms, 6 s by default).",
+)
 @updates_topic_option
 @erasures_topic_option
 @opt(
@@ -224,6 +250,8 @@ def builder(**opts) -> None:
             spark_master=opts["spark_master"],
             spark_scratch_dir=opts["spark_scratch_dir"],
             model_store=StoreLocation.parse(opts["model_store"]) if opts["model_store"] else None,
+            lease=lease_of(opts["lease"], opts["model_store"]),
+            lease_timeout=opts["lease_timeout"],
         )
 
     config = config_or_exit(make)
@@ -231,10 +259,21 @@ def builder(**opts) -> None:
     from ..builder.lease import LeaseError
     from ..builder.model_builder import ModelBuilder
 
-    worker = ModelBuilder(config)
+    current: list[ModelBuilder] = []  # the running one, for the signal handlers
+    stopped = []
+
+    def stop(*_) -> None:
+        stopped.append(True)
+        for worker in current:
+            worker.stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: worker.stop())
+        signal.signal(sig, stop)
     try:
-        worker.run()
-    except LeaseError as exc:
+        while not stopped:
+            # A builder that lost the lease steps down and stands by again, with a clean slate.
+            current[:] = [ModelBuilder(config)]
+            if not current[0].run():
+                break
+    except (LeaseError, KafkaException, ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -102,6 +102,12 @@ class BuilderConfig:
     erasures_topic
         The erasures topic (data/erasures.py), read whole at start before the window is
         rebuilt, then followed; empty: ``<topic>-erasures``.
+    lease
+        How builders agree which one is active: ``directory`` (a lock in the model directory,
+        builder/lease.py) or ``kafka`` (the lease topic's owner, builder/kafka_lease.py;
+        needs ``model_store``).
+    lease_timeout
+        Seconds without heartbeats before the Kafka lease passes to a standby.
     """
 
     kafka: KafkaSettings
@@ -133,8 +139,14 @@ class BuilderConfig:
     niceness: int = 5
     cpus: frozenset[int] | None = None
     erasures_topic: str = ""
+    lease: str = "directory"
+    lease_timeout: float = 6.0
 
     def __post_init__(self) -> None:
+        require(self.lease in ("directory", "kafka"), "lease must be directory or kafka")
+        require(self.lease == "directory" or self.model_store is not None,
+                "--lease kafka needs --model-store")  # fmt: skip
+        require(1 <= self.lease_timeout <= 300, "lease-timeout must be 1..300 s")
         if not self.erasures_topic:
             object.__setattr__(self, "erasures_topic", erasures_topic_for(self.kafka.topic))
         require(self.erasures_topic != self.kafka.topic, "the erasures topic must differ from "

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaException
 
+from ..common.single_partition_topics import TooManyPartitions, ensure_single_partition_topic
 from ..config.kafka import KafkaSettings
 from ..errors import ErasureError
 
@@ -33,21 +33,14 @@ def ensure_erasures_topic(kafka: KafkaSettings, topic: str, timeout: float = 15.
         If the cluster cannot be reached, or the topic exists with more than one partition
         (erasures would have no single order).
     """
-    admin = AdminClient(kafka.client_config())
     try:
-        # Every topic, not this one: asking for one topic by name creates it, with the
-        # broker's default partitions, where auto-creation is on.
-        meta = admin.list_topics(timeout=timeout).topics.get(topic)
-        if meta is not None and meta.error is None and meta.partitions:
-            if len(meta.partitions) != 1:
-                raise ErasureError(
-                    f"the erasures topic {topic} has {len(meta.partitions)} partitions; it "
-                    "needs exactly one (give another name with --erasures-topic)"
-                )
-            return
-        new = NewTopic(topic, num_partitions=1, replication_factor=-1, config=TOPIC_CONFIG)
-        admin.create_topics([new])[topic].result(timeout=timeout)
-        logger.info("created the erasures topic %s (one partition, compacted)", topic)
+        created = ensure_single_partition_topic(kafka.client_config(), topic, TOPIC_CONFIG, timeout)
+    except TooManyPartitions as exc:
+        raise ErasureError(
+            f"the erasures topic {topic} has {exc.partitions} partitions; it needs exactly one "
+            "(give another name with --erasures-topic)"
+        ) from exc
     except KafkaException as exc:
-        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise ErasureError(f"cannot create the erasures topic {topic}: {exc}") from exc
+        raise ErasureError(f"cannot create the erasures topic {topic}: {exc}") from exc
+    if created:
+        logger.info("created the erasures topic %s (one partition, compacted)", topic)

@@ -176,12 +176,14 @@ def _builder_health(holder: ModelWatcher) -> dict:
 
     control = ControlFiles(holder.store)
     try:
-        standbys = [s.get("builder_id") for s in control.standbys(BUILDER_STALE_SECONDS)]
+        waiting = control.standbys(BUILDER_STALE_SECONDS)
     except OSError:
-        standbys = []
+        waiting = []
+    standbys = [s.get("builder_id") for s in waiting]
+    hosts = sorted({str(s.get("host")) for s in waiting if s.get("host")})
     status = control.read_status()
     if status is None:
-        return {"state": "unknown", "standbys": standbys}
+        return {"state": "unknown", "standbys": standbys, "standby_hosts": hosts}
     age = round(time.time() - float(status.get("updated_at", 0)), 3)
     if age > BUILDER_STALE_SECONDS:
         state = "stale"
@@ -197,7 +199,12 @@ def _builder_health(holder: ModelWatcher) -> dict:
         "active": status.get("builder_id"),
         "phase": status.get("phase"),
         "standbys": standbys,
+        "standby_hosts": hosts,
     }
+    lease = status.get("lease")
+    if isinstance(lease, dict):  # which lease, and with the Kafka lease its generation
+        body.update(host=lease.get("host"), lease=lease.get("kind"),
+                    generation=lease.get("generation"))  # fmt: skip
     if state == "publish_failing":
         failing = status["publish"] if _failing(status.get("publish")) else status["update_files"]
         body["publish_error"] = failing.get("last_error")

@@ -152,6 +152,7 @@ class ModelWatcher:
 
     def _load(self, name: str) -> ServedModel:
         manifest, arrays = self.store.read_version(name)
+        self._check_generation(name, manifest)
         path = self.store.index_path(manifest)
         index = None
         if path is not None:
@@ -165,6 +166,19 @@ class ModelWatcher:
         model = ServedModel(manifest, arrays, index=index, ef=ef)
         model.erasures = self.erasures
         return model
+
+    def _check_generation(self, name: str, manifest: dict) -> None:
+        """Refuse a newer version from an older builder-lease generation than the served one:
+        it comes from a builder that lost the lease (a rollback's pin is the exception)."""
+        served = None if self.model is None else self.model.manifest.get("lease_generation")
+        theirs = manifest.get("lease_generation")
+        if served is None or theirs is None or theirs >= served:
+            return
+        if name == self.store.current_name():
+            raise ModelLoadError(
+                f"{name} is from builder-lease generation {theirs}, older than the served "
+                f"version's {served}: a builder that lost the lease wrote it"
+            )
 
     def _swap(self, model: ServedModel) -> None:
         # Catch up on its updates before the swap, so no request sees it staler than the old.

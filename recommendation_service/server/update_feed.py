@@ -6,6 +6,10 @@ partition from the beginning, so a starting process gets each key's latest state
 compacted topic -- and applies those of the version it serves. Records of a newer version
 (the host has not downloaded it yet) wait in memory and are applied when the watcher swaps to
 it, before the first request sees it; records of older versions are skipped unread.
+
+Under the Kafka builder lease, records of a lease generation older than the newest this
+process has seen (in a fence record or any other) are dropped: they come from a builder that
+lost the lease (update_records.py).
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
-from ..artifacts.update_records import PendingUpdate, is_version_name, record_version
+from ..artifacts.update_records import (
+    FENCE_KEY,
+    PendingUpdate,
+    is_version_name,
+    record_generation,
+    record_version,
+)
 from ..common.log_limits import RateLimitedLog
 from ..common.threads import BackgroundLoop
 from ..common.whole_topics import assign_from_beginning
@@ -53,7 +63,9 @@ class UpdateFeed(BackgroundLoop):
         #: Guards ``pending`` and the watcher's swap of the served model.
         self.lock = threading.Lock()
         self.state = "starting"
-        self.records = self.applied = self.skipped = self.malformed = 0
+        self.records = self.applied = self.skipped = self.malformed = self.fenced = 0
+        #: The newest builder-lease generation seen; older records are a fenced builder's.
+        self.generation = -1
         self.last_applied: float | None = None
         self._warn = RateLimitedLog(logger).warning  # at most one line per 10 s
         super().__init__("update-feed", stop_timeout=5.0)
@@ -62,6 +74,8 @@ class UpdateFeed(BackgroundLoop):
         return {"topic": self.topic, "state": self.state, "records": self.records,
                 "users_applied": self.applied, "skipped_old": self.skipped,
                 "malformed": self.malformed, "waiting": sum(map(len, self.pending.values())),
+                "generation": None if self.generation < 0 else self.generation,
+                "fenced": self.fenced,
                 "last_applied": self.last_applied}  # fmt: skip
 
     # -- the consumer thread ------------------------------------------------------------
@@ -127,6 +141,8 @@ class UpdateFeed(BackgroundLoop):
             self.records += 1
             if msg.value() is None:
                 continue  # a tombstone of an erased user: compaction's, nothing to apply
+            if not self._in_generation(msg):
+                continue
             version = record_version(msg.headers())
             if not is_version_name(version) or msg.key() is None or msg.value() is None:
                 self._bad("record without a version header, key or value")
@@ -147,6 +163,25 @@ class UpdateFeed(BackgroundLoop):
                     self._bad(str(exc))
             if self.watcher.model is not None:
                 self.apply_to(self.watcher.model)
+
+    def _in_generation(self, msg) -> bool:
+        """False for a fence record (taken here) and for a fenced builder's records."""
+        generation = record_generation(msg.headers())
+        if msg.key() == FENCE_KEY:
+            if generation is not None and generation > self.generation:
+                logger.info("updates from builder-lease generation %d on", generation)
+                self.generation = generation
+            return False
+        if generation is None:
+            # A builder without the Kafka lease: fenced too once a lease generation wrote.
+            generation = -1
+        if generation < self.generation:
+            self.fenced += 1
+            self._warn("dropped %d updates-topic records of a builder that lost the lease "
+                       "(generation below %d)", self.fenced, self.generation)  # fmt: skip
+            return False
+        self.generation = generation
+        return True
 
     # -- called under self.lock -----------------------------------------------------------
     def apply_to(self, model: ServedModel) -> None:

@@ -94,3 +94,17 @@ def test_the_spark_trainer_says_what_it_needs(tmp_path, monkeypatch):
     )
     assert result.exit_code == 2, result.output
     assert "--trainer spark: pyspark is not installed" in result.output
+
+
+def test_the_kafka_lease_needs_the_model_store(tmp_path):
+    result = CliRunner().invoke(main, ["builder", "--lease", "kafka", "--model-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "--lease kafka needs --model-store" in result.output
+    result = CliRunner().invoke(main, ["builder", "--lease-timeout", "0.5"])
+    assert result.exit_code == 2 and "--lease-timeout" in result.output
+
+
+def test_the_lease_follows_the_model_store_unless_chosen():
+    from recommendation_service.cli.builder import lease_of
+
+    assert lease_of("auto", "s3://b/p") == "kafka" and lease_of("auto", None) == "directory"
+    assert lease_of("directory", "s3://b/p") == "directory"

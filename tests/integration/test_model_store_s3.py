@@ -158,3 +158,65 @@ def test_builder_and_server_on_separate_directories_share_only_the_store(tmp_pat
         finally:
             stop(server)
             stop(b)
+
+
+def test_a_builder_that_lost_the_lease_cannot_replace_current_or_a_version(
+    seaweed, tmp_path, planted_model
+):
+    """Builder A (generation 3) publishes; B claims the store at generation 8; A, woken from a
+    pause with its lease check passing locally, tries again: the store refuses its CURRENT and
+    manifests, A learns it was fenced, and the host keeps B's versions."""
+    from recommendation_service.artifacts.store_lease import claim_store, parse_current
+
+    location = StoreLocation.parse(f"s3://{seaweed.bucket}/fence-{uuid.uuid4().hex[:6]}")
+    lost: dict[str, str] = {}
+    a_store, b_store = ModelStore(tmp_path / "a"), ModelStore(tmp_path / "b")
+    fence_a = claim_store(
+        ObjectStore(location), 3, "a", lambda: True, lambda why: lost.update(a=why)
+    )
+    a_store.lease_generation, a_store.floor = 3, fence_a.floor
+    up_a = StoreSync(a_store.root, ObjectStore(location), upload=True, fence=fence_a)
+    a_store.publish(planted_model)
+    assert up_a.run_once()
+
+    fence_b = claim_store(
+        ObjectStore(location), 8, "b", lambda: True, lambda why: lost.update(b=why)
+    )
+    assert fence_b.floor == 1
+    b_store.lease_generation, b_store.floor = 8, fence_b.floor
+    b_store.publish(planted_model)
+    up_b = StoreSync(b_store.root, ObjectStore(location), upload=True, fence=fence_b)
+    assert up_b.run_once()
+    assert parse_current(ObjectStore(location).get("CURRENT")) == ("v00000002", 8)
+
+    # A, stale: its next version has B's number, and its CURRENT names its old ETag.
+    a_store.publish(planted_model)
+    assert not up_a.run_once()
+    assert "replaced by another builder" in lost["a"] and "b" not in lost
+    assert json.loads((a_store.root / SYNC_STATUS_FILE).read_text())["state"] == "withheld"
+    assert parse_current(ObjectStore(location).get("CURRENT")) == ("v00000002", 8)
+    manifest = json.loads(ObjectStore(location).get("versions/v00000002/manifest.json"))
+    assert manifest["lease_generation"] == 8
+
+    host = tmp_path / "host"
+    assert StoreSync(host, ObjectStore(location), upload=False).run_once()
+    watcher = ModelWatcher(ModelStore(host))
+    watcher.refresh()
+    assert watcher.model.version == 2 and watcher.model.manifest["lease_generation"] == 8
+
+    # A, woken with a number nobody has used yet: still nothing reaches the store.
+    up_a.fence.guard = lambda: True
+    a_store.publish(planted_model)  # v00000003 locally
+    a_store.publish(planted_model)  # v00000004
+    assert not up_a.run_once()
+    shared = ObjectStore(location)
+    assert shared.get("versions/v00000004/manifest.json") is None
+    # Had it raced a manifest in before its check, B's own version of that number replaces it.
+    shared.put("versions/v00000003/manifest.json", json.dumps({"lease_generation": 3}).encode())
+    b_store.publish(planted_model)
+    assert up_b.run_once() and "b" not in lost
+    assert json.loads(shared.get("versions/v00000003/manifest.json"))["lease_generation"] == 8
+    assert StoreSync(host, ObjectStore(location), upload=False).run_once()
+    watcher.refresh()
+    assert watcher.model.version == 3 and watcher.model.manifest["lease_generation"] == 8
+    assert parse_current(shared.get("CURRENT")) == ("v00000003", 8)

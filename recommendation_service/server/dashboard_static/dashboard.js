@@ -247,6 +247,13 @@ async function pollHealth() {
   if (health.status === "no_model") problems.push("no model published yet");
   banner.hidden = problems.length === 0;
   banner.textContent = problems.join(" · ");
+  // Which builder is active, where, under which lease generation; and who stands by.
+  document.getElementById("builder").textContent = builder.active
+    ? builder.active + (builder.generation !== null && builder.generation !== undefined
+      ? " · lease generation " + builder.generation : "")
+    : "no builder status";
+  document.getElementById("standbys").textContent = (builder.standbys || []).length
+    ? builder.standbys.join(", ") : "none";
   document.getElementById("served").textContent = health.model_version
     ? "serving v" + health.model_version + " (" + duration(health.model_age_seconds) + " old)"
     : "no model yet";
