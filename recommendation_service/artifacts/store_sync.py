@@ -143,7 +143,7 @@ class StoreSync(BackgroundLoop):
             fence.check()
             # Before anything of this pass: a CURRENT this builder did not write means another
             # builder claimed the store.
-            if self.store.etag(CURRENT_KEY) != fence.etag:
+            if fence.etag is not None and self.store.etag(CURRENT_KEY) != fence.etag:
                 raise fence.fenced("CURRENT in the store was replaced by another builder")
         floor = fence.floor if fence is not None else 0
         versions = self.root / "versions"

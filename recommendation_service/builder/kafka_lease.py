@@ -105,7 +105,9 @@ class KafkaLease:
 
     def try_acquire(self) -> bool:
         """True once this builder has claimed the lease (the thread claims it when assigned)."""
-        if self._thread is None:
+        if self._thread is not None and not self._thread.is_alive() and self.generation is None:
+            self._thread = None  # its thread failed while standing by: join the group again
+        if self._thread is None and not self._stop.is_set():
             try:
                 self._start()
             except KafkaException as exc:  # cut off or down: a standby waits, and tries again

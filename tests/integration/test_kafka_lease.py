@@ -258,8 +258,11 @@ def test_one_owner_at_a_time_and_each_claim_a_higher_generation(broker):
         time.sleep(3)  # the second joins the group and stays without the partition
         assert not second.try_acquire() and first.valid() and first.lost is None
         first.release()
-        wait_until(second.try_acquire, timeout=30, what="the lease handed over on release")
-        assert second.generation > first.generation and second.valid()
+        if isinstance(broker, ApacheKafkaBroker):
+            # Tansu 0.6.0 gives nobody the partition when its owner leaves the group (only
+            # when a session expires): see docs/limits.md.
+            wait_until(second.try_acquire, timeout=30, what="the lease handed over on release")
+            assert second.generation > first.generation and second.valid()
     finally:
         first.release()
         second.release()
