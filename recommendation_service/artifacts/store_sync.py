@@ -104,31 +104,32 @@ class StoreSync(BackgroundLoop):
             self.root.mkdir(parents=True, exist_ok=True)
             version = self._push() if self.upload else self._pull()
         except LeaseLost as exc:
-            if self.state["state"] != "withheld":
-                logger.warning("not uploading to the model store: %s", exc)
-                self.state.update(state="withheld", since=time.time())
-            self.state["last_error"] = str(exc)
-            self._write_state()
-            return False
+            why = "not uploading to the model store: %s"
+            return self._failed(exc, "withheld", logging.WARNING, why)
         except StoreUnreachable as exc:
-            if self.state["state"] != "unreachable":
-                logger.error("model store unreachable (%s); serving from the local copy", exc)
-                self.state.update(state="unreachable", since=time.time())
-            self.state["last_error"] = str(exc)
-            self._write_state()
-            return False
+            why = "model store unreachable (%s); serving from the local copy"
+            return self._failed(exc, "unreachable", logging.ERROR, why)
         except (OSError, ValueError, KeyError) as exc:
             # A half-written local file or a damaged manifest: try again next pass.
-            logger.warning("model store sync: %s", exc)
-            self.state["last_error"] = str(exc)
-            self._write_state()
-            return False
+            return self._failed(exc, None, logging.WARNING, "model store sync: %s")
         if self.state["state"] != "ok":
             logger.info("model store %s reachable", self.store.location)
             self.state.update(state="ok", since=time.time())
         self.state.update(last_ok=time.time(), version=version)
         self._write_state()
         return True
+
+    def _failed(self, exc: Exception, state: str | None, level: int, message: str) -> bool:
+        """Record a failed pass. A ``state`` is logged once, when entered; None keeps the
+        state and logs every pass."""
+        if state is None:
+            logger.log(level, message, exc)
+        elif self.state["state"] != state:
+            logger.log(level, message, exc)
+            self.state.update(state=state, since=time.time())
+        self.state["last_error"] = str(exc)
+        self._write_state()
+        return False
 
     def _write_state(self) -> None:
         try:
