@@ -258,7 +258,7 @@ class ModelBuilder:
             self.catalog = CatalogConsumer(cfg, self.store.root, malformed, self.lock)
             self.catalog.start()
         if cfg.model_store is not None:  # servers on other hosts read the versions there
-            shared = ObjectStore(cfg.model_store)
+            shared = self.takeover.shared or ObjectStore(cfg.model_store)
             sync = StoreSync(self.store.root, shared, upload=True, fence=self.takeover.fence)
             self.store_sync = sync.start()
         if cfg.updates_topic:

@@ -53,6 +53,9 @@ class Takeover:
             else BuilderLease(store.root, builder_id)
         )
         self.fence: StoreFence | None = None  # the claim on the object store (Kafka lease)
+        #: The object store the Kafka lease announces standbys in and claims; the builder's
+        #: uploader uses it too (one boto3 client, not one per step of a takeover).
+        self.shared = ObjectStore(config.model_store) if config.lease == "kafka" else None
 
     def standby_status(self) -> dict:
         """What this builder's standby announcement says while it waits for the lease."""
@@ -74,7 +77,7 @@ class Takeover:
             return True
         logger.info("builder %s standing by: %s holds the %s lease", self.builder_id,
                     self.lease.holder() or "another builder", self.lease.kind)  # fmt: skip
-        shared = ObjectStore(self.config.model_store) if self.config.lease == "kafka" else None
+        shared = self.shared
         announced = 0.0
         try:
             while not self._stop.wait(0.1 if shared else 0.2):
@@ -103,11 +106,10 @@ class Takeover:
         False if stopped or the lease was lost first."""
         if self.lease.generation is None:
             return True  # the directory lease: the kernel's lock fences
-        shared = ObjectStore(self.config.model_store)
         while not self._stop.is_set() and self.lease.lost is None:
             try:
                 self.fence = claim_store(
-                    shared, self.lease.generation, self.builder_id, self.lease.valid,
+                    self.shared, self.lease.generation, self.builder_id, self.lease.valid,
                     self.lease.lose,
                 )  # fmt: skip
             except StoreUnreachable as exc:
