@@ -11,7 +11,7 @@ from ..config.server import ServerConfig
 from ..data.events import check_id
 from ..errors import MalformedEvent
 from ..recommend.served_model import ServedModel
-from ..rules.item_rules import ItemRules
+from ..rules.item_rules import NO_RULES, ItemRules
 from .experiments_api import impression
 from .model_watcher import ModelWatcher
 from .request_rules import (
@@ -126,17 +126,30 @@ def rules_param() -> ItemRules:
     )
 
 
+#: The query parameters of a plain request: nothing but the user and the list's length.
+PLAIN_PARAMETERS = frozenset({"user", "n"})
+#: What a plain request's parameters make of a plan (tests/server check that the full parse
+#: of such a query gives the same): most requests are plain, and the parse costs ~20 µs.
+PLAIN_PLAN = Plan(NO_RULES)
+
+
 def plan_param(user: str) -> Plan:
     """Rules, diversity, promotion and the experiment variant of a GET request."""
     args = query_args()
+    if args.keys() <= PLAIN_PARAMETERS:
+        return with_variant(PLAIN_PLAN, user)
+    return with_variant(_parsed_plan(args), user)
+
+
+def _parsed_plan(args: QueryArgs) -> Plan:
+    """The plan the query parameters ask for, before any experiment variant."""
     promote = args.get("promote")
     spec = promote_spec(promote, args, "query parameter 'promote'") if promote else None
     shape = shape_of(args.get("diversify"), args.get("max_per"), spec)
     weight, depth = sequence_of(
         args.get("sequence_weight"), args.get("sequence_depth"), "query parameter"
     )
-    return with_variant(Plan(rules_param(), shape, sequence_weight=weight, sequence_depth=depth),
-                        user)  # fmt: skip
+    return Plan(rules_param(), shape, sequence_weight=weight, sequence_depth=depth)
 
 
 @bp.get("/recommend")

@@ -182,3 +182,15 @@ def test_metrics_count_requests_by_endpoint_status_and_source(client):
     # GET and POST /recommend both count (the README's fallback-rate formula needs both).
     assert 'recsvc_recommendations_total{source="popular"} 3.0' in text
     assert 'recsvc_http_request_seconds_bucket{endpoint="/recommend",le="0.0005"}' in text
+
+
+@pytest.mark.parametrize("query", ["user=u1", "user=u1&n=5", "n=3&user=u1"])
+def test_a_plain_request_plans_as_the_full_parse_of_its_parameters(app, query):
+    # plan_param skips the parse for queries of user and n only; the shortcut must agree.
+    from recommendation_service.server import api
+
+    with app.test_request_context(f"/recommend?{query}"):
+        assert api.query_args().keys() <= api.PLAIN_PARAMETERS
+        assert api.plan_param("u1") == api._parsed_plan(api.query_args()) == api.PLAIN_PLAN
+    with app.test_request_context("/recommend?user=u1&diversify=category"):
+        assert api.plan_param("u1") != api.PLAIN_PLAN
