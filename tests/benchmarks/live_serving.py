@@ -2,8 +2,8 @@
 the builder stopped and with a trivial endpoint, in one run.
 
     .venv/bin/python -m tests.benchmarks.live_serving [--items 100000] [--users 30000]
-        [--window 300000] [--rate 1000] [--retrain-every 30000] [--seconds 60]
-        [--builder-nice 5] [--builder-cpus ""]
+        [--window 300000] [--rate 1000] [--retrain-every 30000] [--seconds 60] [--rounds 2]
+        [--builder-nice 5] [--builder-cpus ""] [--server-ef N]
 
 Needs ``wrk``. On one host: Apache Kafka (``recsvc broker --engine kafka``'s broker), a
 backlog of ``--window`` events over ``--items`` items (the taste stream of real_factors.py),
@@ -12,11 +12,18 @@ defaults otherwise: tuning, live quality, the sequence term), and ``recsvc serve
 2``. Once the builder has published a version of the whole backlog, events flow at
 ``--rate`` per second (30 s between refits at the defaults, if refits keep up) and wrk asks
 ``/recommend`` for random known users at 4 and at 32 connections, each for ``--seconds`` or
-three refit periods (measured first, events flowing, no requests; at most 300 s), whichever
-is longer; then the builder and the stream stop and the same runs repeat; then the same
-server answers ``/livez`` (no model, no files) at the same concurrencies. Reports req/s,
-p50/p99/p99.9, versions published during each live run, and the servers' CPU per request, as
-a ratio to the trivial endpoint's.
+two refit periods (measured first, events flowing, no requests; at most 300 s), whichever
+is longer. After each live run the stream pauses, the builder goes quiet (nothing to
+consume, its refit written) and the same run repeats: ``--rounds`` such pairs, neighbours in
+time, so that the shared machine's drift hits both sides of the comparison. Then the builder
+stops and the same runs repeat once more; then the same server answers ``/livez`` (no model,
+no files) at the same concurrencies. Reports req/s, p50/p99/p99.9, versions published during
+each live run, and the servers' CPU per request, as a ratio to the trivial endpoint's.
+
+Each version's search breadth comes from the builder's recall probe, and with tuning on it
+moves between refits (from 32 to 384 in runs on this stream), which moves a request's cost
+as much as the builder does. ``--server-ef N`` pins the servers' breadth so that live and
+stopped runs differ only by the builder; the breadths the probe chose are reported either way.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -88,27 +96,61 @@ def wrk(port: int, script: Path, connections: int, seconds: float, server_pid: i
 
 
 class Stream:
-    """Events at ``rate`` per second until stopped (batched as an app's producer would)."""
+    """Events at ``rate`` per second until stopped (batched as an app's producer would);
+    :meth:`pause` holds them back, :meth:`resume` sends at the rate again (no burst)."""
 
     def __init__(self, bootstrap: str, topic: str, pairs, rate: float) -> None:
         self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
         self.topic, self.pairs, self.rate = topic, pairs, rate
-        self.sent, self.done = 0, threading.Event()
+        self.sent, self.done, self.flowing = 0, threading.Event(), threading.Event()
+        self.flowing.set()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        pacer = Pacer(self.rate)
+        pacer, base = None, 0
         while not self.done.is_set():
+            if not self.flowing.is_set():
+                self.producer.flush(10)
+                self.flowing.wait(0.2)
+                pacer = None
+                continue
+            if pacer is None:
+                pacer, base = Pacer(self.rate), self.sent
             u, i = self.pairs[self.sent % len(self.pairs)]
             self.producer.produce(self.topic, f"{u}:{i}".encode())
             self.producer.poll(0)
             self.sent += 1
-            pacer.wait(self.sent)
+            pacer.wait(self.sent - base)
         self.producer.flush(10)
+        self.producer = None  # closed now: it would log refused connections once the broker stops
+
+    def pause(self) -> None:
+        self.flowing.clear()
+
+    def resume(self) -> None:
+        self.flowing.set()
 
     def stop(self) -> None:
         self.done.set()
+        self.flowing.set()
         self.thread.join(30)
+
+
+def wait_quiet(pid: int, cores: float = 0.05, timeout: float = 120.0) -> float:
+    """Wait until process ``pid`` (and its children) used under ``cores`` over each of two
+    seconds in a row -- a builder with nothing to consume, its last refit written; returns
+    the seconds waited."""
+    start, calm, last = time.monotonic(), 0, server_cpu(pid)
+    while calm < 2 and time.monotonic() - start < timeout:
+        time.sleep(1.0)
+        now = server_cpu(pid)
+        calm = calm + 1 if now - last < cores else 0
+        last = now
+    return round(time.monotonic() - start, 1)
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
 
 
 def version_of(control: ControlFiles) -> int:
@@ -138,8 +180,15 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--retrain-every", type=int, default=30_000)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--builder-nice", type=int, default=None, help="default: the builder's")
     parser.add_argument("--builder-cpus", default="")
+    parser.add_argument(
+        "--server-ef",
+        type=int,
+        default=None,
+        help="the servers' --ann-ef (default: each version's probed breadth)",
+    )
     parser.add_argument("--json-out", type=Path, default=Path("live_serving.json"))
     args = parser.parse_args()
 
@@ -176,7 +225,12 @@ def main() -> None:
                     raise SystemExit("no model of the backlog within 30 minutes")
                 time.sleep(1.0)
             results["first_model_seconds"] = round(time.monotonic() - started, 1)
-            server = serve(model_dir, port, workers=2)
+            server = serve(
+                model_dir,
+                port,
+                *(["--ann-ef", str(args.server_ef)] if args.server_ef else []),
+                workers=2,
+            )
             wait_healthy(f"http://127.0.0.1:{port}", timeout=120)
             users = sorted({u for u, _ in backlog})[:30_000]
             scripts = {}
@@ -187,25 +241,40 @@ def main() -> None:
             stream = Stream(broker.bootstrap_servers, topic, live_pairs, args.rate)
             stream.thread.start()
             # How long refits take to come while events flow and nobody asks for lists; each
-            # live run then lasts long enough to span at least two.
+            # live run then lasts two of them.
             period = refit_period(control)
             results["refit_period_s"] = round(period, 1)
-            seconds = min(300.0, max(args.seconds, 3 * period))
+            seconds = min(300.0, max(args.seconds, 2 * period))
             print(f"refit every {period:.1f} s with events flowing: live runs of {seconds:.0f} s",
                   flush=True)  # fmt: skip
-            live = []
-            for connections in (4, 32):
-                v0 = version_of(control)
-                builder_cpu, broker_cpu = server_cpu(builder.pid), server_cpu(broker.process.pid)
-                row = wrk(port, scripts["recommend"], connections, seconds, server.pid)
-                row["versions_published_during"] = version_of(control) - v0
-                # What the builder and the broker took meanwhile, in cores.
-                row["builder_cores"] = round((server_cpu(builder.pid) - builder_cpu) / seconds, 3)
-                row["broker_cores"] = round(
-                    (server_cpu(broker.process.pid) - broker_cpu) / seconds, 3
-                )
-                live.append(row)
-                print("live", json.dumps(row), flush=True)
+            # Rounds of a live run then a run with the stream paused and the builder idle
+            # (nothing to consume, no refit): neighbours in time, so the shared machine's
+            # drift hits both; the builder-stopped runs come after all rounds.
+            live, idle = [], []
+            for r in range(args.rounds):
+                for connections in (4, 32):
+                    stream.resume()
+                    v0 = version_of(control)
+                    builder_cpu = server_cpu(builder.pid)
+                    broker_cpu = server_cpu(broker.process.pid)
+                    row = wrk(port, scripts["recommend"], connections, seconds, server.pid)
+                    row["round"] = r + 1
+                    row["versions_published_during"] = version_of(control) - v0
+                    # What the builder and the broker took meanwhile, in cores.
+                    row["builder_cores"] = round(
+                        (server_cpu(builder.pid) - builder_cpu) / seconds, 3
+                    )
+                    row["broker_cores"] = round(
+                        (server_cpu(broker.process.pid) - broker_cpu) / seconds, 3
+                    )
+                    live.append(row)
+                    print("live", json.dumps(row), flush=True)
+                    stream.pause()
+                    waited = wait_quiet(builder.pid)
+                    row = wrk(port, scripts["recommend"], connections, args.seconds, server.pid)
+                    row.update(round=r + 1, quiet_after_s=waited)
+                    idle.append(row)
+                    print("builder idle", json.dumps(row), flush=True)
             stream.stop()
             stop(builder)
             results["events_streamed"] = stream.sent
@@ -224,24 +293,43 @@ def main() -> None:
                 stop(server)
             if builder.poll() is None:
                 stop(builder)
-    results.update(live=live, builder_stopped=stopped, livez=trivial)
-    results["live_over_stopped_rps_32"] = round(
-        live[1]["requests_per_second"] / stopped[1]["requests_per_second"], 3
-    )
+            build_log = (Path(tmp) / "builder.log").read_text(errors="replace")
+    results.update(live=live, builder_idle=idle, builder_stopped=stopped, livez=trivial)
+    results["probe_breadths"] = [int(b) for b in re.findall(r"search breadth (\d+)", build_log)]
+
+    def rps(rows: list[dict], connections: int) -> list[float]:
+        return [r["requests_per_second"] for r in rows if r["connections"] == connections]
+
+    # Each round's live run over the idle run next to it; then their median.
+    results["live_over_idle_rps_32"] = [
+        round(a / b, 3) for a, b in zip(rps(live, 32), rps(idle, 32))
+    ]
+    results["live_over_idle_rps_32_median"] = round(median(results["live_over_idle_rps_32"]), 3)
+    results["live_over_stopped_rps_32"] = round(median(rps(live, 32)) / rps(stopped, 32)[0], 3)
     results["recommend_cpu_over_livez_32"] = round(
         stopped[1]["server_cpu_ms_per_request"] / trivial[1]["server_cpu_ms_per_request"], 2
     )
+    results["live_p99_ms_4"] = [r["p99_ms"] for r in live if r["connections"] == 4]
     args.json_out.write_text(json.dumps(results, indent=2))
     print(f"\n{'run':<22}{'conns':>6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
           f"{'CPU ms/req':>12}{'versions':>10}")  # fmt: skip
-    for name, rows in (("live builder", live), ("builder stopped", stopped), ("/livez", trivial)):
+    for name, rows in (("live builder", live), ("builder idle", idle),
+                       ("builder stopped", stopped), ("/livez", trivial)):  # fmt: skip
         for r in rows:
             print(f"{name:<22}{r['connections']:>6}{r['requests_per_second']:>9.0f}"
                   f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['p99_9_ms']:>10.2f}"
                   f"{r['server_cpu_ms_per_request']:>12.3f}"
                   f"{r.get('versions_published_during', ''):>10}")  # fmt: skip
-    print(f"live / stopped req/s at 32: {results['live_over_stopped_rps_32']}; "
-          f"/recommend CPU per request / /livez's: {results['recommend_cpu_over_livez_32']}")
+    print(
+        f"search breadths the builder's probe chose: {results['probe_breadths']}; servers: "
+        f"{args.server_ef or 'the probed breadth of each version'}"
+    )
+    print(
+        f"live / idle req/s at 32, per round: {results['live_over_idle_rps_32']} (median "
+        f"{results['live_over_idle_rps_32_median']}); live (median) / stopped: "
+        f"{results['live_over_stopped_rps_32']}; "
+        f"/recommend CPU per request / /livez's: {results['recommend_cpu_over_livez_32']}"
+    )
 
 
 if __name__ == "__main__":
