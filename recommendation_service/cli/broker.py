@@ -54,7 +54,7 @@ def broker(
     fetch_only: bool,
 ) -> None:  # fmt: skip
     """Run a Kafka broker for the demo or tests until stopped (Ctrl-C)."""
-    from ..sandbox.brokers import make_broker, resolve_engine
+    from ..sandbox.brokers import TANSU_LIMIT, make_broker, resolve_engine
 
     try:
         if fetch_only:
@@ -66,6 +66,8 @@ def broker(
             return
         engine, why = resolve_engine(engine, kafka_libs)
         click.echo(f"engine {engine}: {why}")
+        if engine == "tansu":
+            click.echo(TANSU_LIMIT)
         b = make_broker(engine, host, port, data_dir=data_dir, kafka_libs=kafka_libs).start()
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc

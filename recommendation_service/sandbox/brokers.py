@@ -37,6 +37,12 @@ logger = logging.getLogger(__name__)
 
 #: Broker engines ``recsvc broker --engine`` and the demo can start.
 ENGINES = ("tansu", "kafka")
+#: Said in one line whenever Tansu is started: the one limit an app notices.
+TANSU_LIMIT = (
+    "note: Tansu 0.6.0 stalls after about 62,000 messages sent one per batch (linger.ms=0); "
+    "batch your producer (e.g. linger.ms=500) or run --engine kafka"
+)
+
 #: What ``--engine`` accepts: an engine, or ``auto`` (:func:`resolve_engine`).
 ENGINE_CHOICES = ("auto", *ENGINES)
 

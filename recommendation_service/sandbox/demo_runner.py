@@ -28,7 +28,7 @@ import click
 
 from ..common.threads import StopFlag
 from .broker_process import port_open
-from .brokers import ensure_topic, make_broker, resolve_engine
+from .brokers import TANSU_LIMIT, ensure_topic, make_broker, resolve_engine
 from .demo_shopper import shop
 from .synthetic import TasteModel, make_catalog
 
@@ -141,6 +141,9 @@ def run_demo(s: DemoSettings) -> None:
     }
     engine, why = resolve_engine(s.engine, s.kafka_libs)
     click.echo(f"broker engine {engine}: {why}")
+    if engine == "tansu":
+        # The demo's own producers batch; an app pointed at this broker may not.
+        click.echo(TANSU_LIMIT)
     broker = make_broker(engine, "127.0.0.1", s.broker_port, kafka_libs=s.kafka_libs)
     # Hex: never starts with "-", so it is safe wherever it is pasted as an argument.
     admin_token = secrets.token_hex(16)

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from recommendation_service.sandbox.brokers import resolve_engine
+from recommendation_service.sandbox.brokers import TANSU_LIMIT, resolve_engine
 from recommendation_service.sandbox.kafka_broker import default_libs_dir
 
 from ..conftest import free_port, kafka_unavailable, require_engine
@@ -58,13 +58,10 @@ def test_auto_is_apache_kafka_where_it_can_run(tmp_path, monkeypatch):
     assert engine == "kafka", why
 
 
-@pytest.mark.integration
-def test_recsvc_broker_with_no_flags_starts_apache_kafka_here(tmp_path):
-    require_engine("kafka")
-    assert kafka_unavailable() is None
-    port = free_port()
+def _broker_start(port: int, *options: str) -> str:
+    """What ``recsvc broker`` prints until it is ready (it is stopped then)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "recommendation_service", "broker", "--port", str(port)],
+        [sys.executable, "-m", "recommendation_service", "broker", "--port", str(port), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env={k: v for k, v in os.environ.items() if k != "RECSVC_BROKER_ENGINE"},
@@ -76,9 +73,27 @@ def test_recsvc_broker_with_no_flags_starts_apache_kafka_here(tmp_path):
             lines.append(line)
             if "ready on" in line:
                 break
-        text = "".join(lines)
-        assert "engine kafka:" in text, text
-        assert f"ready on 127.0.0.1:{port}" in text, text
+        return "".join(lines)
     finally:
         proc.terminate()
         proc.communicate(timeout=60)
+
+
+@pytest.mark.integration
+def test_recsvc_broker_with_no_flags_starts_apache_kafka_here(tmp_path):
+    require_engine("kafka")
+    assert kafka_unavailable() is None
+    port = free_port()
+    text = _broker_start(port)
+    assert "engine kafka:" in text, text
+    assert f"ready on 127.0.0.1:{port}" in text, text
+    assert TANSU_LIMIT not in text
+
+
+@pytest.mark.integration
+def test_tansu_states_its_limit_in_one_line_at_start():
+    require_engine("tansu")
+    port = free_port()
+    text = _broker_start(port, "--engine", "tansu")
+    assert f"ready on 127.0.0.1:{port}" in text, text
+    assert text.splitlines()[1] == TANSU_LIMIT, text
