@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +27,7 @@ from recommendation_service.vectors.ann import ANNParams, build_index
 
 from ..conftest import free_port
 from ..processes import get, serve, stop
-from .live_serving import WRK_SCRIPT
+from .live_serving import WRK_SCRIPT, wrk
 from .synthetic_model import synthetic_model
 
 
@@ -56,16 +54,11 @@ def trial(publish, seconds: float, connections: int, script: Path, root: Path) -
                 raise SystemExit("the server did not serve the version within 60 s")
             time.sleep(0.02)
         ready = time.monotonic() - published
-        out = subprocess.run(
-            ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s",
-             "-s", str(script), url],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+        row = wrk(port, script, connections, seconds, server.pid)
     finally:
         stop(server)
-    fields = re.search(r"RESULT (.*)", out).group(1).split()
-    requests, bad_status, socket_errors = map(int, fields[:3])
-    return {"requests": requests, "non_2xx": bad_status, "socket_errors": socket_errors,
+    return {"requests": row["requests"], "non_2xx": row["non_2xx"],
+            "socket_errors": row["socket_errors"],
             "publish_to_ready_s": round(ready, 2)}  # fmt: skip
 
 

@@ -91,6 +91,9 @@ def wrk(port: int, script: Path, connections: int, seconds: float, server_pid: i
         "p99_ms": round(p99, 3),
         "p99_9_ms": round(p999, 3),
         "errors": bad_status + socket_errors,
+        "requests": requests,
+        "non_2xx": bad_status,
+        "socket_errors": socket_errors,
         "server_cpu_ms_per_request": round(1000 * cpu / max(1, requests), 4),
     }
 
