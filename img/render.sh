@@ -6,8 +6,8 @@
 # diagrams   the architecture diagrams from their Graphviz sources (needs `dot`:
 #            apt-get install graphviz)
 # capacity   img/capacity.svg from img/capacity.json (which tests.benchmarks.capacity writes)
-# dashboard  img/dashboard.png: the dashboard of a running system (embedded broker, builder,
-#            2 server workers) as the browser test drives it (needs chromium and
+# dashboard  img/dashboard.png: the dashboard of `recsvc demo` after four minutes of its
+#            traffic (tests/benchmarks/dashboard_screenshot.py; needs chromium and
 #            chromium-driver: apt-get install chromium chromium-driver)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,9 +23,7 @@ for part in "${what[@]}"; do
     capacity)
       "$python" -m tests.benchmarks.capacity_plot --data img/capacity.json --out img/capacity.svg ;;
     dashboard)
-      RECSVC_DASHBOARD_SCREENSHOT="$PWD/img/dashboard.png" RECSVC_TEST_REQUIRE_BROWSER=1 \
-        "$python" -m pytest -q -p no:cacheprovider \
-        "tests/integration/test_dashboard_browser.py::test_the_dashboard_shows_the_running_system" ;;
+      "$python" -m tests.benchmarks.dashboard_screenshot --out img/dashboard.png ;;
     *)
       echo "unknown picture '$part': expected diagrams, capacity or dashboard" >&2
       exit 2 ;;

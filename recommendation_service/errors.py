@@ -31,7 +31,11 @@ class NoModelError(RecommendationServiceError):
 
 
 class BrokerError(RecommendationServiceError):
-    """A broker the service starts (Tansu or Apache Kafka) could not be set up or reached."""
+    """The broker the service starts (Apache Kafka) could not be set up or reached."""
+
+
+class JavaNotFound(BrokerError):
+    """No Java 17+ runtime to run (Apache Kafka and the Spark trainer need one)."""
 
 
 class ErasureError(RecommendationServiceError):

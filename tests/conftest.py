@@ -1,4 +1,4 @@
-"""Shared fixtures: real brokers (Tansu and Apache Kafka), uuid topics, small models, Flask app."""
+"""Shared fixtures: a real Apache Kafka broker, uuid topics, small models, the Flask app."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from recommendation_service.config.server import ServerConfig
 from recommendation_service.data.events import Event
 from recommendation_service.data.window import SlidingWindow
 from recommendation_service.errors import BrokerError
-from recommendation_service.sandbox.brokers import ENGINES, BrokerProcess, ensure_topic
+from recommendation_service.sandbox.brokers import ApacheKafkaBroker, ensure_topic
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 from recommendation_service.server.model_watcher import ModelWatcher
 from recommendation_service.training.als import ALSTrainer
@@ -40,45 +40,35 @@ def skip_or_fail(reason: str | None, variable: str) -> None:
 @functools.cache
 def kafka_unavailable() -> str | None:
     """Why Apache Kafka cannot run on this machine, or None (jars are fetched on first use)."""
-    from recommendation_service.sandbox.kafka_broker import (
-        default_libs_dir,
-        ensure_kafka_jars,
-        java_binary,
-    )
+    from recommendation_service.common.java_runtime import find_java
+    from recommendation_service.sandbox.kafka_jars import ensure_kafka_jars
 
     try:
-        java_binary()
-        ensure_kafka_jars(default_libs_dir())
+        find_java()
+        ensure_kafka_jars()
     except BrokerError as exc:
         return str(exc)
     return None
 
 
-def require_engine(engine: str) -> None:
-    """Skip (or, with RECSVC_TEST_REQUIRE_KAFKA, fail) when ``engine`` cannot run here."""
-    if engine == "kafka" and (reason := kafka_unavailable()) is not None:
-        skip_or_fail(f"Apache Kafka variant skipped: {reason}", "RECSVC_TEST_REQUIRE_KAFKA")
+def require_kafka() -> None:
+    """Skip (or, with RECSVC_TEST_REQUIRE_KAFKA, fail) when Apache Kafka cannot run here."""
+    if (reason := kafka_unavailable()) is not None:
+        skip_or_fail(f"Apache Kafka cannot run here: {reason}", "RECSVC_TEST_REQUIRE_KAFKA")
 
 
 def new_broker(
-    engine: str, directory: Path, port: int | None = None, host: str = "127.0.0.1"
-) -> BrokerProcess:
-    """A not yet started broker of ``engine`` in ``directory``; skips if it cannot run here."""
-    require_engine(engine)
-    return broker_of(engine, directory, port, host)
+    directory: Path, port: int | None = None, host: str = "127.0.0.1"
+) -> ApacheKafkaBroker:
+    """A not yet started Apache Kafka in ``directory``; skips if it cannot run here."""
+    require_kafka()
+    return broker_of(directory, port, host)
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request) -> str:
-    """A broker engine that can run here (for tests that start and stop their own broker)."""
-    require_engine(request.param)
-    return request.param
-
-
-@pytest.fixture(scope="session", params=ENGINES)
-def broker(request, tmp_path_factory):
-    """One real broker per engine for the whole session; tests isolate themselves by topic."""
-    b = new_broker(request.param, tmp_path_factory.mktemp(f"broker-{request.param}"))
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    """One real Apache Kafka for the whole session; tests isolate themselves by topic."""
+    b = new_broker(tmp_path_factory.mktemp("broker"))
     with b:
         yield b
 

@@ -13,12 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from recommendation_service.sandbox.brokers import (
-    ENGINES,
-    BrokerProcess,
-    make_broker,
-    resolve_engine,
-)
+from recommendation_service.sandbox.brokers import ApacheKafkaBroker
 
 
 def free_port() -> int:
@@ -28,17 +23,16 @@ def free_port() -> int:
 
 
 def broker_of(
-    engine: str, directory: Path, port: int | None = None, host: str = "127.0.0.1"
-) -> BrokerProcess:
-    """A not yet started broker of ``engine`` on a free port, logging into ``directory``."""
+    directory: Path, port: int | None = None, host: str = "127.0.0.1"
+) -> ApacheKafkaBroker:
+    """A not yet started Apache Kafka on a free port, its log and data in ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    return make_broker(
-        engine,
+    return ApacheKafkaBroker(
         host,
         port or free_port(),
-        log_file=directory / f"{engine}.log",
-        data_dir=directory / "kafka-data" if engine == "kafka" else None,
+        log_file=directory / "kafka.log",
+        data_dir=directory / "kafka-data",
     )
 
 
@@ -196,25 +190,6 @@ def wait_healthy(url: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} did not become healthy within {timeout:g} s")
         time.sleep(0.1)
-
-
-def add_broker_argument(parser, default: str = "both") -> None:
-    """``--broker tansu|kafka|both|auto`` for benchmarks that compare the two engines in one
-    run (``auto``: the engine ``recsvc broker`` starts by default on this machine)."""
-    parser.add_argument(
-        "--broker",
-        choices=[*ENGINES, "both", "auto"],
-        default=default,
-        help="broker engine(s) to run against, side by side",
-    )
-
-
-def engines_of(choice: str) -> list[str]:
-    if choice == "auto":
-        engine, why = resolve_engine("auto")
-        print(f"auto: {engine} ({why})", flush=True)
-        return [engine]
-    return list(ENGINES) if choice == "both" else [choice]
 
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

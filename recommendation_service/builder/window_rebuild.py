@@ -5,10 +5,9 @@ position -- enough of them to hold W valid events -- with a separate, group-less
 that after a restart the window holds exactly what it held before, and nothing is counted twice:
 the live consumer resumes at the committed offset, where the replay stopped.
 
-The replay reads up to the committed offset, never to a "latest offset" answer: Tansu (the
-embedded broker) answers that query with the base offset of the last batch. A partition
-shorter than the committed offset shows as OFFSET_OUT_OF_RANGE on Apache Kafka, and on Tansu,
-which never sends that error, as a fetch high watermark below the wanted offset.
+The replay reads up to the committed offset, the one position the builder knows was applied. A
+partition shorter than that (a topic recreated, a broker that lost its log) shows as the end of
+the partition below the wanted offset, or as OFFSET_OUT_OF_RANGE when it starts past the end.
 """
 
 from __future__ import annotations
@@ -83,12 +82,6 @@ def _read_segment(
         # Offsets can have gaps (transaction markers, compaction): trust the fetch position.
         position = consumer.position([TopicPartition(topic, partition)])[0].offset
         next_offset = max(next_offset, position)
-        # Tansu workaround: it answers a fetch past the end with nothing rather than
-        # OFFSET_OUT_OF_RANGE; the high watermark every fetch response carries still tells
-        # where the partition ends.
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
-        if 0 <= high < end and next_offset >= high:
-            raise _PartitionShorter(high)
     return messages
 
 

@@ -1,4 +1,4 @@
-"""``recsvc broker``: a Kafka broker (embedded Tansu or Apache Kafka) until stopped."""
+"""``recsvc broker``: an Apache Kafka broker (KRaft, one node) until stopped."""
 
 from __future__ import annotations
 
@@ -10,20 +10,50 @@ import click
 from ..common.threads import StopFlag
 from ..errors import BrokerError
 from ..sandbox.brokers import ENGINE_CHOICES
-from .options import (
-    opt,
-)
+from ..sandbox.kafka_broker import DEFAULT_HEAP, check_heap
+from ..sandbox.kafka_jars import DEFAULT_REPOSITORY
+from .options import opt, stack
 
 
-@click.command(short_help="Run a Kafka broker: embedded Tansu or Apache Kafka.")
-@opt(
-    "--engine",
-    default="auto",
-    type=click.Choice(ENGINE_CHOICES),
-    help="kafka: Apache Kafka (Java 17+; jars fetched once with Maven), log on disk. tansu: "
-    "embedded, in-memory, pip-only (stalls on producers that send one message per batch). "
-    "auto: kafka where it can run, else tansu.",
-)
+def _heap(ctx, param, value: str) -> str:
+    try:
+        return check_heap(value)
+    except BrokerError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+#: How the broker is started: shared by ``recsvc broker`` and ``recsvc demo``.
+broker_option_list = [
+    opt(
+        "--engine",
+        default="kafka",
+        type=click.Choice(ENGINE_CHOICES),
+        help="The broker: Apache Kafka 4.1 (auto, a former default, means kafka too).",
+    ),
+    opt(
+        "--kafka-libs",
+        default=None,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Cache of Apache Kafka's jars, fetched once when it lacks them [default: "
+        "~/.cache/recsvc/kafka-VERSION].",
+    ),
+    opt(
+        "--maven-repository",
+        default=DEFAULT_REPOSITORY,
+        help="Maven repository (or mirror) the jars are fetched from; https_proxy is honoured.",
+    ),
+    opt(
+        "--kafka-heap",
+        default=DEFAULT_HEAP,
+        callback=_heap,
+        help="Apache Kafka's JVM heap (-Xmx), e.g. 256m or 2g.",
+    ),
+]
+broker_options = stack(broker_option_list)
+
+
+@click.command(short_help="Run an Apache Kafka broker for the demo or tests.")
+@broker_options
 @opt("--host", default="127.0.0.1", help="Address to listen on.")
 @opt(
     "--port",
@@ -38,48 +68,36 @@ from .options import (
     help="Apache Kafka's log directory, kept across restarts (default: temporary, removed).",
 )
 @opt(
-    "--kafka-libs",
-    default=None,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Cache of Apache Kafka's jars, fetched with Maven when empty [default: "
-    "~/.cache/recsvc/kafka-VERSION].",
-)
-@opt(
     "--fetch-only",
     is_flag=True,
-    help="Fetch Apache Kafka's jars (and check Java) then exit, e.g. while building an image.",
+    help="Fetch and verify Apache Kafka's jars (and find Java) then exit, e.g. in an image build.",
 )
 def broker(
-    engine: str, host: str, port: int, data_dir: Path | None, kafka_libs: Path | None,
-    fetch_only: bool,
+    engine: str, kafka_libs: Path | None, maven_repository: str, kafka_heap: str, host: str,
+    port: int, data_dir: Path | None, fetch_only: bool,
 ) -> None:  # fmt: skip
-    """Run a Kafka broker for the demo or tests until stopped (Ctrl-C)."""
-    from ..sandbox.brokers import TANSU_LIMIT, make_broker, resolve_engine
+    """Run Apache Kafka (KRaft, one node) for the demo or tests until stopped (Ctrl-C).
+
+    Java is the one JAVA_HOME names, else java on PATH, else the OpenJDK runtime installed
+    with this package (17+ in each case); the jars are fetched once into --kafka-libs.
+    """
+    from ..common.java_runtime import find_java
+    from ..sandbox.kafka_broker import ApacheKafkaBroker
+    from ..sandbox.kafka_jars import ensure_kafka_jars
 
     try:
+        find_java()  # logs which Java runs the broker
         if fetch_only:
-            from ..sandbox.kafka_broker import default_libs_dir, ensure_kafka_jars, java_binary
-
-            java_binary()
-            libs = ensure_kafka_jars(kafka_libs or default_libs_dir())
-            click.echo(f"Apache Kafka's jars are in {libs}")
+            libs = ensure_kafka_jars(kafka_libs, maven_repository)
+            click.echo(f"Apache Kafka's jars are in {libs}, each checked against its SHA-256")
             return
-        engine, why = resolve_engine(engine, kafka_libs)
-        click.echo(f"engine {engine}: {why}")
-        if engine == "tansu":
-            click.echo(TANSU_LIMIT)
-        b = make_broker(engine, host, port, data_dir=data_dir, kafka_libs=kafka_libs).start()
+        b = ApacheKafkaBroker(
+            host, port, data_dir=data_dir, libs_dir=kafka_libs, repository=maven_repository,
+            heap=kafka_heap,
+        ).start()  # fmt: skip
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc
-    keeps = (
-        "log kept in " + str(data_dir)
-        if engine == "kafka" and data_dir
-        else (
-            "in-memory: data is lost on stop"
-            if engine == "tansu"
-            else "temporary log, removed on stop"
-        )
-    )
+    keeps = f"log kept in {data_dir}" if data_dir else "temporary log, removed on stop"
     click.echo(f"{b.description} ready on {b.bootstrap_servers} ({keeps})")
     stop = StopFlag()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -7,20 +7,12 @@ from pathlib import Path
 import click
 
 from ..errors import BrokerError
-from ..sandbox.brokers import ENGINE_CHOICES
-from .options import (
-    opt,
-)
+from .broker import broker_options
+from .options import opt
 
 
 @click.command(short_help="Run broker, builder, server and demo producers at once.")
-@opt(
-    "--engine",
-    default="auto",
-    type=click.Choice(ENGINE_CHOICES),
-    help="Broker to start: kafka (Apache Kafka, Java 17+), tansu (embedded, in-memory), or "
-    "auto: kafka where it can run, else tansu.",
-)
+@broker_options
 @opt(
     "--port",
     default=9092,
@@ -62,15 +54,17 @@ from .options import (
     help="Stop after this many seconds (0 = run until Ctrl-C).",
 )
 def demo(
-    engine, port, metrics_port, http_port, model_dir, rate, users, n_items, window,
-    retrain_every, duration,
+    engine, kafka_libs, maven_repository, kafka_heap, port, metrics_port, http_port, model_dir,
+    rate, users, n_items, window, retrain_every, duration,
 ):  # fmt: skip
     """Run everything: broker, builder, server and both demo producers; Ctrl-C stops it all."""
     from ..sandbox.demo_runner import DemoSettings, run_demo
 
     settings = DemoSettings(
         broker_port=port,
-        engine=engine,
+        kafka_libs=kafka_libs,
+        maven_repository=maven_repository,
+        kafka_heap=kafka_heap,
         metrics_port=metrics_port,
         http_port=http_port,
         model_dir=model_dir,

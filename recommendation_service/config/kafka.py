@@ -10,8 +10,8 @@ from ..errors import ConfigError
 from .checks import require
 
 #: librdkafka settings that make group joins take seconds instead of ~20 s, and keep a fetch
-#: from idling at the broker for long (Tansu, the embedded broker, holds a fetch for its full wait
-#: even when data is there: ~200 ms median delay with the 500 ms default, ~30 ms with 50).
+#: from idling at the broker for long (a fetch that waits for more data adds its wait to the
+#: delay of a lone event: at most 50 ms instead of the 500 ms default).
 #: Users override any of them with ``--kafka-option``; they suit production brokers too.
 DEFAULT_CONSUMER_OPTIONS: Mapping[str, str] = MappingProxyType(
     {

@@ -98,8 +98,7 @@ class ErasureFeed(BackgroundLoop):
         return True
 
     def _check_caught_up(self, consumer: Consumer) -> None:
-        # The high watermark of the last fetch response (cached): the ListOffsets answer is
-        # not exact on Tansu, a fetch response's watermark is.
+        # The high watermark of the last fetch response (cached): no extra request per poll.
         tp = TopicPartition(self.topic, 0)
         low, high = consumer.get_watermark_offsets(tp, cached=True)
         if high < 0:

@@ -1,9 +1,8 @@
 """Requesting an erasure: where the user's events end, then one record on the erasures topic.
 
 Used by ``DELETE /users/{user}`` and ``recsvc forget``. The end of each partition of the
-interactions topic is read from a fetch response (exact on every broker; Tansu's answer to a
-"latest offset" query is the base offset of the last batch, not the end), so every event
-already appended when the erasure is requested is erased, and every later one is new.
+interactions topic is read from a fetch response, so every event already appended when the
+erasure is requested is erased, and every later one is new.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A Kafka broker child process: start, wait until it answers, stop; shared by both engines."""
+"""A Kafka broker child process: start, wait until it answers, stop."""
 
 from __future__ import annotations
 
@@ -54,10 +54,8 @@ class BrokerProcess:
     requests, and stops it (SIGTERM, then SIGKILL after ``stop``'s timeout).
     """
 
-    #: Human-readable engine name for logs and messages.
+    #: Human-readable name for logs and messages.
     description = "broker"
-    #: Whether a stopped broker keeps its topics and offsets when started again.
-    durable = False
 
     def __init__(self, host: str, port: int, log_file: Path | None = None) -> None:
         self.host = host

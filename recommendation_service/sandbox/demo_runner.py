@@ -1,9 +1,8 @@
 """``recsvc demo``: the whole system on one machine, in one command.
 
-Starts a broker (the embedded Tansu by default, or Apache Kafka), then the builder and the
-server as child processes (as they would run in production), publishes the demo catalog,
-streams synthetic interactions, waits for the first model, prints what to curl, and stops
-everything in order on Ctrl-C.
+Starts Apache Kafka, then the builder and the server as child processes (as they would run in
+production), publishes the demo catalog, streams synthetic interactions, waits for the first
+model, prints what to curl, and stops everything in order on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -26,10 +25,13 @@ from pathlib import Path
 
 import click
 
+from ..common.java_runtime import find_java
 from ..common.threads import StopFlag
 from .broker_process import port_open
-from .brokers import TANSU_LIMIT, ensure_topic, make_broker, resolve_engine
+from .brokers import ensure_topic
 from .demo_shopper import shop
+from .kafka_broker import DEFAULT_HEAP, ApacheKafkaBroker
+from .kafka_jars import DEFAULT_REPOSITORY
 from .synthetic import TasteModel, make_catalog
 
 logger = logging.getLogger(__name__)
@@ -62,8 +64,9 @@ class DemoSettings:
     broker_port: int = 9092
     http_port: int = 5000
     metrics_port: int = 9108
-    engine: str = "auto"
     kafka_libs: Path | None = None
+    maven_repository: str = DEFAULT_REPOSITORY
+    kafka_heap: str = DEFAULT_HEAP
     model_dir: Path | None = None
     rate: float = 200.0
     users: int = 200
@@ -139,12 +142,11 @@ def run_demo(s: DemoSettings) -> None:
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
-    engine, why = resolve_engine(s.engine, s.kafka_libs)
-    click.echo(f"broker engine {engine}: {why}")
-    if engine == "tansu":
-        # The demo's own producers batch; an app pointed at this broker may not.
-        click.echo(TANSU_LIMIT)
-    broker = make_broker(engine, "127.0.0.1", s.broker_port, kafka_libs=s.kafka_libs)
+    click.echo(f"broker: Apache Kafka on {find_java().describe()}")
+    broker = ApacheKafkaBroker(
+        "127.0.0.1", s.broker_port, libs_dir=s.kafka_libs, repository=s.maven_repository,
+        heap=s.kafka_heap,
+    )  # fmt: skip
     # Hex: never starts with "-", so it is safe wherever it is pasted as an argument.
     admin_token = secrets.token_hex(16)
     children: dict[str, subprocess.Popen] = {}

@@ -1,11 +1,11 @@
 """A single-node Apache Kafka broker (KRaft, combined broker and controller) as a child process.
 
-Nothing to install but Java 17+: the jars of ``org.apache.kafka:kafka_2.13`` and its
-dependencies are fetched once from Maven Central with Maven (``mvn
-dependency:copy-dependencies`` on a pom shipped in this package) into a cache directory.
-Storage is formatted on first start; the log survives :meth:`~BrokerProcess.stop` and
-:meth:`~BrokerProcess.start` (a restarted broker has its topics and group offsets), and a
-temporary data directory is removed on :meth:`ApacheKafkaBroker.close`.
+Nothing to install by hand: the Java runtime is the user's Java 17+ or the pip one
+(:mod:`~recommendation_service.common.java_runtime`), and the jars are fetched once from a
+pinned list (:mod:`~recommendation_service.sandbox.kafka_jars`). Storage is formatted on first
+start; the log survives :meth:`~BrokerProcess.stop` and :meth:`~BrokerProcess.start` (a
+restarted broker has its topics and group offsets), and a temporary data directory is removed
+on :meth:`ApacheKafkaBroker.close`.
 """
 
 from __future__ import annotations
@@ -18,115 +18,33 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from importlib import resources
 from pathlib import Path
 
+from ..common.java_runtime import find_java
 from ..errors import BrokerError
 from .broker_process import BrokerProcess
+from .kafka_jars import DEFAULT_REPOSITORY, KAFKA_VERSION, default_libs_dir, ensure_kafka_jars
 from .kafka_security import BROKER_USER, SaslSsl
 
 logger = logging.getLogger(__name__)
 
-#: The Apache Kafka release the broker runs (the pom's default, passed to Maven explicitly).
-KAFKA_VERSION = "4.1.1"
-MIN_JAVA = 17
-
-_JAVA_HINT = (
-    "install a Java 17+ runtime (Debian/Ubuntu: apt-get install openjdk-17-jre-headless; "
-    "macOS: brew install openjdk@17) or use the embedded broker (--engine tansu)"
-)
+#: The broker's JVM heap unless ``--kafka-heap`` says otherwise: room for the demo's and the
+#: tests' topics on a laptop (docs/measured.md has its resident memory).
+DEFAULT_HEAP = "512m"
+_HEAP = re.compile(r"^[1-9]\d*[mMgG]$")
 
 
-def default_libs_dir() -> Path:
-    """Where the jars are cached unless told otherwise: ``~/.cache/recsvc/kafka-<version>``."""
-    return Path.home() / ".cache" / "recsvc" / f"kafka-{KAFKA_VERSION}"
-
-
-def java_binary() -> str:
-    """The ``java`` on PATH, checked to be version 17 or newer.
+def check_heap(heap: str) -> str:
+    """``heap`` if it is a JVM size such as ``512m`` or ``2g``.
 
     Raises
     ------
     BrokerError
-        If there is none, or it is older, with what to install.
+        Otherwise, saying what is expected.
     """
-    java = shutil.which("java")
-    if java is None:
-        raise BrokerError(f"Apache Kafka needs Java, and there is no java on PATH: {_JAVA_HINT}")
-    try:
-        out = subprocess.run(
-            [java, "-version"], capture_output=True, text=True, timeout=30, check=False
-        ).stderr
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BrokerError(f"cannot run {java} -version: {exc}") from exc
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
-    if match is None:
-        raise BrokerError(f"cannot tell the version of {java} ({out.strip()[:200]!r})")
-    major = int(match.group(1))
-    if major == 1:  # "1.8.0_..." style
-        major = int(match.group(2) or 0)
-    if major < MIN_JAVA:
-        raise BrokerError(
-            f"Apache Kafka {KAFKA_VERSION} needs Java {MIN_JAVA}+, {java} is "
-            f"Java {major}: {_JAVA_HINT}"
-        )
-    return java
-
-
-def kafka_jars_present(libs_dir: Path) -> bool:
-    return any(libs_dir.glob(f"kafka_2.13-{KAFKA_VERSION}.jar"))
-
-
-def ensure_kafka_jars(libs_dir: Path) -> Path:
-    """Fetch Apache Kafka's jars into ``libs_dir`` unless they are there; returns ``libs_dir``.
-
-    The download goes to a sibling temporary directory renamed into place, so an interrupted
-    fetch never leaves a half-filled cache that looks complete.
-
-    Raises
-    ------
-    BrokerError
-        If the jars are missing and Maven is not installed, or the fetch fails.
-    """
-    if kafka_jars_present(libs_dir):
-        return libs_dir
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise BrokerError(
-            f"Apache Kafka's jars are not in {libs_dir}, and Maven is not installed to fetch "
-            "them: install Maven (Debian/Ubuntu: apt-get install maven; macOS: brew install "
-            f"maven), or copy org.apache.kafka:kafka_2.13:{KAFKA_VERSION} and its runtime "
-            f"dependencies into {libs_dir}"
-        )
-    libs_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=libs_dir.parent))
-    try:
-        pom = work / "pom.xml"
-        pom.write_bytes(resources.files(__package__).joinpath("kafka_broker_pom.xml").read_bytes())
-        logger.info(
-            "fetching Apache Kafka %s from Maven Central into %s (once, about 45 MB)",
-            KAFKA_VERSION,
-            libs_dir,
-        )
-        cmd = [
-            mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-            f"-Dkafka.version={KAFKA_VERSION}", "-DincludeScope=runtime",
-            f"-DoutputDirectory={work / 'libs'}",
-        ]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
-        if done.returncode != 0 or not kafka_jars_present(work / "libs"):
-            tail = (done.stdout + done.stderr).strip()[-2000:]
-            raise BrokerError(f"fetching Apache Kafka's jars with Maven failed:\n{tail}")
-        try:
-            (work / "libs").rename(libs_dir)
-        except OSError:
-            if not kafka_jars_present(libs_dir):  # not a concurrent fetch that won the race
-                raise
-    except subprocess.TimeoutExpired as exc:
-        raise BrokerError("fetching Apache Kafka's jars took over 15 minutes") from exc
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return libs_dir
+    if not _HEAP.match(heap):
+        raise BrokerError(f"broker heap {heap!r}: expected a size such as 256m, 512m or 2g")
+    return heap
 
 
 def _free_port(host: str) -> int:
@@ -148,15 +66,16 @@ class ApacheKafkaBroker(BrokerProcess):
         Log and metadata directory; a temporary one, removed on :meth:`close`, when None.
     libs_dir
         Cache of the jars (:func:`default_libs_dir` when None); fetched on first start.
+    repository
+        The Maven repository the jars are fetched from when the cache lacks them.
     heap
-        JVM heap size (``-Xmx``).
+        JVM heap size (``-Xmx``, :data:`DEFAULT_HEAP`).
     security
         SASL_SSL material and users (kafka_security.py): the client listener then speaks
         SASL_SSL only. None: PLAINTEXT.
     """
 
     description = f"Apache Kafka {KAFKA_VERSION} (KRaft, single node)"
-    durable = True
 
     def __init__(
         self,
@@ -166,7 +85,8 @@ class ApacheKafkaBroker(BrokerProcess):
         log_file: Path | None = None,
         data_dir: Path | None = None,
         libs_dir: Path | None = None,
-        heap: str = "512m",
+        repository: str = DEFAULT_REPOSITORY,
+        heap: str = DEFAULT_HEAP,
         security: SaslSsl | None = None,
     ) -> None:
         super().__init__(host, port, log_file)
@@ -176,7 +96,8 @@ class ApacheKafkaBroker(BrokerProcess):
             Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="recsvc-kafka-"))
         )
         self.libs_dir = Path(libs_dir) if libs_dir else default_libs_dir()
-        self.heap = heap
+        self.repository = repository
+        self.heap = check_heap(heap)
         self.controller_port: int | None = None
 
     def _properties(self) -> str:
@@ -208,8 +129,8 @@ class ApacheKafkaBroker(BrokerProcess):
         return "".join(f"{k}={v}\n" for k, v in settings.items())
 
     def _prepare(self) -> None:
-        java = java_binary()
-        libs = ensure_kafka_jars(self.libs_dir)
+        java = str(find_java().java)
+        libs = ensure_kafka_jars(self.libs_dir, self.repository)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         meta = self.data_dir / "controller-port"
         # The controller's address is part of the formatted metadata: keep it across restarts.

@@ -10,12 +10,12 @@ without TLS or credentials is refused (and the broker logs ``Failed authenticati
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..common.java_runtime import find_java
 from ..errors import BrokerError
 
 #: The SASL mechanisms the broker accepts (clients pick one with ``sasl.mechanism``).
@@ -53,16 +53,15 @@ class SaslSsl:
 
     @classmethod
     def create(cls, directory: Path, users: Mapping[str, str], host: str = "127.0.0.1"):
-        """Make a self-signed certificate for ``host`` (and localhost) with Java's keytool.
+        """Make a self-signed certificate for ``host`` (and localhost) with the keytool of the
+        Java runtime that runs the broker.
 
         Raises
         ------
         BrokerError
             If keytool is missing or fails.
         """
-        keytool = shutil.which("keytool")
-        if keytool is None:
-            raise BrokerError("SASL_SSL needs keytool (it comes with the Java runtime)")
+        keytool = str(find_java().tool("keytool"))
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         users = {BROKER_USER: secrets.token_hex(12), **users}

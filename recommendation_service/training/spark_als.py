@@ -13,12 +13,15 @@ so ``regParam`` is the configured regularization divided by the mean events per 
 same penalty for a user of average activity. Spark's confidence is ``1 + alpha * weight``,
 implicit's ``alpha * weight`` on observed pairs -- the same up to the constant.
 
-pyspark is optional (``pip install 'recommendation-service[spark]'``) and needs Java 17+.
+pyspark is optional (``pip install 'recommendation-service[spark]'``) and runs on the Java 17+
+the broker runs on: ``JAVA_HOME``'s, ``java`` on PATH, else the OpenJDK runtime installed with
+this package (:mod:`~recommendation_service.common.java_runtime`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -27,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common.java_runtime import find_java
 from ..data.window import WindowSnapshot
-from ..errors import ConfigError, ModelFitError
+from ..errors import ConfigError, JavaNotFound, ModelFitError
 from .params import ALSParams
 from .trained_model import TrainedModel
 
@@ -41,9 +45,20 @@ def spark_unavailable() -> str | None:
         import pyspark  # noqa: F401
     except ImportError:
         return "pyspark is not installed: pip install 'recommendation-service[spark]'"
-    if shutil.which("java") is None:
-        return "Spark needs Java 17 or newer on PATH"
+    try:
+        find_java()
+    except JavaNotFound as exc:
+        return f"Spark needs Java 17+: {exc}"
     return None
+
+
+def _point_spark_at_java() -> None:
+    """Make pyspark's launcher run the chosen Java: JAVA_HOME is the one way to tell it (its
+    gateway is started from this process's environment, with no argument for it)."""
+    runtime = find_java()
+    if runtime.source != "JAVA_HOME":
+        os.environ["JAVA_HOME"] = str(runtime.home)
+        logger.info("Spark runs %s", runtime.describe())
 
 
 class SparkALSTrainer:
@@ -76,6 +91,7 @@ class SparkALSTrainer:
         if self._spark is None:
             from pyspark.sql import SparkSession
 
+            _point_spark_at_java()
             start = time.perf_counter()
             self._spark = (
                 SparkSession.builder.master(self.master)

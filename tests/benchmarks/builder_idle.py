@@ -1,6 +1,6 @@
 """Builder CPU with nothing flowing: right after its last publish, and a minute later.
 
-    .venv/bin/python -m tests.benchmarks.builder_idle [--events 300000] [--broker kafka]
+    .venv/bin/python -m tests.benchmarks.builder_idle [--events 300000]
 
 Publishes a backlog of ``--events`` demo-style events, runs ``recsvc builder`` (defaults
 otherwise: tuning and live quality on) with a window that holds all of them, and samples the
@@ -25,7 +25,7 @@ from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.sandbox.brokers import ensure_topic
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 
-from ..processes import add_broker_argument, broker_of, cpu_seconds, engines_of, process_tree, stop
+from ..processes import broker_of, cpu_seconds, process_tree, stop
 from ..processes import builder as start_builder
 from .builder_throughput import produce_backlog
 
@@ -54,10 +54,10 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def run(engine: str, events: int, quiet: float) -> dict:
+def run(events: int, quiet: float) -> dict:
     tastes = TasteModel(make_catalog(5_000, 16, 1), 20_000, seed=1)
     pairs = tastes.events(events)
-    with tempfile.TemporaryDirectory() as tmp, broker_of(engine, Path(tmp) / "b") as broker:
+    with tempfile.TemporaryDirectory() as tmp, broker_of(Path(tmp) / "b") as broker:
         topic = f"idle-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
         produce_backlog(broker.bootstrap_servers, topic, pairs)
@@ -111,10 +111,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--quiet", type=float, default=75.0)
-    add_broker_argument(parser, default="kafka")
     args = parser.parse_args()
-    results = {e: run(e, args.events, args.quiet) for e in engines_of(args.broker)}
-    print(json.dumps(results, indent=2))
+    print(json.dumps(run(args.events, args.quiet), indent=2))
 
 
 if __name__ == "__main__":

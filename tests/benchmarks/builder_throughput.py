@@ -1,14 +1,13 @@
-"""Builder benchmark: catch-up events/s on a backlog, per broker, and seconds to fit a 100k window.
+"""Builder benchmark: catch-up events/s on a backlog, and seconds to fit a 100k window.
 
-    .venv/bin/python -m tests.benchmarks.builder_throughput [--events 1000000] [--broker both]
+    .venv/bin/python -m tests.benchmarks.builder_throughput [--events 1000000]
 
-For each broker (Tansu and Apache Kafka side by side by default): publishes a backlog of
-demo-style events (text ``user:item``), then runs the builder with the default window and
-refit cadence until it has applied every event, training concurrently as it goes; then, on the
-first broker, the same without live-quality scoring, without tuning and without the sequence
-term's rules. Separately, times one
-ALS fit with the default parameters on a 100,000-event window of the same stream, and a tuned
-refit (search plus final fit) on the same window.
+Publishes a backlog of demo-style events (text ``user:item``) to Apache Kafka, then runs the
+builder with the default window and refit cadence until it has applied every event, training
+concurrently as it goes; then the same without live-quality scoring, without tuning and without
+the sequence term's rules. Separately, times one ALS fit with the default parameters on a
+100,000-event window of the same stream, and a tuned refit (search plus final fit) on the same
+window.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from recommendation_service.training.fold_in import RealtimeParams
 from recommendation_service.training.params import ALSParams
 from recommendation_service.training.tuning import TuneParams, tune
 
-from ..processes import add_broker_argument, broker_of, engines_of
+from ..processes import broker_of
 from .real_factors import retail_events
 
 
@@ -54,12 +53,12 @@ def produce_backlog(bootstrap: str, topic: str, pairs: list[tuple[str, str]]) ->
     assert producer.flush(120) == 0
 
 
-def run_backlog(engine: str, pairs: list[tuple[str, str]], **settings) -> dict:
-    """Builder throughput on a backlog of ``pairs`` in a fresh broker of ``engine``.
+def run_backlog(pairs: list[tuple[str, str]], **settings) -> dict:
+    """Builder throughput on a backlog of ``pairs`` in a fresh broker.
 
     ``settings`` override BuilderConfig fields (the defaults otherwise).
     """
-    with tempfile.TemporaryDirectory() as tmp, broker_of(engine, Path(tmp) / "broker") as broker:
+    with tempfile.TemporaryDirectory() as tmp, broker_of(Path(tmp) / "broker") as broker:
         topic = f"bench-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
         produce_backlog(broker.bootstrap_servers, topic, pairs)
@@ -93,7 +92,6 @@ def run_backlog(engine: str, pairs: list[tuple[str, str]], **settings) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    add_broker_argument(parser)
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--items", type=int, default=5_000)
     parser.add_argument(
@@ -110,8 +108,7 @@ def main() -> None:
     tastes = TasteModel(make_catalog(args.items, 16, 1), args.users, seed=1)
     pairs = tastes.events(args.events)
     if args.catch_up_only:
-        runs = {engine: run_backlog(engine, pairs) for engine in engines_of(args.broker)}
-        print(json.dumps({"events": args.events, "catch_up": runs}, indent=2))
+        print(json.dumps({"events": args.events, "catch_up": run_backlog(pairs)}, indent=2))
         return
 
     defaults = BuilderConfig(kafka=KafkaSettings(), model_dir=Path("."))
@@ -134,25 +131,24 @@ def main() -> None:
     trainer.fit(snapshot, tuned.als)
     tuned_seconds = time.perf_counter() - start
 
-    engines = [] if args.fits_only else engines_of(args.broker)
-    catch_up = {engine: run_backlog(engine, pairs) for engine in engines}
-    # The same backlog on the first broker without live quality, and without tuning.
+    catch_up = None if args.fits_only else run_backlog(pairs)
+    # The same backlog without live quality, without tuning, without the sequence term.
     variants = (
         {}
-        if not engines
+        if catch_up is None
         else {
-            "defaults": catch_up[engines[0]],
+            "defaults": catch_up,
             "--live-quality-budget 0": run_backlog(
-                engines[0], pairs, live_quality=LiveQualityParams(budget=0.0)
+                pairs, live_quality=LiveQualityParams(budget=0.0)
             ),
-            "--tune off": run_backlog(engines[0], pairs, tuning=TuneParams(enabled=False)),
-            "--sequence-distance 0": run_backlog(engines[0], pairs, sequence=None),
+            "--tune off": run_backlog(pairs, tuning=TuneParams(enabled=False)),
+            "--sequence-distance 0": run_backlog(pairs, sequence=None),
         }
     )
     result = {
         "events": args.events,
         "catch_up": catch_up,
-        f"catch_up_variants_{engines[0] if engines else 'none'}": {
+        "catch_up_variants": {
             name: {k: run[k] for k in ("events_per_second", "refits_published_meanwhile")}
             for name, run in variants.items()
         },

@@ -1,8 +1,8 @@
 """Catalog freshness and the experiment report, on the running system.
 
-    .venv/bin/python -m tests.benchmarks.catalog_experiments [--broker tansu] [--seeds 5]
+    .venv/bin/python -m tests.benchmarks.catalog_experiments [--seeds 5]
 
-One broker, ``recsvc builder`` (catalog topic, ``--impressions-topic``) trained on the
+Apache Kafka, ``recsvc builder`` (catalog topic, ``--impressions-topic``) trained on the
 stable-taste stream of taste_precision.py, and ``recsvc serve`` (2 workers) with a rules file.
 
 1. **Catalog update -> answers.** 40 times: pick an item in a user's top 10, publish
@@ -34,9 +34,7 @@ from confluent_kafka import Producer
 from recommendation_service.sandbox.brokers import ensure_topic
 
 from ..processes import (
-    add_broker_argument,
     broker_of,
-    engines_of,
     free_port,
     get,
     serve,
@@ -169,9 +167,9 @@ def experiment_run(ctx: dict, name: str, lift: float, seed: int) -> dict:
     }
 
 
-def run(engine: str, seeds: int) -> dict:
+def run(seeds: int) -> dict:
     pairs, favourite = taste_stream()
-    with tempfile.TemporaryDirectory() as tmp, broker_of(engine, Path(tmp) / "b") as broker:
+    with tempfile.TemporaryDirectory() as tmp, broker_of(Path(tmp) / "b") as broker:
         topic, items_topic, impressions = (f"{n}-{uuid.uuid4().hex[:8]}"
                                            for n in ("events", "items", "impressions"))  # fmt: skip
         for t in (topic, items_topic, impressions):
@@ -213,16 +211,14 @@ def run(engine: str, seeds: int) -> dict:
                for v in ("differs", "no_difference", "too_small")}
         for kind in ("aa", "ab")
     }  # fmt: skip
-    return {"broker": engine, "catalog_update_to_answer": latency, "verdicts": summary}
+    return {"catalog_update_to_answer": latency, "verdicts": summary}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_broker_argument(parser, default="tansu")
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
-    for engine in engines_of(args.broker):
-        print(json.dumps(run(engine, args.seeds), indent=2))
+    print(json.dumps(run(args.seeds), indent=2))
 
 
 if __name__ == "__main__":

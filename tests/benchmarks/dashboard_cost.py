@@ -3,7 +3,7 @@ adds, on a demo-like running system.
 
     .venv/bin/python -m tests.benchmarks.dashboard_cost [--seconds 60] [--loads 5]
 
-Starts Tansu, ``recsvc builder`` (window 20,000, refit every 1,000) and ``recsvc serve``
+Starts Apache Kafka, ``recsvc builder`` (window 20,000, refit every 1,000) and ``recsvc serve``
 (2 workers), produces planted-taste events at 200/s (the demo's rate) the whole time, and
 waits for a model. Then, in headless Chromium (Debian's, through Selenium):
 
@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--loads", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, broker_of("tansu", Path(tmp) / "b") as broker:
+    with tempfile.TemporaryDirectory() as tmp, broker_of(Path(tmp) / "b") as broker:
         topic = f"dash-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
         flag = threading.Event()

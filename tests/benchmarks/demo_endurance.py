@@ -1,6 +1,6 @@
 """Does ``recsvc demo`` keep learning? Versions and events over time, with its defaults.
 
-    .venv/bin/python -m tests.benchmarks.demo_endurance [--minutes 60] [--engine tansu]
+    .venv/bin/python -m tests.benchmarks.demo_endurance [--minutes 60]
 
 Runs ``recsvc demo`` exactly as a user would (default rate, window and refit cadence; only
 ports are chosen free) for ``--minutes``, and every 30 s prints the served model version, the
@@ -21,12 +21,11 @@ from ..processes import free_port, get, recsvc, stop
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60.0)
-    parser.add_argument("--engine", choices=["tansu", "kafka"], default="tansu")
     args = parser.parse_args()
     http = free_port()
     url = f"http://127.0.0.1:{http}"
     demo = recsvc(
-        "demo", "--engine", args.engine, "--port", str(free_port()), "--http-port", str(http),
+        "demo", "--port", str(free_port()), "--http-port", str(http),
         "--metrics-port", str(free_port()), "--duration", str(args.minutes * 60 + 30),
         quiet=True,
     )  # fmt: skip
@@ -61,7 +60,6 @@ def main() -> None:
         stop(demo, timeout=60)
     kept = bool(samples) and samples[-1]["t"] - last_new <= 60
     report = {
-        "engine": args.engine,
         "minutes": args.minutes,
         "last_version": last_version,
         "last_new_version_at_s": last_new,

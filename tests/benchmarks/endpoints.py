@@ -3,7 +3,7 @@
     .venv/bin/python -m tests.benchmarks.endpoints [--requests 300]
 
 Builds the demo's catalog and users (the same generator and seed as ``recsvc demo``), trains a
-model on 20,000 of their events through the builder's training path, starts an embedded broker
+model on 20,000 of their events through the builder's training path, starts Apache Kafka
 and ``recsvc serve`` with ingest and an admin token, then times every endpoint sequentially on
 one keep-alive connection and prints p50/p99 per endpoint.
 """
@@ -23,14 +23,14 @@ from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.builder.training_worker import TrainingWorker
 from recommendation_service.data.events import Event
 from recommendation_service.data.window import SlidingWindow
-from recommendation_service.sandbox.brokers import EmbeddedBroker, ensure_topic
+from recommendation_service.sandbox.brokers import ensure_topic
 from recommendation_service.sandbox.demo_runner import DEMO_CATEGORIES, DEMO_SEED
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 from recommendation_service.training.als import ALSTrainer
 from recommendation_service.training.params import ALSParams
 
 from ..conftest import free_port
-from ..processes import serve, stop, wait_healthy
+from ..processes import broker_of, serve, stop, wait_healthy
 
 TOKEN = "endpoint-benchmark-admin-token"
 
@@ -43,7 +43,7 @@ def main() -> None:
     window = SlidingWindow(20_000)
     for k, (user, item) in enumerate(tastes.events(20_000)):
         window.add(Event(user, item, 1.0, float(k * 60)))  # a minute apart: sessions form
-    with EmbeddedBroker("127.0.0.1", free_port()) as broker, tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, broker_of(Path(tmp) / "b") as broker:
         ensure_topic(broker.bootstrap_servers, "interactions")
         store = ModelStore(Path(tmp))
         TrainingWorker(

@@ -1,9 +1,8 @@
 """Freshness benchmark: produce an event, time until GET /recommend for that user reflects it.
 
     .venv/bin/python -m tests.benchmarks.freshness [--rate 1000] [--probes 200] [--workers 2]
-        [--broker both]
 
-Runs the real pipeline -- a broker (Tansu and Apache Kafka, one after the other, by default),
+Runs the real pipeline -- Apache Kafka,
 ``recsvc builder`` and ``recsvc serve --workers 2`` as child processes -- while a producer
 sends a sustained stream of JSON events. Every probe is
 one more event of that stream, for an existing user or for a user never seen before, carrying a
@@ -30,9 +29,7 @@ from recommendation_service.sandbox.producers import Pacer
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 
 from ..processes import (
-    add_broker_argument,
     broker_of,
-    engines_of,
     free_port,
     get,
     serve,
@@ -102,18 +99,16 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
-    add_broker_argument(parser)
     args = parser.parse_args()
-    results = {engine: run(engine, args) for engine in engines_of(args.broker)}
-    print(json.dumps(results, indent=2))
+    print(json.dumps(run(args), indent=2))
 
 
-def run(engine: str, args) -> dict:
-    """Freshness figures through a fresh broker of ``engine``."""
+def run(args) -> dict:
+    """Freshness figures through a fresh broker."""
     tastes = TasteModel(make_catalog(2000, 16, 3), 5000, seed=3)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as tmp, broker_of(engine, Path(tmp) / "b") as broker:
+    with tempfile.TemporaryDirectory() as tmp, broker_of(Path(tmp) / "b") as broker:
         model_dir = str(Path(tmp) / "models")
         topic = f"fresh-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)

@@ -1,13 +1,13 @@
 """Several server hosts: event → visible on every host, and new version → served by every host.
 
     sudo .venv/bin/python -m tests.benchmarks.hosts [--hosts 3] [--rate 1000] [--probes 100]
-        [--items 100000] [--versions 5] [--broker both]
+        [--items 100000] [--versions 5]
 
 Each server host is a network namespace (``tests/netns.py``; needs root) with its own model
 directory, reaching only the object store (SeaweedFS) and the broker, which run in the root
 namespace with the builder.
 
-1. **Freshness across hosts** (per broker engine): ``recsvc builder --model-store
+1. **Freshness across hosts**: ``recsvc builder --model-store
    --updates-topic`` and ``recsvc serve --workers 2 --model-store --updates-topic`` on every
    host while a producer sends ``--rate`` events/s. Each probe is one more event of that stream
    for a known user with a unique ``ts``; the probe ends when every host's ``/recommend`` for
@@ -41,9 +41,7 @@ from recommendation_service.vectors.ann import ANNParams
 from ..netns import Hosts, netns_unavailable
 from ..processes import (
     SeaweedFS,
-    add_broker_argument,
     broker_of,
-    engines_of,
     json_or_none,
     stop,
 )
@@ -76,13 +74,13 @@ def percentiles(seconds: list[float]) -> dict:
             for q in (50, 95, 99)}, "max_ms": round(float(ms.max()), 1)}  # fmt: skip
 
 
-def freshness(engine: str, hosts: Hosts, args) -> dict:
+def freshness(hosts: Hosts, args) -> dict:
     tastes = TasteModel(make_catalog(2000, 16, 3), 5000, seed=3)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         with (
             SeaweedFS(tmp / "seaweed", host=hosts.back_ip) as seaweed,
-            broker_of(engine, tmp / "broker", host=hosts.back_ip) as broker,
+            broker_of(tmp / "broker", host=hosts.back_ip) as broker,
         ):
             topic = f"fleet-{uuid.uuid4().hex[:8]}"
             ensure_topic(broker.bootstrap_servers, topic)
@@ -213,15 +211,13 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=100)
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--versions", type=int, default=5)
-    add_broker_argument(parser)
     args = parser.parse_args()
     reason = netns_unavailable()
     if reason is not None:
         raise SystemExit(f"this benchmark runs hosts in network namespaces: {reason}")
     with Hosts(args.hosts) as hosts:
         results = {"version_propagation": propagation(hosts, args)}
-        for engine in engines_of(args.broker):
-            results[f"freshness_{engine}"] = freshness(engine, hosts, args)
+        results["freshness"] = freshness(hosts, args)
     print(json.dumps(results, indent=2))
 
 

@@ -1,9 +1,9 @@
 """Takeover across hosts' directories under the Kafka lease: seconds from the active builder's
 SIGKILL or SIGSTOP until the standby holds the store, and until its first version is CURRENT.
 
-    .venv/bin/python -m tests.benchmarks.kafka_takeover [--trials 5] [--broker kafka]
+    .venv/bin/python -m tests.benchmarks.kafka_takeover [--trials 5]
 
-For each broker, fault and trial: a stream at 1,000 events/s, two ``recsvc builder
+For each fault and trial: a stream at 1,000 events/s, two ``recsvc builder
 --model-store s3://...`` on separate model directories (SeaweedFS, the lease topic on the
 broker). Once the active one has published twice it is SIGKILLed or SIGSTOPped; the store's
 ``CURRENT`` is polled every 20 ms for the standby's claim (its id on the second line) and for
@@ -30,7 +30,7 @@ from recommendation_service.sandbox.brokers import ensure_topic
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 
 from ..integration.test_builder_integration import wait_until
-from ..processes import SeaweedFS, add_broker_argument, broker_of, engines_of, stop
+from ..processes import SeaweedFS, broker_of, stop
 from ..processes import builder as start_builder
 from .freshness import Stream
 
@@ -96,28 +96,26 @@ def trial(broker, seaweed: SeaweedFS, tmp: Path, fault: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5)
-    add_broker_argument(parser, default="kafka")
     args = parser.parse_args()
     results = {}
-    for engine in engines_of(args.broker):
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            broker_of(engine, Path(tmp) / "b") as broker,
-            SeaweedFS(Path(tmp) / "s3") as seaweed,
-        ):
-            os.environ.update(seaweed.env)  # this process's own store client
-            for fault in ("kill", "stop"):
-                runs = []
-                for _ in range(args.trials):
-                    runs.append(trial(broker, seaweed, Path(tmp), fault))
-                    print(engine, fault, json.dumps(runs[-1]), flush=True)
-                published = [r["published"] for r in runs]
-                results[f"{engine} {fault}"] = {
-                    "claimed_median": statistics.median(r["claimed"] for r in runs),
-                    "published_median": statistics.median(published),
-                    "published_max": max(published),
-                    "trials": runs,
-                }
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        broker_of(Path(tmp) / "b") as broker,
+        SeaweedFS(Path(tmp) / "s3") as seaweed,
+    ):
+        os.environ.update(seaweed.env)  # this process's own store client
+        for fault in ("kill", "stop"):
+            runs = []
+            for _ in range(args.trials):
+                runs.append(trial(broker, seaweed, Path(tmp), fault))
+                print(fault, json.dumps(runs[-1]), flush=True)
+            published = [r["published"] for r in runs]
+            results[fault] = {
+                "claimed_median": statistics.median(r["claimed"] for r in runs),
+                "published_median": statistics.median(published),
+                "published_max": max(published),
+                "trials": runs,
+            }
     print(json.dumps(results, indent=2))
 
 

@@ -1,7 +1,6 @@
 """What live-quality scoring costs the builder at a steady 1,000 events/s.
 
     .venv/bin/python -m tests.benchmarks.live_quality_cost [--rate 1000] [--seconds 60]
-        [--broker tansu]
 
 Runs ``recsvc builder`` (defaults, window 100,000, refit every 10,000) as a child process on a
 paced stream of demo-style events (20,000 users with tastes over 5,000 items), once with
@@ -27,12 +26,12 @@ from recommendation_service.sandbox.brokers import ensure_topic
 from recommendation_service.sandbox.producers import Pacer
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 
-from ..processes import add_broker_argument, broker_of, cpu_seconds, engines_of, stop
+from ..processes import broker_of, cpu_seconds, stop
 from ..processes import builder as start_builder
 
 
-def run(engine: str, budget: str, rate: float, seconds: float, pairs) -> dict:
-    with tempfile.TemporaryDirectory() as tmp, broker_of(engine, Path(tmp) / "b") as broker:
+def run(budget: str, rate: float, seconds: float, pairs) -> dict:
+    with tempfile.TemporaryDirectory() as tmp, broker_of(Path(tmp) / "b") as broker:
         topic = f"lq-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
         model_dir = Path(tmp) / "models"
@@ -83,18 +82,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=60)
-    add_broker_argument(parser, default="tansu")
     args = parser.parse_args()
     pairs = TasteModel(make_catalog(5000, 16, 1), 20_000, seed=1).events(200_000)
-    for engine in engines_of(args.broker):
-        runs = [run(engine, b, args.rate, args.seconds, pairs) for b in ("0", "0.02")]
-        off, on = (r["builder_cpu_seconds_per_1000_events"] for r in runs)
-        print(
-            json.dumps(
-                {"broker": engine, "runs": runs, "extra_cpu_share": round(on / off - 1, 3)},
-                indent=2,
-            )
-        )
+    runs = [run(b, args.rate, args.seconds, pairs) for b in ("0", "0.02")]
+    off, on = (r["builder_cpu_seconds_per_1000_events"] for r in runs)
+    print(json.dumps({"runs": runs, "extra_cpu_share": round(on / off - 1, 3)}, indent=2))
 
 
 if __name__ == "__main__":

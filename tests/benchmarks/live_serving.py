@@ -5,7 +5,7 @@ the builder stopped and with a trivial endpoint, in one run.
         [--window 300000] [--rate 1000] [--retrain-every 30000] [--seconds 60] [--rounds 2]
         [--builder-nice 5] [--builder-cpus ""] [--server-ef N]
 
-Needs ``wrk``. On one host: Apache Kafka (``recsvc broker --engine kafka``'s broker), a
+Needs ``wrk``. On one host: Apache Kafka (``recsvc broker``'s broker), a
 backlog of ``--window`` events over ``--items`` items (the taste stream of real_factors.py),
 ``recsvc builder`` with that window and a refit every ``--retrain-every`` events (its
 defaults otherwise: tuning, live quality, the sequence term), and ``recsvc serve --workers

@@ -1,8 +1,8 @@
 """Soak test: the whole system under steady load for a long while, watching for leaks.
 
-    .venv/bin/python -m tests.benchmarks.soak [--minutes 10] [--rate 1000] [--broker kafka]
+    .venv/bin/python -m tests.benchmarks.soak [--minutes 10] [--rate 1000]
 
-A broker (Apache Kafka by default; ``--broker tansu`` for the embedded one), ``recsvc builder``
+Apache Kafka, ``recsvc builder``
 and ``recsvc serve --workers 2`` as child processes; a
 producer sends ``--rate`` events/s and a client sends ``--requests-per-second`` GET /recommend
 for random users. Every 30 s it samples RSS, open file descriptors and threads of the builder
@@ -29,7 +29,6 @@ from recommendation_service.sandbox.producers import Pacer
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 
 from ..processes import (
-    add_broker_argument,
     broker_of,
     free_port,
     get,
@@ -92,14 +91,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--requests-per-second", type=float, default=200.0)
-    add_broker_argument(parser, default="kafka")
     args = parser.parse_args()
-    if args.broker == "both":
-        parser.error("the soak runs on one broker at a time")
     tastes = TasteModel(make_catalog(2000, 16, 3), 5000, seed=3)
     http_port = free_port()
     samples = []
-    with tempfile.TemporaryDirectory() as root, broker_of(args.broker, Path(root) / "b") as broker:
+    with tempfile.TemporaryDirectory() as root, broker_of(Path(root) / "b") as broker:
         tmp = str(Path(root) / "models")
         topic = f"soak-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
@@ -148,7 +144,6 @@ def main() -> None:
             last_new = sample
     gaps.append(samples[-1]["t"] - last_new["t"])
     report = {
-        "broker": args.broker,
         "minutes": args.minutes,
         "longest_time_without_a_new_version_s": max(gaps),
         "events_sent": stream.sent,

@@ -1,11 +1,11 @@
 """Standby takeover: seconds from the active builder's SIGKILL to the standby's first publish.
 
-    .venv/bin/python -m tests.benchmarks.takeover [--trials 5] [--broker both]
+    .venv/bin/python -m tests.benchmarks.takeover [--trials 5]
 
-For each broker and trial: a stream at 1,000 events/s, an active ``recsvc builder`` and a
+For each trial: a stream at 1,000 events/s, an active ``recsvc builder`` and a
 standby on the same model directory; once the active one has published and consumed a few
 thousand events it is SIGKILLed, and the time until a version written by the standby appears is
-measured. Prints every trial and the median per broker.
+measured. Prints every trial and the median.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 
 from ..integration.test_builder_integration import wait_until
 from ..integration.test_standby_builder import manifests
-from ..processes import add_broker_argument, broker_of, engines_of, stop
+from ..processes import broker_of, stop
 from ..processes import builder as start_builder
 from .freshness import Stream
 
@@ -83,14 +83,10 @@ def trial(broker, tmp: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5)
-    add_broker_argument(parser)
     args = parser.parse_args()
-    results = {}
-    for engine in engines_of(args.broker):
-        with tempfile.TemporaryDirectory() as tmp, broker_of(engine, Path(tmp) / "b") as broker:
-            seconds = [trial(broker, Path(tmp)) for _ in range(args.trials)]
-        results[engine] = {"takeover_seconds": seconds, "median": statistics.median(seconds)}
-        print(engine, json.dumps(results[engine]), flush=True)
+    with tempfile.TemporaryDirectory() as tmp, broker_of(Path(tmp) / "b") as broker:
+        seconds = [trial(broker, Path(tmp)) for _ in range(args.trials)]
+    results = {"takeover_seconds": seconds, "median": statistics.median(seconds)}
     print(json.dumps(results, indent=2))
 
 

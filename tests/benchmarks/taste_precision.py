@@ -1,6 +1,6 @@
 """Stable-taste quality, end to end: broker -> builder -> server -> GET /recommend.
 
-    .venv/bin/python -m tests.benchmarks.taste_precision [--broker tansu] [--tune on off]
+    .venv/bin/python -m tests.benchmarks.taste_precision [--tune on off]
     .venv/bin/python -m tests.benchmarks.taste_precision --write-log taste.csv
 
 The stream of the issue that asked for tuned refits: 300 users, 5 categories of 40 items,
@@ -28,9 +28,7 @@ from confluent_kafka import Producer
 from recommendation_service.sandbox.brokers import ensure_topic
 
 from ..processes import (
-    add_broker_argument,
     broker_of,
-    engines_of,
     free_port,
     get,
     serve,
@@ -57,8 +55,8 @@ def taste_stream(users=300, per_category=40, events_each=30, focus=0.9, seed=0):
     return pairs, favourite
 
 
-def run(engine: str, tune: str, pairs, favourite) -> dict:
-    with tempfile.TemporaryDirectory() as tmp, broker_of(engine, Path(tmp) / "b") as broker:
+def run(tune: str, pairs, favourite) -> dict:
+    with tempfile.TemporaryDirectory() as tmp, broker_of(Path(tmp) / "b") as broker:
         topic = f"taste-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
         producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 5})
@@ -101,7 +99,6 @@ def run(engine: str, tune: str, pairs, favourite) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_broker_argument(parser, default="tansu")
     parser.add_argument("--tune", nargs="+", default=["on", "off"], choices=["on", "off"])
     parser.add_argument("--write-log", type=Path, help="write the stream as a CSV log and exit")
     args = parser.parse_args()
@@ -113,11 +110,7 @@ def main() -> None:
                 fh.write(f"{t},{user},{item}\n")
         print(f"wrote {len(pairs)} events to {args.write_log}")
         return
-    results = [
-        {"broker": engine, **run(engine, tune, pairs, favourite)}
-        for engine in engines_of(args.broker)
-        for tune in args.tune
-    ]
+    results = [run(tune, pairs, favourite) for tune in args.tune]
     print(json.dumps(results, indent=2))
 
 

@@ -28,9 +28,8 @@ def _stop(*_args, **_kwargs):
 RUN_STEPS = [
     ("recommendation_service.builder.model_builder", "ModelBuilder"),
     ("recommendation_service.server.gunicorn_runner", "serve"),
-    ("recommendation_service.sandbox.brokers", "resolve_engine"),
-    ("recommendation_service.sandbox.brokers", "make_broker"),
-    ("recommendation_service.sandbox.kafka_broker", "ensure_kafka_jars"),
+    # recsvc broker's first step: finding the Java that would run Apache Kafka.
+    ("recommendation_service.common.java_runtime", "find_java"),
     ("recommendation_service.sandbox.demo_runner", "run_demo"),
     ("recommendation_service.sandbox.producers", "publish_catalog"),
     ("recommendation_service.sandbox.producers", "publish_interactions"),

@@ -16,11 +16,11 @@ from .test_builder_integration import wait_until
 pytestmark = pytest.mark.integration
 
 
-def test_demo_learns_and_serves_then_stops_cleanly(engine):
+def test_demo_learns_and_serves_then_stops_cleanly():
     http = free_port()
     url = f"http://127.0.0.1:{http}"
     demo = recsvc(
-        "demo", "--engine", engine, "--port", str(free_port()), "--http-port", str(http),
+        "demo", "--port", str(free_port()), "--http-port", str(http),
         "--metrics-port", "0", "--rate", "500", "--retrain-every", "1000",
     )  # fmt: skip
     try:

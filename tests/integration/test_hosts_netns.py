@@ -55,7 +55,7 @@ def _newest(directory) -> int:
 def test_hosts_share_only_store_and_broker(hosts, tmp_path):
     with (
         SeaweedFS(tmp_path / "seaweed", host=hosts.back_ip) as seaweed,
-        new_broker("tansu", tmp_path / "broker", host=hosts.back_ip) as broker,
+        new_broker(tmp_path / "broker", host=hosts.back_ip) as broker,
     ):
         env = seaweed.env
         topic = f"fleet-{uuid.uuid4().hex[:8]}"
@@ -124,7 +124,7 @@ def test_hosts_share_only_store_and_broker(hosts, tmp_path):
 
 
 def test_a_builder_cut_off_from_broker_and_store_is_replaced_and_fenced(
-    hosts, tmp_path, engine, monkeypatch
+    hosts, tmp_path, monkeypatch
 ):
     """Builders on hosts 0 and 1 (Kafka lease, separate directories), a server on host 2. The
     active builder's back link is cut: the standby takes over, the cut-off one stops writing
@@ -136,7 +136,7 @@ def test_a_builder_cut_off_from_broker_and_store_is_replaced_and_fenced(
 
     with (
         SeaweedFS(tmp_path / "seaweed", host=hosts.back_ip) as seaweed,
-        new_broker(engine, tmp_path / "broker", host=hosts.back_ip) as broker,
+        new_broker(tmp_path / "broker", host=hosts.back_ip) as broker,
     ):
         for key, value in seaweed.env.items():
             monkeypatch.setenv(key, value)

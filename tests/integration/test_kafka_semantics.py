@@ -1,8 +1,4 @@
-"""Kafka-level behaviour on real brokers: deleted records, keyed partitions, consumer lag.
-
-Each test runs on Tansu and on Apache Kafka (the ``broker`` fixture); where Tansu lacks the
-feature under test, its variant skips with the reason.
-"""
+"""Kafka-level behaviour on a real Apache Kafka: deleted records, keyed partitions, consumer lag."""
 
 from __future__ import annotations
 
@@ -34,8 +30,6 @@ def status_of(model_dir) -> dict:
 
 
 def test_records_deleted_before_the_builder_reads_them_are_skipped(broker, topic, tmp_path):
-    if not broker.durable:
-        pytest.skip("Tansu 0.6.0 implements neither retention nor DeleteRecords")
     model_dir = tmp_path / "models"
     group = f"g-{uuid.uuid4().hex}"
     args = ["--group-id", group, "--window", "5000", "--retrain-every", "400", "--factors", "4"]
@@ -138,11 +132,7 @@ def test_consumer_lag_gauge_equals_the_brokers_high_watermark_minus_position(
             _, high = probe.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
         finally:
             probe.close()
-        if not broker.durable:
-            # Tansu answers ListOffsets(latest) with the last batch's base offset.
-            assert high <= 3000
-        else:
-            assert high == 3000
+        assert high == 3000
         assert builder.monitor.lag == 3000 - position
     finally:
         consumer.close()

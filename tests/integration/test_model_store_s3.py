@@ -109,7 +109,7 @@ def test_builder_and_server_on_separate_directories_share_only_the_store(tmp_pat
 
     with (
         SeaweedFS(tmp_path / "seaweed") as seaweed,
-        new_broker("tansu", tmp_path / "broker") as broker,
+        new_broker(tmp_path / "broker") as broker,
     ):
         env = seaweed.env
         topic = f"s3-{uuid.uuid4().hex[:8]}"

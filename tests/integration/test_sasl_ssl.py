@@ -25,7 +25,7 @@ from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.sandbox.kafka_broker import ApacheKafkaBroker
 from recommendation_service.sandbox.kafka_security import SaslSsl
 
-from ..conftest import free_port, require_engine
+from ..conftest import free_port, require_kafka
 from ..processes import builder as start_builder
 from ..processes import get, post, recsvc, stop, wait_healthy
 from .test_builder_integration import wait_until
@@ -38,7 +38,7 @@ TOKEN = "sasl-test-admin-token"
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory):
     """Apache Kafka with one SASL_SSL listener; users ``recsvc`` and ``producer``."""
-    require_engine("kafka")
+    require_kafka()
     directory = tmp_path_factory.mktemp("sasl-ssl")
     users = {"recsvc": secrets.token_hex(12), "producer": secrets.token_hex(12)}
     security = SaslSsl.create(directory / "tls", users)

@@ -74,7 +74,7 @@ def test_builder_with_the_spark_trainer_publishes_versions(spark_trainer, tmp_pa
     from ..processes import builder, stop
     from .test_builder_integration import produce, wait_until
 
-    with new_broker("tansu", tmp_path / "broker") as broker:
+    with new_broker(tmp_path / "broker") as broker:
         topic = f"spark-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
         produce(broker, topic, [f"{e.user}:{e.item}".encode() for e in planted_events(1500)])
