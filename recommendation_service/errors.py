@@ -48,4 +48,4 @@ class KafkaRefused(RecommendationServiceError):
 
 class LeaseLost(RecommendationServiceError):
     """This builder no longer holds the builder lease: another one took over, so nothing it
-    would write now may reach the servers (see builder/kafka_lease.py)."""
+    would write now may reach the servers (see builder/lease/kafka_lease.py)."""

@@ -24,7 +24,7 @@ from ..errors import NoModelError
 PINNED_FILE = "PINNED"
 STATUS_FILE = "builder_status.json"
 HISTORY_FILE = "builder_history.json"
-#: Per-variant counts of the running experiment (builder/attribution_tracker.py).
+#: Per-variant counts of the running experiment (builder/observability/attribution_tracker.py).
 EXPERIMENTS_FILE = "experiments.json"
 CONTROL_DIR = "control"
 
@@ -75,7 +75,8 @@ class ControlFiles:
         write_atomic(self.store.root / STATUS_FILE, json.dumps(status).encode())
 
     def write_history(self, history: dict) -> None:
-        """The builder's recent counters and refits (builder/history.py), for the dashboard."""
+        """The builder's recent counters and refits (builder/observability/history.py), for
+        the dashboard."""
         write_atomic(self.store.root / HISTORY_FILE, json.dumps(history).encode())
 
     def read_history(self) -> dict | None:

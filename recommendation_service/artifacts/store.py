@@ -102,7 +102,7 @@ class ModelStore:
     Attributes
     ----------
     lease_generation
-        The writer's builder-lease generation (builder/kafka_lease.py), recorded in each
+        The writer's builder-lease generation (builder/lease/kafka_lease.py), recorded in each
         manifest; None with the directory lease.
     floor
         Versions are numbered above it (the newest in the object store when the lease was

@@ -1,7 +1,7 @@
 """What the Kafka builder lease needs of the object store: a fenced ``CURRENT`` and standbys.
 
 ``CURRENT`` in the store names the served version on its first line; with the Kafka lease
-(builder/kafka_lease.py) a second line names the builder and lease generation that wrote it::
+(builder/lease/kafka_lease.py) a second line names the builder and lease generation that wrote it::
 
     v00000012
     generation 7 builder host-b:4242:9f3a1c

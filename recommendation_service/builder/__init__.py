@@ -1,1 +1,2 @@
-"""What the builder process runs: the consume loop, window rebuild, training thread, lease."""
+"""What the builder process runs: the consume loop (this package), fresh vectors (`fresh/`), refits
+(`refits/`), one active builder (`lease/`) and what it reports (`observability/`)."""

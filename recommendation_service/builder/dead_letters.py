@@ -10,7 +10,7 @@ from confluent_kafka import KafkaException, Message, Producer
 from ..config.kafka import KafkaSettings
 from ..data.events import MalformedCounter
 from ..errors import MalformedEvent
-from .metrics import BuilderMetrics
+from .observability.metrics import BuilderMetrics
 
 logger = logging.getLogger(__name__)
 

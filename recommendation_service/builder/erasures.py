@@ -26,7 +26,7 @@ from ..config.builder import BuilderConfig
 from ..data.erasures import Erasure, ErasureLedger
 from ..data.window import SlidingWindow
 from ..erasure.feed import ErasureFeed
-from .fresh_updates import FreshUpdates
+from .fresh.updates import FreshUpdates
 
 logger = logging.getLogger(__name__)
 

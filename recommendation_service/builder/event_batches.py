@@ -29,8 +29,8 @@ from ..data.events import Event, parse_event
 from ..data.window import SlidingWindow
 from ..errors import MalformedEvent
 from .dead_letters import DeadLetters
-from .fresh_updates import FreshUpdates
-from .live_quality import LiveQuality
+from .fresh.updates import FreshUpdates
+from .observability.live_quality import LiveQuality
 
 
 class Applied(NamedTuple):

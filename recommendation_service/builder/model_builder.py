@@ -33,20 +33,20 @@ from ..data.events import MalformedCounter
 from ..data.window import SlidingWindow, WindowSnapshot
 from ..training.fold_in import FoldIn
 from ..training.trainers import make_trainer
-from .attribution_tracker import AttributionTracker
 from .catalog_consumer import CatalogConsumer
 from .dead_letters import DeadLetters
 from .erasures import BuilderErasures
 from .event_batches import EventBatches
-from .fresh_updates import FreshUpdates
-from .kafka_health import KafkaHealth
-from .lease import new_builder_id
-from .live_quality import LiveQuality
-from .metrics import BuilderMetrics
-from .monitor import BuilderFigures, BuilderMonitor, RefitJobs
-from .takeover import Takeover
-from .training_worker import TrainingWorker
-from .update_publisher import UpdatePublisher
+from .fresh.publisher import UpdatePublisher
+from .fresh.updates import FreshUpdates
+from .lease.directory_lease import new_builder_id
+from .lease.takeover import Takeover
+from .observability.attribution_tracker import AttributionTracker
+from .observability.kafka_health import KafkaHealth
+from .observability.live_quality import LiveQuality
+from .observability.metrics import BuilderMetrics
+from .observability.monitor import BuilderFigures, BuilderMonitor, RefitJobs
+from .refits.training_worker import TrainingWorker
 from .window_rebuild import plan_assignment, replay
 
 logger = logging.getLogger(__name__)

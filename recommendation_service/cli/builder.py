@@ -256,7 +256,7 @@ def builder(**opts) -> None:
 
     config = config_or_exit(make)
     kafka_or_exit(config.kafka, "recsvc builder")
-    from ..builder.lease import LeaseError
+    from ..builder.lease.directory_lease import LeaseError
     from ..builder.model_builder import ModelBuilder
 
     current: list[ModelBuilder] = []  # the running one, for the signal handlers

@@ -104,8 +104,8 @@ class BuilderConfig:
         rebuilt, then followed; empty: ``<topic>-erasures``.
     lease
         How builders agree which one is active: ``directory`` (a lock in the model directory,
-        builder/lease.py) or ``kafka`` (the lease topic's owner, builder/kafka_lease.py;
-        needs ``model_store``).
+        builder/lease/directory_lease.py) or ``kafka`` (the lease topic's owner,
+        builder/lease/kafka_lease.py; needs ``model_store``).
     lease_timeout
         Seconds without heartbeats before the Kafka lease passes to a standby.
     """

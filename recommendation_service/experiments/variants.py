@@ -26,7 +26,7 @@ in the same variant. Shares are relative weights.
 
 Every recommendation in an experiment carries ``variant`` and a fresh ``recommendation_id``;
 servers publish the list as an impression, and events that carry the id attribute clicks and
-purchases to the variant and position (builder/attribution_tracker.py).
+purchases to the variant and position (builder/observability/attribution_tracker.py).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from recommendation_service.artifacts.store import ModelStore
-from recommendation_service.builder.training_worker import TrainingWorker
+from recommendation_service.builder.refits.training_worker import TrainingWorker
 from recommendation_service.data.events import Event
 from recommendation_service.data.window import SlidingWindow
 from recommendation_service.sandbox.brokers import ensure_topic

@@ -13,9 +13,9 @@ from confluent_kafka import Message
 from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.builder.dead_letters import DeadLetters
 from recommendation_service.builder.event_batches import EventBatches
-from recommendation_service.builder.fresh_updates import FreshUpdates
-from recommendation_service.builder.live_quality import LiveQuality
-from recommendation_service.builder.metrics import BuilderMetrics
+from recommendation_service.builder.fresh.updates import FreshUpdates
+from recommendation_service.builder.observability.live_quality import LiveQuality
+from recommendation_service.builder.observability.metrics import BuilderMetrics
 from recommendation_service.config.builder import BuilderConfig, LiveQualityParams
 from recommendation_service.config.kafka import KafkaSettings
 from recommendation_service.data.events import Event, MalformedCounter

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recommendation_service.artifacts.store import ModelStore
-from recommendation_service.builder.fresh_state import fresh_state
+from recommendation_service.builder.fresh.state import fresh_state
 from recommendation_service.data.catalog import (
     CATALOG_FILE,
     CatalogEntry,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recommendation_service.builder.history import BuilderHistory
+from recommendation_service.builder.observability.history import BuilderHistory
 from recommendation_service.data.events import Event
 from recommendation_service.data.window import SlidingWindow
 

@@ -10,7 +10,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from recommendation_service.builder.lease import BuilderLease, LeaseError
+from recommendation_service.builder.lease.directory_lease import BuilderLease, LeaseError
 from recommendation_service.cli import main
 
 
@@ -26,7 +26,8 @@ def test_one_holder_at_a_time_and_release_hands_over(tmp_path):
 
 def test_a_killed_holder_releases_the_lease_at_once(tmp_path):
     code = (
-        "import sys, time; from recommendation_service.builder.lease import BuilderLease;"
+        "import sys, time;"
+        "from recommendation_service.builder.lease.directory_lease import BuilderLease;"
         f"lease = BuilderLease({str(tmp_path)!r}, 'child'); assert lease.try_acquire();"
         "print('held', flush=True); time.sleep(60)"
     )

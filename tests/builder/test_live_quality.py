@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from recommendation_service.builder.live_quality import LiveQuality
+from recommendation_service.builder.observability.live_quality import LiveQuality
 from recommendation_service.config.builder import LiveQualityParams
 from recommendation_service.data.events import Event
 from recommendation_service.data.window import SlidingWindow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from recommendation_service.artifacts.store import ModelStore
-from recommendation_service.builder.training_worker import TrainingWorker
+from recommendation_service.builder.refits.training_worker import TrainingWorker
 from recommendation_service.data.window import SlidingWindow
 from recommendation_service.training.als import ALSTrainer
 from recommendation_service.training.tuning import TuneParams

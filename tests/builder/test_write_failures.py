@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from recommendation_service.builder.write_failures import WriteFailures
+from recommendation_service.builder.refits.write_failures import WriteFailures
 
 
 class Clock:
@@ -19,7 +19,7 @@ class Clock:
 
 
 def test_waits_double_up_to_the_ceiling_and_reset_on_success(caplog):
-    caplog.set_level(logging.INFO, logger="recommendation_service.builder.write_failures")
+    caplog.set_level(logging.INFO, logger="recommendation_service.builder.refits.write_failures")
     clock = Clock()
     writes = WriteFailures("model", initial=1.0, maximum=8.0, clock=clock)
     assert writes.ready() and not writes.failing and writes.delay() == 0

@@ -240,7 +240,7 @@ def _writes_of_an_old_generation_are_refused(location, old_etag, broker, updates
 
 
 def test_one_owner_at_a_time_and_each_claim_a_higher_generation(broker):
-    from recommendation_service.builder.kafka_lease import KafkaLease, ensure_lease_topic
+    from recommendation_service.builder.lease.kafka_lease import KafkaLease, ensure_lease_topic
     from recommendation_service.config.kafka import KafkaSettings
     from recommendation_service.errors import ConfigError
     from recommendation_service.sandbox.brokers import ensure_topic

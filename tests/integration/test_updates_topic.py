@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.artifacts.update_files import UserVector, update_arrays
 from recommendation_service.artifacts.update_records import VERSION_HEADER
-from recommendation_service.builder.update_publisher import UpdatePublisher
+from recommendation_service.builder.fresh.publisher import UpdatePublisher
 from recommendation_service.config.kafka import KafkaSettings
 from recommendation_service.server.model_watcher import ModelWatcher
 from recommendation_service.server.update_feed import UpdateFeed

@@ -9,7 +9,7 @@ import pytest
 
 from recommendation_service.artifacts.control_files import ControlFiles
 from recommendation_service.artifacts.store import ModelStore
-from recommendation_service.builder.history import BuilderHistory
+from recommendation_service.builder.observability.history import BuilderHistory
 from recommendation_service.config.server import ServerConfig
 from recommendation_service.data.catalog import CatalogEntry, write_catalog
 from recommendation_service.server.app import create_app

@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 
 from recommendation_service.artifacts.control_files import ControlFiles
 from recommendation_service.artifacts.store import ModelStore
-from recommendation_service.builder.training_worker import TrainingWorker
+from recommendation_service.builder.refits.training_worker import TrainingWorker
 from recommendation_service.config.server import ServerConfig
 from recommendation_service.data.events import Event
 from recommendation_service.data.window import SlidingWindow

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from recommendation_service.artifacts.store import ModelStore
-from recommendation_service.builder.training_worker import TrainingWorker
+from recommendation_service.builder.refits.training_worker import TrainingWorker
 from recommendation_service.data.window import SlidingWindow
 from recommendation_service.errors import ModelLoadError
 from recommendation_service.server.model_watcher import ModelWatcher

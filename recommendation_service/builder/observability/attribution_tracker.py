@@ -26,13 +26,13 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, Message
 
-from ..artifacts.control_files import EXPERIMENTS_FILE
-from ..common.files import write_atomic
-from ..common.threads import BackgroundLoop
-from ..common.whole_topics import assign_from_beginning
-from ..config.builder import BuilderConfig
-from ..experiments.attribution import Attribution
-from ..experiments.stats import metric_families
+from ...artifacts.control_files import EXPERIMENTS_FILE
+from ...common.files import write_atomic
+from ...common.threads import BackgroundLoop
+from ...common.whole_topics import assign_from_beginning
+from ...config.builder import BuilderConfig
+from ...experiments.attribution import Attribution
+from ...experiments.stats import metric_families
 
 logger = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ import socket
 import time
 from collections.abc import Callable
 
-from ..artifacts.object_store import ObjectStore, StoreUnreachable
-from ..artifacts.store import ModelStore
-from ..artifacts.store_lease import StoreFence, announce_standby, claim_store, withdraw_standby
-from ..common.threads import StopFlag
-from ..config.builder import BuilderConfig
-from ..errors import LeaseLost
+from ...artifacts.object_store import ObjectStore, StoreUnreachable
+from ...artifacts.store import ModelStore
+from ...artifacts.store_lease import StoreFence, announce_standby, claim_store, withdraw_standby
+from ...common.threads import StopFlag
+from ...config.builder import BuilderConfig
+from ...errors import LeaseLost
+from .directory_lease import BuilderLease
 from .kafka_lease import KafkaLease
-from .lease import BuilderLease
 
 logger = logging.getLogger(__name__)
 

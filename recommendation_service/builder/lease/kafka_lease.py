@@ -30,10 +30,10 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from ..common.log_limits import RateLimitedLog
-from ..common.single_partition_topics import TooManyPartitions, ensure_single_partition_topic
-from ..config.kafka import KafkaSettings
-from ..errors import ConfigError
+from ...common.log_limits import RateLimitedLog
+from ...common.single_partition_topics import TooManyPartitions, ensure_single_partition_topic
+from ...config.kafka import KafkaSettings
+from ...errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -14,16 +14,16 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from ..artifacts.store import ModelStore
-from ..common.threads import lower_thread_priority
-from ..data.window import WindowSnapshot
-from ..errors import LeaseLost, ModelFitError
-from ..training.als import ALSTrainer
-from ..training.associations import AssociationParams, associations
-from ..training.fold_in import FoldIn, RealtimeParams
-from ..training.successors import SequenceParams, Successors, successors
-from ..training.tuning import TuneParams, TuneResult, tune
-from ..vectors.ann import ANNParams, build_index, probe_ef
+from ...artifacts.store import ModelStore
+from ...common.threads import lower_thread_priority
+from ...data.window import WindowSnapshot
+from ...errors import LeaseLost, ModelFitError
+from ...training.als import ALSTrainer
+from ...training.associations import AssociationParams, associations
+from ...training.fold_in import FoldIn, RealtimeParams
+from ...training.successors import SequenceParams, Successors, successors
+from ...training.tuning import TuneParams, TuneResult, tune
+from ...vectors.ann import ANNParams, build_index, probe_ef
 from .write_failures import WriteFailures
 
 logger = logging.getLogger(__name__)

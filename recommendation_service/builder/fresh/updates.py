@@ -17,18 +17,18 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..artifacts.store import ModelStore
-from ..data.window import SlidingWindow
-from ..errors import LeaseLost
-from ..training.fold_in import FoldIn
-from .fresh_state import fresh_state
-from .metrics import BuilderMetrics
-from .write_failures import WriteFailures
+from ...artifacts.store import ModelStore
+from ...data.window import SlidingWindow
+from ...errors import LeaseLost
+from ...training.fold_in import FoldIn
+from ..observability.metrics import BuilderMetrics
+from ..refits.write_failures import WriteFailures
+from .state import fresh_state
 
 if TYPE_CHECKING:
     import threading
 
-    from .update_publisher import UpdatePublisher
+    from .publisher import UpdatePublisher
 
 
 class FreshUpdates:

@@ -22,7 +22,7 @@ import socket
 import uuid
 from pathlib import Path
 
-from ..errors import RecommendationServiceError
+from ...errors import RecommendationServiceError
 
 logger = logging.getLogger(__name__)
 

@@ -22,15 +22,15 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.core import CounterMetricFamily
 
-from ..artifacts.update_records import (
+from ...artifacts.update_records import (
     FENCE_KEY,
     GENERATION_HEADER,
     USER_PREFIX,
     VERSION_HEADER,
     update_records,
 )
-from ..common.log_limits import RateLimitedLog
-from ..config.kafka import KafkaSettings
+from ...common.log_limits import RateLimitedLog
+from ...config.kafka import KafkaSettings
 
 logger = logging.getLogger(__name__)
 

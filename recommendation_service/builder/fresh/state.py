@@ -14,9 +14,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..artifacts.update_files import UserVector, update_arrays
-from ..data.window import SlidingWindow, UserHistory
-from ..training.fold_in import FoldIn
+from ...artifacts.update_files import UserVector, update_arrays
+from ...data.window import SlidingWindow, UserHistory
+from ...training.fold_in import FoldIn
 
 
 def fresh_state(

@@ -22,12 +22,12 @@ from collections import deque
 
 import numpy as np
 
-from ..config.builder import LiveQualityParams
-from ..data.events import Event
-from ..data.window import SlidingWindow
-from ..training.fold_in import FoldIn
-from ..vectors.sequences import sequence_scores
-from ..vectors.top_n import top_n
+from ...config.builder import LiveQualityParams
+from ...data.events import Event
+from ...data.window import SlidingWindow
+from ...training.fold_in import FoldIn
+from ...vectors.sequences import sequence_scores
+from ...vectors.top_n import top_n
 
 #: Discount of a hit at each rank (NDCG with one relevant item: its DCG is the score).
 _DISCOUNT = [1.0 / math.log2(rank + 2) for rank in range(1000)]

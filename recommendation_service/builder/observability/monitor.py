@@ -20,7 +20,7 @@ from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from ..artifacts.control_files import ControlFiles
+from ...artifacts.control_files import ControlFiles
 from .history import BuilderHistory
 from .kafka_health import KafkaHealth
 from .live_quality import METHODS

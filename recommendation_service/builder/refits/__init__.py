@@ -1,0 +1,2 @@
+"""Refits: the training thread that fits and publishes versions, and its retry bookkeeping for
+writes."""
