@@ -179,3 +179,63 @@ def test_the_layout_check_sees_type_only_imports():
 def test_modules_stay_small():
     sizes = {module_name(p): len(p.read_text().splitlines()) for p in SOURCES}
     assert max(sizes.values()) <= MAX_LINES, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+
+
+#: The classes of a served version: only their own methods set their attributes (#25's rule).
+VERSION_MODULES = ("recommend/version.py", "recommend/served_model.py")
+
+
+def _instance_attributes(paths) -> set[str]:
+    """Every ``self.<name> = ...`` target in ``paths``."""
+    names = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = node.targets if isinstance(node, ast.Assign) else (
+                [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+            )  # fmt: skip
+            for t in targets:
+                if isinstance(t, ast.Attribute) and getattr(t.value, "id", None) == "self":
+                    names.add(t.attr)
+    return names
+
+
+def outside_assignments(source: str, attributes: set[str]) -> list[str]:
+    """``x.attr = ...`` (or ``+=``) in ``source`` for an ``attr`` of a served version, where
+    ``x`` is not ``self``: a version's state set from outside it."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+        )  # fmt: skip
+        for t in targets:
+            if (
+                isinstance(t, ast.Attribute)
+                and t.attr in attributes
+                and not (isinstance(t.value, ast.Name) and t.value.id == "self")
+            ):
+                found.append(f"line {t.lineno}: {ast.unparse(t)}")
+    return found
+
+
+def test_nothing_sets_a_served_versions_attributes_from_outside_it():
+    """A served version gets its state through its constructor and its own methods only,
+    so what a request sees is what the version's code decided (the watcher once set
+    ``model.erasures`` and ``model.applied_update`` itself)."""
+    owners = [PACKAGE / m for m in VERSION_MODULES]
+    attributes = _instance_attributes(owners) - {"index", "ef"}
+    assert {"erasures", "applied_update", "fresh", "scoring_matrix"} <= attributes
+    # Only the parts that may import recommend/ can hold a version (the builder never does).
+    holders = {"recommend"} | {p for p, allowed in ALLOWED.items() if "recommend" in allowed}
+    offenders = {
+        str(p.relative_to(PACKAGE)): hits
+        for p in SOURCES
+        if part(module_name(p)) in holders
+        and p not in owners
+        and (hits := outside_assignments(p.read_text(), attributes))
+    }
+    assert offenders == {}
+
+
+def test_the_outside_assignment_check_sees_one():
+    source = "def load(model, ledger):\n    model.erasures = ledger\n    self.erasures = 1\n"
+    assert outside_assignments(source, {"erasures"}) == ["line 2: model.erasures"]

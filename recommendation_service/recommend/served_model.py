@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.catalog import CatalogSnapshot
+from ..data.erasures import ErasureLedger
 from ..rules.item_rules import NO_RULES, ItemRules
 from ..vectors.sequences import SequenceWeights
 from .pipeline import RecommendPipeline
@@ -20,9 +21,14 @@ class ServedModel(ModelVersion):
     parameters and errors) with its :class:`RecommendPipeline`."""
 
     def __init__(
-        self, manifest: dict, arrays: dict[str, np.ndarray], index=None, ef: int = 128
+        self,
+        manifest: dict,
+        arrays: dict[str, np.ndarray],
+        index=None,
+        ef: int = 128,
+        erasures: ErasureLedger | None = None,
     ) -> None:
-        super().__init__(manifest, arrays, index, ef)
+        super().__init__(manifest, arrays, index, ef, erasures)
         self.pipeline = RecommendPipeline(self.item_ids)
 
     def recommend(

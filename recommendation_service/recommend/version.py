@@ -61,7 +61,12 @@ class ModelVersion:
     """
 
     def __init__(
-        self, manifest: dict, arrays: dict[str, np.ndarray], index=None, ef: int = 128
+        self,
+        manifest: dict,
+        arrays: dict[str, np.ndarray],
+        index=None,
+        ef: int = 128,
+        erasures: ErasureLedger | None = None,
     ) -> None:
         self.manifest = manifest
         self.version = int(manifest["version"])
@@ -120,8 +125,9 @@ class ModelVersion:
         self._check()
         #: Erasure records the window of this version had applied (0: made before erasures).
         self.erasures_applied = int(manifest.get("erasures_applied") or 0)
-        #: The erasures this process has read (set by the model watcher); None: none to honour.
-        self.erasures: ErasureLedger | None = None
+        #: The erasures this process has read (the model watcher's ledger, which it keeps
+        #: reading); None: none to honour.
+        self.erasures = erasures
         self.fresh: dict[str, _Fresh] = {}
         self.new_items = NewItems()
         self.applied_update = 0
@@ -241,6 +247,11 @@ class ModelVersion:
         if seq is not None:
             self.applied_update = seq
         return len(users)
+
+    def skip_update(self, seq: int) -> None:
+        """Count update ``seq`` as applied without taking it (it does not fit this version):
+        the next update or refit carries those users' newer state."""
+        self.applied_update = max(self.applied_update, seq)
 
     def _take_new_items(self, seq: int, arrays: dict, n_users: int) -> list[list[str]]:
         """Merge an update's new-item rows; return each user's touched new items."""

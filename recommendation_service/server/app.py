@@ -119,7 +119,7 @@ def _follow_erasures(watcher: ModelWatcher, config: ServerConfig) -> None:
     """Read the erasures before the first version is served, so a worker that starts never
     answers an erased user from an older version (a broker that does not answer within
     ``ERASURES_WAIT`` is logged; the feed keeps trying)."""
-    watcher.erasures = ErasureLedger()
+    watcher.honour_erasures(ErasureLedger())
     feed = ErasureFeed(config.ingest, config.erasures_topic, watcher.erasures.record)
     watcher.erasure_feed = feed.start()
     if not feed.caught_up.wait(ERASURES_WAIT):

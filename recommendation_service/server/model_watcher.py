@@ -71,6 +71,10 @@ class ModelWatcher:
         self.erasures: ErasureLedger | None = None
         self.erasure_feed = None
 
+    def honour_erasures(self, ledger: ErasureLedger) -> None:
+        """Versions loaded from now on answer the users ``ledger`` erased as unknown."""
+        self.erasures = ledger
+
     def refresh(self) -> bool:
         """Load the current version if it is new, then apply its new update files.
 
@@ -163,9 +167,7 @@ class ModelWatcher:
         ef = self.ef
         if ef is None:
             ef = int((manifest.get("ann") or {}).get("ef") or DEFAULT_EF)
-        model = ServedModel(manifest, arrays, index=index, ef=ef)
-        model.erasures = self.erasures
-        return model
+        return ServedModel(manifest, arrays, index=index, ef=ef, erasures=self.erasures)
 
     def _check_generation(self, name: str, manifest: dict) -> None:
         """Refuse a newer version from an older builder-lease generation than the served one:
@@ -218,8 +220,7 @@ class ModelWatcher:
             try:
                 model.apply_update(seq, self.store.read_update(model.name, seq))
             except ModelLoadError as exc:
-                # Skip it: the next update or refit carries those users' newer state.
-                model.applied_update = seq
+                model.skip_update(seq)
                 self.last_error = str(exc)
                 logger.error("skipping %s", exc)
 

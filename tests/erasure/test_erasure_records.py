@@ -83,7 +83,7 @@ def test_forgetting_a_user_keeps_every_other_event_as_it_was():
     assert len(window) == 40 and window.events()[-1].ts == 29.0
 
 
-def _version(tmp_path, erasures_applied: int) -> ServedModel:
+def _version(tmp_path, erasures_applied: int, ledger: ErasureLedger) -> ServedModel:
     window = SlidingWindow(10_000)
     window.add_many(planted_events(1500))
     window.erasures_applied = erasures_applied
@@ -92,14 +92,13 @@ def _version(tmp_path, erasures_applied: int) -> ServedModel:
     store = ModelStore(tmp_path / "models")
     store.publish(model)
     manifest, arrays = store.read_version()
-    return ServedModel(manifest, arrays)
+    return ServedModel(manifest, arrays, erasures=ledger)
 
 
 def test_a_version_answers_an_erased_user_as_unknown_until_it_is_made_without_them(tmp_path):
-    version = _version(tmp_path, erasures_applied=3)
-    user = version.user_ids[0]
     ledger = ErasureLedger()
-    version.erasures = ledger
+    version = _version(tmp_path, erasures_applied=3, ledger=ledger)
+    user = version.user_ids[0]
     assert version.user_state(user) is not None
     ledger.record(3, Erasure(user, 1.0, {0: 10}))  # erased after the version was made
     assert version.user_state(user) is None
