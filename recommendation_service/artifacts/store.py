@@ -16,7 +16,8 @@ Layout of a model directory::
                                the ALS item factors
         user_vectors.npy       float32 (n_users, 2*factors): [x, q] per user, x being the ALS
                                user factors and q the similarity term
-        ann_index.faiss        large catalogs only: HNSW graph over the scoring rows (ann.py)
+        ann_index.faiss        large catalogs only: the index over the scoring rows of the kind
+                               the probe chose (vectors/ann.py; its kind in the manifest)
         assoc_*.npy            items bought together: top partners per item (CSR) with
         item_baskets.npy       co-occurrence counts, and baskets per item
     updates/v00000007/         fresh user vectors written between refits, for that version
@@ -55,6 +56,9 @@ from ..vectors.ann import INDEX_FILE, write_index
 from .control_files import ControlFiles
 from .update_files import check_update
 
+#: Manifest ``ann.type`` values with an index file: "hnsw" (the augmented graph; versions of
+#: earlier releases have no ``kind``) and "faiss" (any kind, named by ``ann.kind``).
+INDEX_TYPES = ("hnsw", "faiss")
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
@@ -165,9 +169,9 @@ class ModelStore:
         successors
             The window's sequential rules and users' recent items (training/successors.py).
         ann_probe
-            How the version is best searched and the recall each breadth found
-            (vectors/ann.py: ``probe_ef``); servers search ``index`` with its ``ef``. Kept
-            when the probe chose exact search and no index is published.
+            Which index kind and breadth search the version best, and what each kind found
+            (vectors/ann_probe.py); servers search ``index`` at its ``ef``. Kept when the
+            probe chose exact search and no index is published.
 
         Returns
         -------
@@ -201,9 +205,11 @@ class ModelStore:
                 with open(path, "rb+") as fh:
                     os.fsync(fh.fileno())
                 ann = {
-                    "type": "hnsw",
+                    # Servers of earlier releases read "hnsw" as the augmented graph, the one
+                    # kind they know, and search any other kind's version exactly.
+                    "type": "hnsw" if index.kind == "hnsw_l2aug" else "faiss",
+                    **index.describe(),
                     "file": INDEX_FILE,
-                    "neighbors": int(index.hnsw.nb_neighbors(1)),
                     "bytes": path.stat().st_size,
                     "sha256": _sha256(path),
                 }
@@ -356,7 +362,7 @@ class ModelStore:
                     raise ModelLoadError(f"{name}/{stem}.npy: shape or dtype differs from manifest")
                 arrays[stem] = array
             ann = manifest.get("ann") or {}
-            if ann.get("type") == "hnsw" and _sha256(directory / INDEX_FILE) != ann["sha256"]:
+            if ann.get("type") in INDEX_TYPES and _sha256(directory / INDEX_FILE) != ann["sha256"]:
                 raise ModelLoadError(f"{name}/{INDEX_FILE}: checksum mismatch")
         except ModelLoadError:
             raise
@@ -364,13 +370,15 @@ class ModelStore:
             raise ModelLoadError(f"cannot load {name}: {exc}") from exc
         return manifest, arrays
 
-    def index_path(self, manifest: dict) -> Path | None:
-        """The approximate index file of a version read by :meth:`read_version`, if it has one.
+    def index_file(self, manifest: dict) -> tuple[Path, str] | None:
+        """The approximate index file of a version read by :meth:`read_version` and its kind
+        (vectors/ann.py), if it has one.
 
         Versions published before the HNSW index (``"type": "ivf"``) have none: their items
-        are searched exactly.
+        are searched exactly. An ``hnsw`` index without a kind is the augmented graph.
         """
         ann = manifest.get("ann") or {}
-        if ann.get("type") != "hnsw":
+        if ann.get("type") not in INDEX_TYPES:
             return None
-        return self.versions_dir / manifest["name"] / INDEX_FILE
+        kind = str(ann.get("kind") or "hnsw_l2aug")
+        return self.versions_dir / manifest["name"] / INDEX_FILE, kind

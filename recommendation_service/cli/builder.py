@@ -16,6 +16,7 @@ from ..config.checks import parse_action_weights
 from ..config.kafka import KafkaSettings, parse_kafka_options
 from ..errors import ConfigError
 from ..training.associations import AssociationParams
+from ..vectors.ann import KINDS as ANN_KINDS
 from ..vectors.ann import ANNParams
 from .options import (
     als_params,
@@ -46,6 +47,15 @@ def lease_of(choice: str, model_store: str | None) -> str:
         raise ConfigError("--lease kafka needs --model-store: builders on other hosts share "
                           "versions only through it")  # fmt: skip
     return choice
+
+
+def _ann_kinds(text: str) -> tuple[str, ...]:
+    kinds = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
+    unknown = [k for k in kinds if k not in ANN_KINDS]
+    if unknown or not kinds:
+        raise ConfigError(f"--ann-kinds: {', '.join(unknown) or 'none given'}: expected a "
+                          f"comma-separated list of {', '.join(ANN_KINDS)}")  # fmt: skip
+    return kinds
 
 
 def cpus_of(text: str) -> frozenset[int] | None:
@@ -141,15 +151,27 @@ def cpus_of(text: str) -> frozenset[int] | None:
     "--ann-min-items",
     default=ANNParams.min_items,
     type=click.IntRange(1),
-    help="Publish an approximate (HNSW) index for catalogs of at least this many items.",
+    help="Publish an approximate index for catalogs of at least this many items.",
 )
 @opt(
     "--ann-target-recall",
     default=ANNParams.target_recall,
     type=click.FloatRange(0.5, 1.0),
-    help="Recall@10 against exact search that each version's search breadth must reach; "
-    "measured at publish on sampled users, the smallest breadth that does is recorded in the "
-    "manifest and used by the servers.",
+    help="Recall@10 against exact search that each version's index must reach; measured at "
+    "publish on sampled users, the index kind and breadth that reach it fastest are recorded "
+    "in the manifest and used by the servers.",
+)
+@opt(
+    "--ann-kinds",
+    default=",".join(ANN_KINDS),
+    help=f"Index kinds the probe compares, comma-separated: {', '.join(ANN_KINDS)}.",
+)
+@opt(
+    "--ann-recheck-every",
+    default=ANNParams.recheck_every,
+    type=click.IntRange(1),
+    help="Refits between comparisons of every index kind; in between, the last version's "
+    "kind is probed alone and kept while it reaches the target recall.",
 )
 @opt(
     "--session-gap",
@@ -234,7 +256,12 @@ def builder(**opts) -> None:
             decay=decay_params(opts),
             actions=parse_action_weights(split_env_list(opts["action_weights"])),
             update_interval=opts["update_interval"],
-            ann=ANNParams(min_items=opts["ann_min_items"], target_recall=opts["ann_target_recall"]),
+            ann=ANNParams(
+                min_items=opts["ann_min_items"],
+                target_recall=opts["ann_target_recall"],
+                kinds=_ann_kinds(opts["ann_kinds"]),
+                recheck_every=opts["ann_recheck_every"],
+            ),
             associations=association_params(opts),
             metrics_host=opts["metrics_host"],
             niceness=opts["nice"],

@@ -19,7 +19,6 @@ import numpy as np
 from ..common.id_table import IdTable, decode_strings
 from ..data.erasures import ErasureLedger
 from ..errors import ModelLoadError
-from ..vectors import ann
 from ..vectors.sequences import SequenceWeights
 from .request import NO_SEQUENCE, UserState
 
@@ -171,9 +170,7 @@ class ModelVersion:
             problems.append("sequential rules do not match the items")
         if self.recent is not None and _csr_problem(*self.recent, n_users, n_items):
             problems.append("recent items do not match the users")
-        if self.index is not None and not ann.index_fits(
-            self.index, n_items, self.scoring_matrix.shape[1]
-        ):
+        if self.index is not None and not self.index.fits(n_items, self.scoring_matrix.shape[1]):
             problems.append("approximate index does not match the items")
         if not all(np.isfinite(a).all() for a in (self.scoring_matrix, self.user_vectors)):
             problems.append("non-finite factors")

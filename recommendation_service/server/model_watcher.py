@@ -157,12 +157,12 @@ class ModelWatcher:
     def _load(self, name: str) -> ServedModel:
         manifest, arrays = self.store.read_version(name)
         self._check_generation(name, manifest)
-        path = self.store.index_path(manifest)
+        found = self.store.index_file(manifest)
         index = None
-        if path is not None:
+        if found is not None:
             try:
-                index = load_index(path)
-            except RuntimeError as exc:  # FAISS raises RuntimeError on unreadable files
+                index = load_index(*found)
+            except (RuntimeError, ValueError) as exc:  # FAISS: RuntimeError; unknown kind
                 raise ModelLoadError(f"{name}: cannot read its approximate index: {exc}") from exc
         ef = self.ef
         if ef is None:

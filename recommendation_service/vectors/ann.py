@@ -1,37 +1,40 @@
-"""Approximate top-N for large catalogs: a FAISS HNSW graph over the items' scoring rows.
+"""Approximate top-N for large catalogs: a FAISS index over the items' scoring rows, of the kind
+that searches this catalog best.
 
 Scores are inner products of a user vector with the items' scoring rows (maximum inner product
-search), which graph indexes handle poorly as such: measured on real ALS factors, FAISS's HNSW
-with the inner-product metric found 0.14 of the exact top 10 on a long-tailed stream and 0.84
-on one with tastes (``tests/benchmarks/ann_choice.py``). The standard reduction fixes that:
-append ``sqrt(max_norm^2 - |row|^2)`` to every row and a 0 to the query, and the nearest rows
-in Euclidean distance are exactly the rows of largest inner product (Bachrach et al., "Speeding
-up the Xbox recommender system using a Euclidean transformation for inner-product spaces",
-RecSys 2014). The graph is built on those augmented rows.
+search). Which index finds them depends on the factors, so there are three kinds and the
+builder measures them on each version (``ann_probe.py``):
 
-The builder builds the graph at each refit and publishes it as one file of the version, with
-its checksum. Servers map that file read-only (FAISS's ``IO_FLAG_MMAP_IFC``), so every worker
-of a host shares its pages, and a version's graph is swapped with the version. The graph only
-proposes candidates: their scores are recomputed exactly from the scoring matrix, and the
-user's seen items are removed before the top ``n`` is taken; when too many candidates were
-seen, the graph is asked again for more.
+``hnsw_ip``
+    An HNSW graph with FAISS's inner-product metric. On heavy-tailed catalogs (item norms from
+    0.08 to 7) it found 0.997 of the exact top 10 at breadth 128 where the next kind found 0.06.
+``hnsw_l2aug``
+    An HNSW graph on rows augmented with ``sqrt(max_norm^2 - |row|^2)`` (a 0 appended to the
+    query), so the nearest rows in Euclidean distance are those of largest inner product
+    (Bachrach et al., RecSys 2014). The only kind of earlier releases.
+``ivf_ip``
+    Inverted lists (about ``sqrt(n)`` k-means cells) with the inner-product metric, searching
+    ``nprobe`` cells: cheap to build, and exact enough on clustered tastes at a few cells.
+``split_l2aug``
+    The items of largest norm (the head: 0.5%, at least 256) scanned exactly, and the
+    augmented graph over the rest. On a heavy-tailed catalog a few popular items have norms
+    ~50× the others' (0.14 to 6.8 against a median of 0.07): the augmentation then turns every
+    other item into a far-away point and the graph loses its way (0.85 at breadth 2,048); with
+    the head taken out the tail's norms are alike and the graph found 0.97 at breadth 128.
 
-Below ``min_items`` items no graph is built and every query scans all items exactly.
+How far a search looks -- HNSW's ``efSearch`` or IVF's ``nprobe``, the *breadth* -- decides
+recall and cost. Every kind only proposes candidates: their scores are recomputed exactly from
+the scoring matrix and the user's seen items removed before the top ``n`` is taken; when too
+many candidates were seen, the index is asked again for more.
 
-How far a search looks (HNSW's ``efSearch``) decides recall, and the breadth that reaches a
-given recall differs by catalog: 128 found 0.907 of the exact top 10 at 1,000,000 items where
-it found over 0.95 at 100,000. So the builder picks it per version (:func:`probe_ef`): it
-measures recall@10 on a sample of the refit's users against exact search and publishes the
-smallest breadth that reaches ``target_recall``, which servers then use. Where scanning
-every item is as fast as that breadth, or no breadth reaches the target and a scan is cheap
-(graphs do poorly on some factor structures), the version is published without the graph and
-searched exactly.
+Versions carry their index as one file, with its checksum; servers map it read-only
+(``IO_FLAG_MMAP_IFC``), so every worker of a host shares its pages. Below ``min_items`` items,
+or where the probe finds a scan as fast, no index is built and every query scans exactly.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,26 +44,39 @@ from .top_n import top_n
 
 logger = logging.getLogger(__name__)
 
-#: File name of the graph inside a version directory.
+#: File name of the index inside a version directory.
 INDEX_FILE = "ann_index.faiss"
+#: The index kinds, in the order the probe builds them.
+KINDS = ("split_l2aug", "hnsw_l2aug", "hnsw_ip", "ivf_ip")
+#: The head of ``split_l2aug``: this share of the items, by norm, at least ``HEAD_MIN``.
+HEAD_SHARE, HEAD_MIN = 0.005, 256
+#: Breadths the probe tries per kind, smallest first.
+HNSW_BREADTHS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+IVF_BREADTHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
 @dataclass(frozen=True)
 class ANNParams:
-    """When and how the builder builds the graph.
+    """When and how the builder builds an index.
 
     Parameters
     ----------
     min_items
         Catalogs with fewer items are searched exactly.
     neighbors
-        Links per node (HNSW's ``M``): more links, higher recall, a larger file.
+        Links per node of the HNSW kinds (``M``): more links, higher recall, a larger file.
     ef_construction
-        Candidate list size while building: larger builds slower and links better.
+        Candidate list size while building a graph: larger builds slower and links better.
     target_recall
-        Recall@10 against exact search the published search breadth must reach.
+        Recall@10 against exact search the published index and breadth must reach.
     probe_users
-        Users sampled to measure it (0: no probe; servers search at their default breadth).
+        Users sampled to measure it (0: no probe; the first kind is published and servers
+        search it at their default breadth).
+    kinds
+        The index kinds the probe compares (:data:`KINDS`).
+    recheck_every
+        Refits between full comparisons: in between, the kind of the last version is probed
+        alone and kept while it reaches the target (every kind is built again when it does not).
     """
 
     min_items: int = 50_000
@@ -68,12 +84,16 @@ class ANNParams:
     ef_construction: int = 100
     target_recall: float = 0.95
     probe_users: int = 200
+    kinds: tuple[str, ...] = KINDS
+    recheck_every: int = 10
 
     def __post_init__(self) -> None:
         if self.min_items < 1 or not 4 <= self.neighbors <= 128 or self.ef_construction < 8:
             raise ValueError("invalid ANN parameters")
-        if not 0 < self.target_recall <= 1 or self.probe_users < 0:
+        if not 0 < self.target_recall <= 1 or self.probe_users < 0 or self.recheck_every < 1:
             raise ValueError("invalid ANN probe parameters")
+        if not self.kinds or any(k not in KINDS for k in self.kinds):
+            raise ValueError(f"ANN kinds must be among {', '.join(KINDS)}")
 
 
 def augment(rows: np.ndarray) -> np.ndarray:
@@ -84,136 +104,199 @@ def augment(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.hstack([rows, extra[:, None].astype(np.float32)]))
 
 
-def build_index(rows: np.ndarray, params: ANNParams):
-    """An HNSW graph over the augmented ``rows`` (n, d), built on one thread.
+class ANNIndex:
+    """A FAISS index of one :data:`KINDS` kind over ``n`` scoring rows of dimension ``d``
+    (for ``split_l2aug``: over the tail's rows, by their column ids; the head is the rest)."""
+
+    def __init__(self, kind: str, index) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown index kind {kind!r}")
+        self.kind, self.faiss = kind, index
+        self.augmented = kind in ("hnsw_l2aug", "split_l2aug")
+        self._head: np.ndarray | None = None
+
+    @property
+    def total(self) -> int:
+        """Rows the index answers for (the head's included)."""
+        return int(self.faiss.ntotal) + (0 if self._head is None else len(self._head))
+
+    def attach(self, n_items: int) -> ANNIndex:
+        """Complete a split index for a matrix of ``n_items`` rows: its head is every column
+        the graph does not hold (kept in memory: 8 bytes per head item)."""
+        if self.kind == "split_l2aug" and self._head is None:
+            import faiss
+
+            tail = faiss.vector_to_array(self.faiss.id_map)
+            keep = np.ones(n_items, dtype=bool)
+            keep[tail[(tail >= 0) & (tail < n_items)]] = False
+            self._head = np.flatnonzero(keep)
+        return self
+
+    @property
+    def head(self) -> np.ndarray | None:
+        return self._head
+
+    @property
+    def breadths(self) -> tuple[int, ...]:
+        if self.kind == "ivf_ip":
+            return tuple(b for b in IVF_BREADTHS if b <= self.faiss.nlist)
+        return HNSW_BREADTHS
+
+    def fits(self, n_items: int, dimension: int) -> bool:
+        """Whether this index belongs to a scoring matrix of this shape."""
+        self.attach(n_items)
+        return self.total == n_items and int(self.faiss.d) == dimension + self.augmented
+
+    def candidates(self, vector: np.ndarray, want: int, breadth: int) -> list[int]:
+        """The ids of up to ``want`` rows the index ranks first for ``vector``."""
+        import faiss
+
+        query = np.zeros((1, self.faiss.d), dtype=np.float32)
+        query[0, : len(vector)] = vector
+        if self.kind == "ivf_ip":
+            params = faiss.SearchParametersIVF(nprobe=max(1, breadth))
+        else:  # per-call parameters: safe with several request threads on one index
+            params = faiss.SearchParametersHNSW(efSearch=max(breadth, want))
+        _, found = self.faiss.search(query, want, params=params)
+        return [c for c in found[0].tolist() if c >= 0]
+
+    def describe(self) -> dict:
+        """What the manifest records of it (besides file, size and checksum)."""
+        if self.kind == "ivf_ip":
+            return {"kind": self.kind, "lists": int(self.faiss.nlist)}
+        graph = self.faiss.index if self.kind == "split_l2aug" else self.faiss
+        described = {"kind": self.kind, "neighbors": int(_hnsw(graph).nb_neighbors(1))}
+        if self._head is not None:
+            described["head"] = len(self._head)
+        return described
+
+
+def _hnsw(index):
+    import faiss
+
+    return faiss.downcast_index(index).hnsw
+
+
+def build_index(rows: np.ndarray, params: ANNParams, kind: str = "hnsw_ip") -> ANNIndex:
+    """An index of ``kind`` over ``rows`` (n, d), built on one thread.
 
     One thread: the servers beside the builder need the other cores while it builds.
     """
     import faiss
 
     faiss.omp_set_num_threads(1)
-    data = augment(rows)
-    index = faiss.IndexHNSWFlat(data.shape[1], params.neighbors, faiss.METRIC_L2)
-    index.hnsw.efConstruction = params.ef_construction
+    if kind == "split_l2aug":
+        rows = np.asarray(rows, dtype=np.float32)
+        norms = np.einsum("ij,ij->i", rows, rows)
+        size = min(len(rows) // 2, max(HEAD_MIN, round(HEAD_SHARE * len(rows))))
+        tail = np.sort(np.argsort(-norms, kind="stable")[size:])
+        graph = faiss.IndexHNSWFlat(rows.shape[1] + 1, params.neighbors, faiss.METRIC_L2)
+        graph.hnsw.efConstruction = params.ef_construction
+        index = faiss.IndexIDMap(graph)
+        index.add_with_ids(augment(rows[tail]), tail.astype(np.int64))
+        logger.info("built a split index: %d head items, a graph over %d", size, len(tail))
+        return ANNIndex(kind, index).attach(len(rows))
+    if kind == "ivf_ip":
+        data = np.ascontiguousarray(rows, dtype=np.float32)
+        lists = int(np.clip(round(np.sqrt(len(data))), 1, 65_536))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(data.shape[1]), data.shape[1], lists,
+                                   faiss.METRIC_INNER_PRODUCT)  # fmt: skip
+        # k-means on a sample: 64 rows per list is plenty and keeps the build to seconds.
+        sample = np.random.default_rng(0).permutation(len(data))[: 64 * lists]
+        index.cp.max_points_per_centroid = 64
+        index.train(data[np.sort(sample)])
+    else:
+        data = augment(rows) if kind == "hnsw_l2aug" else np.ascontiguousarray(rows, np.float32)
+        metric = faiss.METRIC_L2 if kind == "hnsw_l2aug" else faiss.METRIC_INNER_PRODUCT
+        index = faiss.IndexHNSWFlat(data.shape[1], params.neighbors, metric)
+        index.hnsw.efConstruction = params.ef_construction
     index.add(data)
-    logger.info("built HNSW index over %d items (M=%d)", len(data), params.neighbors)
-    return index
+    logger.info("built a %s index over %d items", kind, len(data))
+    return ANNIndex(kind, index)
 
 
-def write_index(index, path: Path) -> None:
+def write_index(index: ANNIndex, path: Path) -> None:
     """Write ``index`` to ``path`` (the caller fsyncs and renames the version directory)."""
     import faiss
 
-    faiss.write_index(index, str(path))
+    faiss.write_index(index.faiss, str(path))
 
 
-def load_index(path: Path):
-    """Map a published graph read-only, so the workers of a host share its pages."""
+def load_index(path: Path, kind: str) -> ANNIndex:
+    """Map a published index read-only, so the workers of a host share its pages."""
     import faiss
 
     faiss.omp_set_num_threads(1)  # one query per request; threads would only contend
-    return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
-
-
-def index_fits(index, n_items: int, dimension: int) -> bool:
-    """Whether a loaded graph belongs to a scoring matrix of this shape."""
-    return int(index.ntotal) == n_items and int(index.d) == dimension + 1
+    flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
+    return ANNIndex(kind, faiss.read_index(str(path), flags))  # a split one: attach() next
 
 
 def search(
-    index,
+    index: ANNIndex,
     matrix: np.ndarray,
     vector: np.ndarray,
     seen: np.ndarray,
     n: int,
-    ef: int,
+    breadth: int,
     allowed: np.ndarray | None = None,
     share: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The best ``n`` unseen items for ``vector`` with their exact scores, best first.
 
-    Asks the graph for ``n + len(seen)`` candidates (more if the seen items were not among
+    Asks the index for ``n + len(seen)`` candidates (more if the seen items were not among
     them and the list came up short), rescores them exactly and drops the seen items (and
     columns ``allowed`` marks False), so a user with a long history still gets ``n`` items
-    whenever the catalog has them. ``share`` is the fraction of columns ``allowed`` passes:
-    the first search asks for correspondingly more, so it rarely needs a second.
+    whenever the catalog has them (a graph that cannot reach them all at its widest leaves the
+    rest to an exact scan). ``share`` is the fraction of columns ``allowed`` passes: the first
+    search asks for correspondingly more, so it rarely needs a second.
 
     Returns
     -------
     (columns, scores)
     """
-    total = int(index.ntotal)
-    query = np.zeros((1, index.d), dtype=np.float32)
-    query[0, :-1] = vector
+    total = index.attach(len(matrix)).total
     # Seen items score high, so most of them are among the candidates; of the rest, about
     # ``share`` pass the filter.
     want = min(total, len(seen) + (n if share >= 1 else int(1.5 * n / max(share, 0.01)) + 1))
     # A set beats np.isin's sort on the few dozen candidates of a request (~50 µs of ~400).
     seen_set = set(seen.tolist()) if len(seen) else ()
+    head = _head_candidates(index.head, matrix, vector, seen, n, allowed)
     while True:
-        index.hnsw.efSearch = max(ef, want)
-        _, found = index.search(query, want)
+        found = head + index.candidates(vector, want, breadth)
         cols = np.array(
-            [
-                c
-                for c in found[0].tolist()
-                if c >= 0 and c not in seen_set and (allowed is None or allowed[c])
-            ],
+            [c for c in found if c not in seen_set and (allowed is None or allowed[c])],
             dtype=np.int64,
         )
-        if len(cols) >= n or want >= total:
+        if len(cols) >= n or (want >= total and breadth >= max(index.breadths)):
             break
-        want = min(total, want * 4)
+        # Too many proposals were seen or filtered: look wider, and further down the ranking.
+        want, breadth = min(total, want * 4), breadth * 4
+    if len(cols) < n:
+        return _scan(matrix, vector, seen, n, allowed)
     scores = matrix[cols] @ vector
     best = top_n(scores, n)
     return cols[best], scores[best]
 
 
-#: Search breadths the probe tries, smallest first.
-PROBE_EFS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
-#: When no breadth reaches the target, an exact scan this fast (ms per query) serves instead.
-EXACT_BUDGET_MS = 5.0
+def _scan(matrix, vector, seen, n, allowed) -> tuple[np.ndarray, np.ndarray]:
+    """The exact top ``n`` unseen (and allowed) columns: what no index search left out."""
+    scores = matrix @ vector
+    scores[seen] = -np.inf
+    if allowed is not None:
+        scores[~allowed] = -np.inf
+    best = top_n(scores, n)
+    best = best[np.isfinite(scores[best])]
+    return best, scores[best]
 
 
-def probe_ef(
-    index,
-    matrix: np.ndarray,
-    vectors: np.ndarray,
-    seen: list[np.ndarray],
-    target: float,
-    n: int = 10,
-    exact_budget_ms: float = EXACT_BUDGET_MS,
-    weigh_cost: bool = True,
-) -> dict:
-    """How this version should be searched: the smallest breadth whose recall@``n`` on
-    ``vectors`` (users, their ``seen`` columns excluded as a request excludes them) reaches
-    ``target`` -- unless scanning every item exactly is as fast, or no breadth reaches the
-    target and an exact scan costs at most ``exact_budget_ms``: then ``exact``.
-    ``weigh_cost=False`` compares recall only (an exact scan is never "as fast").
-
-    Returns ``{"ef", "exact", "recall", "target_recall", "users", "exact_ms", "tried":
-    {ef: [recall, ms]}}``; with no breadth reaching the target and exact search too slow,
-    ``ef`` is the largest tried and ``recall`` what it found.
-    """
-    exact, start = [], time.perf_counter()
-    for vector, cols in zip(vectors, seen):
-        scores = matrix @ vector
-        scores[cols] = -np.inf
-        exact.append(set(top_n(scores, n).tolist()))
-    exact_ms = 1000 * (time.perf_counter() - start) / max(1, len(vectors))
-    tried: dict[int, tuple[float, float]] = {}
-    for ef in PROBE_EFS:
-        start = time.perf_counter()
-        found = [search(index, matrix, v, cols, n, ef)[0] for v, cols in zip(vectors, seen)]
-        ms = 1000 * (time.perf_counter() - start) / max(1, len(vectors))
-        recall = np.mean([len(set(f.tolist()) & w) / max(1, len(w)) for f, w in zip(found, exact)])
-        tried[ef] = (round(float(recall), 4), round(ms, 3))
-        slower = weigh_cost and ms >= exact_ms
-        if recall >= target or slower:
-            break
-    ef = max(tried)
-    recall, ms = tried[ef]
-    use_exact = slower or (recall < target and exact_ms <= exact_budget_ms)
-    return {"ef": ef, "exact": bool(use_exact), "recall": 1.0 if use_exact else recall,
-            "target_recall": target, "users": len(vectors), "exact_ms": round(exact_ms, 3),
-            "tried": {str(k): list(v) for k, v in tried.items()}}  # fmt: skip
+def _head_candidates(head, matrix, vector, seen, n, allowed) -> list[int]:
+    """The head's best ``n`` unseen (and allowed) columns, scored exactly in one product."""
+    if head is None or not len(head):
+        return []
+    scores = matrix[head] @ vector
+    if len(seen):
+        scores[np.isin(head, seen)] = -np.inf
+    if allowed is not None:
+        scores[~allowed[head]] = -np.inf
+    best = top_n(scores, n)
+    return head[best[np.isfinite(scores[best])]].tolist()

@@ -64,16 +64,16 @@ def ivf_factory(probes):
     return build, load, query
 
 
-def served_factory(ef):
-    """What the service runs: model/ann.py (FAISS HNSW on augmented rows, exact rescoring)."""
+def served_factory(ef, kind="hnsw_l2aug"):
+    """An index kind of the service (vectors/ann.py: FAISS, exact rescoring) at breadth ``ef``."""
     from recommendation_service.vectors import ann
 
     def build(matrix, path):
-        ann.write_index(ann.build_index(matrix, ann.ANNParams(min_items=1)), path)
+        ann.write_index(ann.build_index(matrix, ann.ANNParams(min_items=1), kind), path)
         return matrix
 
     def load(path, built):
-        return ann.load_index(path), built
+        return ann.load_index(path, kind), built
 
     def query(loaded, vector, seen, k):
         return ann.search(loaded[0], loaded[1], vector, seen, k, ef)[0]
@@ -176,24 +176,31 @@ PROBE_SAMPLE: dict = {}
 
 
 def probed_factory():
-    """What the builder publishes: the graph plus the smallest breadth that reached recall
-    0.95 on 200 other users (vectors/ann.py: probe_ef), which the servers then use."""
+    """What the builder publishes: the index kind and breadth that reached recall 0.95 at the
+    lowest cost on 200 other users (vectors/ann_probe.py), which the servers then use."""
     from recommendation_service.vectors import ann
+    from recommendation_service.vectors.ann_probe import probe
 
     chosen = {}
 
     def build(matrix, path):
-        index = ann.build_index(matrix, ann.ANNParams(min_items=1))
-        probe = ann.probe_ef(index, matrix, PROBE_SAMPLE["vectors"], PROBE_SAMPLE["seen"], 0.95)
-        chosen.update(probe)
-        print(f"probe chose ef {probe['ef']}: {probe['tried']}", flush=True)
-        ann.write_index(index, path)
+        params = ann.ANNParams(min_items=1)
+        result = probe(matrix, PROBE_SAMPLE["vectors"], PROBE_SAMPLE["seen"], params)
+        chosen.update(result.summary())
+        print(f"probe chose {chosen['kind']} at breadth {chosen['ef']}: {chosen['kinds']}",
+              flush=True)  # fmt: skip
+        if result.index is not None:
+            ann.write_index(result.index, path)
         return matrix
 
     def load(path, built):
-        return ann.load_index(path), built
+        if chosen["kind"] == "exact":
+            return None, built
+        return ann.load_index(path, chosen["kind"]), built
 
     def query(loaded, vector, seen, k):
+        if loaded[0] is None:
+            return exact_top(loaded[1], vector, seen, k)
         return ann.search(loaded[0], loaded[1], vector, seen, k, chosen["ef"])[0]
 
     return build, load, query

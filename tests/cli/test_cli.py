@@ -108,3 +108,14 @@ def test_the_lease_follows_the_model_store_unless_chosen():
 
     assert lease_of("auto", "s3://b/p") == "kafka" and lease_of("auto", None) == "directory"
     assert lease_of("directory", "s3://b/p") == "directory"
+
+
+def test_index_kinds_are_named_ones_kept_in_order_once(tmp_path):
+    from recommendation_service.cli.builder import _ann_kinds
+
+    assert _ann_kinds("ivf_ip, split_l2aug,ivf_ip") == ("ivf_ip", "split_l2aug")
+    for wrong, said in (("hnsw_ip,faiss", "faiss"), (" , ", "none given")):
+        result = CliRunner().invoke(
+            main, ["builder", "--ann-kinds", wrong, "--model-dir", str(tmp_path)]
+        )
+        assert result.exit_code == 2 and f"--ann-kinds: {said}: expected" in result.output

@@ -12,8 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-import numpy as np
-
 from ...artifacts.store import ModelStore
 from ...common.threads import lower_thread_priority
 from ...data.window import WindowSnapshot
@@ -23,7 +21,8 @@ from ...training.associations import AssociationParams, associations
 from ...training.fold_in import FoldIn, RealtimeParams
 from ...training.successors import SequenceParams, Successors, successors
 from ...training.tuning import TuneParams, TuneResult, tune
-from ...vectors.ann import ANNParams, build_index, probe_ef
+from ...vectors.ann import ANNParams
+from .index_choice import IndexChoice
 from .write_failures import WriteFailures
 
 logger = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ class TrainingWorker:
     on_published
         Called on the training thread with the manifest and fold-in state of each new version.
     ann
-        When and how to build the approximate (HNSW) index published with each version.
+        When and how to choose the approximate index published with each version.
     assoc
         How baskets are formed and which co-occurrences are kept.
     tuning
@@ -78,6 +77,7 @@ class TrainingWorker:
         self.take_snapshot = take_snapshot
         self.realtime = realtime or RealtimeParams()
         self.ann = ann or ANNParams()
+        self.index_choice = IndexChoice(self.ann)
         self.assoc = assoc or AssociationParams()
         self.tuning = tuning or TuneParams(enabled=False)
         #: How sequential rules are learnt and weighted (None: versions carry none).
@@ -114,27 +114,6 @@ class TrainingWorker:
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no fit is pending or running (used by tests and shutdown)."""
         return self._idle.wait(timeout)
-
-    def _probe(self, index, fold: FoldIn, model, snapshot) -> dict:
-        """The search breadth this version's servers should use (vectors/ann.py)."""
-        rng = np.random.default_rng(snapshot.n_events)
-        count = min(self.ann.probe_users, snapshot.n_users)
-        rows = np.sort(rng.choice(snapshot.n_users, size=count, replace=False))
-        vectors = fold.base_vectors(model.user_factors, snapshot, rows)
-        seen = [snapshot.seen[int(r)].indices for r in rows]
-        probe = probe_ef(index, fold.scoring_matrix, vectors, seen, self.ann.target_recall)
-        if probe["exact"]:
-            logger.info("searching exactly (%.2f ms per query): the graph's best was recall@10 "
-                        "%.3f at ef %d (target %.2f)", probe["exact_ms"],
-                        probe["tried"][str(probe["ef"])][0], probe["ef"],
-                        self.ann.target_recall)  # fmt: skip
-        elif probe["recall"] < self.ann.target_recall:
-            logger.warning("no search breadth reaches recall@10 %.2f: %.3f at ef %d",
-                           self.ann.target_recall, probe["recall"], probe["ef"])  # fmt: skip
-        else:
-            logger.info("search breadth %d: recall@10 %.3f on %d users (target %.2f)",
-                        probe["ef"], probe["recall"], count, self.ann.target_recall)  # fmt: skip
-        return probe
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -197,12 +176,7 @@ class TrainingWorker:
                 snapshot.item_ids, model.item_factors, model.params, realtime,
                 model.user_factors, recent_depth=depth,
             )  # fmt: skip
-            index = probe = None
-            if snapshot.n_items >= self.ann.min_items:
-                index = build_index(fold.scoring_matrix, self.ann)
-                probe = self._probe(index, fold, model, snapshot) if self.ann.probe_users else None
-                if probe is not None and probe["exact"]:
-                    index = None  # an exact scan is as fast, or the graph misses the target
+            index, probe = self.index_choice.choose(fold, model.user_factors, snapshot)
             assoc = None
             if snapshot.positive_events is not None:
                 assoc = associations(snapshot.positive_events, snapshot.n_items, self.assoc)
