@@ -177,14 +177,16 @@ def _hnsw(index):
     return faiss.downcast_index(index).hnsw
 
 
-def build_index(rows: np.ndarray, params: ANNParams, kind: str = "hnsw_ip") -> ANNIndex:
-    """An index of ``kind`` over ``rows`` (n, d), built on one thread.
+def build_index(rows: np.ndarray, params: ANNParams, kind: str | None = None) -> ANNIndex:
+    """An index of ``kind`` (the first of ``params.kinds`` when None, as an unprobed version
+    gets) over ``rows`` (n, d), built on one thread.
 
     One thread: the servers beside the builder need the other cores while it builds.
     """
     import faiss
 
     faiss.omp_set_num_threads(1)
+    kind = kind or params.kinds[0]
     if kind == "split_l2aug":
         rows = np.asarray(rows, dtype=np.float32)
         norms = np.einsum("ij,ij->i", rows, rows)

@@ -38,7 +38,7 @@ class IndexChoice:
             return None, None
         matrix = fold.scoring_matrix
         if not p.probe_users:
-            return build_index(matrix, p, p.kinds[0]), None
+            return build_index(matrix, p), None
         rng = np.random.default_rng(snapshot.n_events)
         count = min(p.probe_users, snapshot.n_users)
         rows = np.sort(rng.choice(snapshot.n_users, size=count, replace=False))
