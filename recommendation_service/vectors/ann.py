@@ -2,12 +2,14 @@
 that searches this catalog best.
 
 Scores are inner products of a user vector with the items' scoring rows (maximum inner product
-search). Which index finds them depends on the factors, so there are three kinds and the
-builder measures them on each version (``ann_probe.py``):
+search). Which index finds them depends on the factors, so there are four kinds and the
+builder measures them on each version (``ann_probe.py``; figures per kind and catalog shape
+from ``tests/benchmarks/index_kinds.py`` in docs/measured.md):
 
 ``hnsw_ip``
-    An HNSW graph with FAISS's inner-product metric. On heavy-tailed catalogs (item norms from
-    0.08 to 7) it found 0.997 of the exact top 10 at breadth 128 where the next kind found 0.06.
+    An HNSW graph with FAISS's inner-product metric. On the service's scoring rows (factors
+    and similarity term, seen items excluded) it found at most 0.41 of the exact top 10 on
+    heavy-tailed and clustered catalogs, 0.96 on the Online Retail log's.
 ``hnsw_l2aug``
     An HNSW graph on rows augmented with ``sqrt(max_norm^2 - |row|^2)`` (a 0 appended to the
     query), so the nearest rows in Euclidean distance are those of largest inner product
@@ -274,13 +276,13 @@ def search(
         # Too many proposals were seen or filtered: look wider, and further down the ranking.
         want, breadth = min(total, want * 4), breadth * 4
     if len(cols) < n:
-        return _scan(matrix, vector, seen, n, allowed)
+        return exact_search(matrix, vector, seen, n, allowed)
     scores = matrix[cols] @ vector
     best = top_n(scores, n)
     return cols[best], scores[best]
 
 
-def _scan(matrix, vector, seen, n, allowed) -> tuple[np.ndarray, np.ndarray]:
+def exact_search(matrix, vector, seen, n, allowed=None) -> tuple[np.ndarray, np.ndarray]:
     """The exact top ``n`` unseen (and allowed) columns: what no index search left out."""
     scores = matrix @ vector
     scores[seen] = -np.inf

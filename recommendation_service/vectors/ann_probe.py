@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ann import ANNIndex, ANNParams, build_index, search
-from .top_n import top_n
+from .ann import ANNIndex, ANNParams, build_index, exact_search, search
 
 #: When no kind reaches the target, an exact scan this fast (ms per query) serves instead.
 EXACT_BUDGET_MS = 5.0
@@ -55,11 +54,8 @@ class ProbeResult:
 
 def exact_truth(matrix, vectors, seen, n: int = 10) -> tuple[list[set], float]:
     """Each user's exact top ``n`` (seen items excluded) and the ms one scan takes."""
-    truth, start = [], time.perf_counter()
-    for vector, cols in zip(vectors, seen):
-        scores = matrix @ vector
-        scores[cols] = -np.inf
-        truth.append(set(top_n(scores, n).tolist()))
+    start = time.perf_counter()
+    truth = [set(exact_search(matrix, v, cols, n)[0].tolist()) for v, cols in zip(vectors, seen)]
     return truth, 1000 * (time.perf_counter() - start) / max(1, len(vectors))
 
 
@@ -97,7 +93,7 @@ def probe(
     truth, exact_ms = exact_truth(matrix, vectors, seen, n)
     target = params.target_recall if target is None else target
     kinds: dict[str, dict] = {}
-    best: tuple | None = None  # (reaches, -recall or ms, index, breadth, recall, ms)
+    best: tuple | None = None  # ((reaches, -ms or recall), index, breadth, recall, ms)
     for kind in (only,) if only else params.kinds:
         start = time.perf_counter()
         index = build_index(matrix, params, kind)
