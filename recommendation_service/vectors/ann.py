@@ -48,8 +48,9 @@ logger = logging.getLogger(__name__)
 
 #: File name of the index inside a version directory.
 INDEX_FILE = "ann_index.faiss"
-#: The index kinds, in the order the probe builds them.
-KINDS = ("split_l2aug", "hnsw_l2aug", "hnsw_ip", "ivf_ip")
+#: The index kinds, in the order the probe builds them. The first is what a version gets
+#: without a probe: the earlier releases' kind, the cheapest per query on clustered tastes.
+KINDS = ("hnsw_l2aug", "split_l2aug", "hnsw_ip", "ivf_ip")
 #: The head of ``split_l2aug``: this share of the items, by norm, at least ``HEAD_MIN``.
 HEAD_SHARE, HEAD_MIN = 0.005, 256
 #: Breadths the probe tries per kind, smallest first.
