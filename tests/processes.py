@@ -136,7 +136,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def process_tree(pid: int) -> list[int]:
-    """``pid`` and its direct children (gunicorn's master and workers)."""
+    """``pid`` and its direct children (a server's main process and its workers)."""
     pids = [pid]
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:

@@ -1,4 +1,4 @@
-"""``recsvc serve``: the HTTP server processes (gunicorn) over a model directory."""
+"""``recsvc serve``: the HTTP server processes (Granian) over a model directory."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from .options import (
 )
 
 
-@click.command(short_help="Serve the HTTP API from a model directory (gunicorn).")
+@click.command(short_help="Serve the HTTP API from a model directory (Granian).")
 @opt(
     "--model-dir",
     default="models",
@@ -40,13 +40,13 @@ from .options import (
     "--threads",
     default=ServerConfig.threads,
     type=int,
-    help="Connection threads per process (8 when slow clients connect directly; see README).",
+    help="I/O threads per process that read requests and write responses (Rust, off the GIL).",
 )
 @opt(
     "--client-timeout",
     default=ServerConfig.client_timeout,
     type=float,
-    help="Seconds a client may take to send a request body or block a socket read/write.",
+    help="Seconds a client may take to send its headers, and its whole body (then 408).",
 )
 @opt(
     "--reload-interval",
@@ -136,7 +136,7 @@ from .options import (
     help="Topic the lists served in an experiment are published to (for attribution).",
 )
 def serve(**opts) -> None:
-    """Serve the HTTP API (recommend, health, model, metrics) with gunicorn."""
+    """Serve the HTTP API (recommend, health, model, metrics) with Granian."""
     bootstrap = opts.pop("bootstrap_servers")
     rules_path = opts.pop("rules_file")
     store_url = opts.pop("model_store")
@@ -173,6 +173,6 @@ def serve(**opts) -> None:
     config = config_or_exit(make)
     if config.ingest is not None:
         kafka_or_exit(config.ingest, "recsvc serve")
-    from ..server.gunicorn_runner import serve as run_server
+    from ..server.granian_runner import serve as run_server
 
     run_server(config)

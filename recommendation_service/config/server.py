@@ -30,14 +30,13 @@ class ServerConfig:
     workers
         Number of server processes.
     threads
-        Connection threads per process: they read requests and write responses, while the
-        app runs one request at a time per process (see
-        :mod:`~recommendation_service.server.request_gate`). A slow client holds one of them for up
-        to ``client_timeout``; more threads cost throughput (request parsing contends for the
-        GIL), so the default suits a server behind a buffering proxy or load balancer.
+        Connection threads per process (Granian's Rust I/O threads): they read requests and
+        write responses off the GIL, while the app runs one request at a time per process
+        (see :mod:`~recommendation_service.server.rsgi_bridge`). A slow client holds none of
+        them; one is enough on 2 cores.
     client_timeout
-        Seconds a client may take to send a request body, and that any one socket read or
-        write may block, before the connection is closed.
+        Seconds a client may take to send its headers, and its whole request body, before
+        the connection is closed (a body gets a JSON 408 first).
     reload_interval
         Seconds between checks for a newly published model.
     max_n

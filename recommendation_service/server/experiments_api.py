@@ -35,12 +35,12 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("experiments", __name__)
 
 
-#: Every publisher of this process, for flushing when a gunicorn worker exits.
+#: Every publisher of this process, for flushing when a server worker exits.
 _PUBLISHERS: weakref.WeakSet = weakref.WeakSet()
 
 
 def flush_impressions(timeout: float = 5.0) -> None:
-    """Send what is still queued (gunicorn's ``worker_exit`` hook)."""
+    """Send what is still queued (when a server worker stops)."""
     for publisher in list(_PUBLISHERS):
         publisher.close(timeout)
 

@@ -146,7 +146,7 @@ class ServerMetrics:
 
 
 def mark_worker_dead(pid: int) -> None:
-    """Drop a dead worker's live gauges (gunicorn's child_exit hook)."""
+    """Drop a dead worker's live gauges (when the server replaces it)."""
     if multiprocess_dir() is not None:
         from prometheus_client import multiprocess
 

@@ -7,7 +7,7 @@ Needs ``wrk``. Each trial starts ``recsvc serve --workers 2`` on an empty model 
 publishes one version (a synthetic model of ``--items`` items, 64 factors, with its HNSW
 index: loading it takes each worker a noticeable while), polls ``/health`` every 20 ms until
 it answers 200, then runs wrk with ``--connections`` keep-alive connections for ``--seconds``
-over the model's users. gunicorn hands the connections to both workers, so a worker that
+over the model's users. The kernel hands the connections to both workers, so a worker that
 has not loaded the version yet gets requests from the first moment. Reports, per trial,
 requests, non-2xx answers and socket errors (target: 0 non-2xx), and the seconds from the
 publish to readiness.

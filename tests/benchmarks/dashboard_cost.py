@@ -10,7 +10,7 @@ waits for a model. Then, in headless Chromium (Debian's, through Selenium):
 * **render**: ``--loads`` fresh loads of ``/dashboard``; for each, the time from navigation
   start until the page has drawn every panel from its first poll (``window.dashboard.renderedAt``,
   set after the health, stream, models and serving answers are all drawn);
-* **CPU**: the server's processes (gunicorn master and workers) over ``--seconds`` with no page
+* **CPU**: the server's processes (main process and workers) over ``--seconds`` with no page
   open, then the same with one page open and polling every 2 s; the difference as a share of
   one core. That difference is within the noise of the system's own work, so the script also
   times 300 poll rounds (the four requests a page makes every 2 s) back to back and reports

@@ -4,10 +4,10 @@
         [--threads 8 [1 ...]]
 
 Trains a model on a 100,000-event synthetic window (20,000 users, 5,000 items, default ALS
-parameters), publishes it, starts the real server (gunicorn) as a child process, and sends
+parameters), publishes it, starts the real server (`recsvc serve`) as a child process, and sends
 requests for random known and unknown users from keep-alive clients, at 1 and 4 concurrent
 connections. Client time includes the Python HTTP client, so it is an upper bound. Several
-``--threads`` values (connection threads per worker) are measured one after the other in one run.
+``--threads`` values (I/O threads per worker) are measured one after the other in one run.
 """
 
 from __future__ import annotations

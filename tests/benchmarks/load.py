@@ -43,12 +43,8 @@ from ..processes import process_tree, serve, stop, wait_healthy
 from .real_factors import events_of, train
 from .synthetic_model import synthetic_model
 
-WRK_SCRIPT = """
-math.randomseed(%(seed)d)
-ids = {%(ids)s}
-request = function()
-  return wrk.format("GET", "/recommend?user=" .. ids[math.random(1, #ids)] .. "&n=10")
-end
+#: The end of every wrk script here: one RESULT line that wrk() parses (a %-template).
+WRK_DONE = """
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("RESULT %%d %%d %%d %%f %%f %%f %%f\\n", summary.requests, e.status,
@@ -56,6 +52,17 @@ done = function(summary, latency, requests)
     latency:percentile(50) / 1e3, latency:percentile(95) / 1e3, latency:percentile(99) / 1e3))
 end
 """
+
+WRK_SCRIPT = (
+    """
+math.randomseed(%(seed)d)
+ids = {%(ids)s}
+request = function()
+  return wrk.format("GET", "/recommend?user=" .. ids[math.random(1, #ids)] .. "&n=10")
+end
+"""
+    + WRK_DONE
+)
 
 
 def wrk(port: int, script: Path, connections: int, seconds: float) -> dict:

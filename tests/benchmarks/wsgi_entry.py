@@ -1,7 +1,8 @@
-"""The service's WSGI app as ``recsvc serve`` builds it, for other WSGI servers to import.
+"""The service's Flask app as ``recsvc serve`` builds it, for other WSGI servers to import.
 
-Only for tests/benchmarks/wsgi_servers.py: reads the model directory and the metrics directory
-from the environment the benchmark sets, which the service itself never does.
+Only for tests/benchmarks/wsgi_servers.py: reads the model directory from the environment the
+benchmark sets, which the service itself never does. ``recsvc serve`` puts the app behind its
+RSGI bridge (bounded bodies); other servers get the bare app, which reads the body itself.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ from threadpoolctl import threadpool_limits
 
 from recommendation_service.config.server import ServerConfig
 from recommendation_service.server.app import create_app
-from recommendation_service.server.request_gate import RequestGate
 
-# The same per-worker settings as RecommendationServer.load().
+# The same per-worker settings as recommendation_service.server.granian_runner.load_app.
 threadpool_limits(1, "blas")
 sys.setswitchinterval(0.0005)
-_config = ServerConfig(model_dir=Path(os.environ["RECSVC_BENCH_MODEL_DIR"]))
-app = RequestGate(create_app(_config), _config.max_body_bytes, _config.client_timeout)
+app = create_app(ServerConfig(model_dir=Path(os.environ["RECSVC_BENCH_MODEL_DIR"])))

@@ -1,19 +1,22 @@
-"""WSGI servers compared on the same app and model: speed, and what a stalled client costs.
+"""HTTP servers compared under the same Flask app and model: speed per endpoint, and what a
+stalled client costs.
 
     .venv/bin/python -m tests.benchmarks.wsgi_servers [--stream taste] [--seconds 8]
+        [--servers "recsvc serve" "gunicorn gthread"]
 
-Needs ``wrk``; Granian and uWSGI rows need ``pip install granian pyuwsgi`` (they are not
-dependencies of the service, and rows for servers that are not installed are skipped).
+Needs ``wrk``. The gunicorn rows need ``pip install -e '.[bench]'`` (gunicorn was the server
+of ``recsvc serve`` before Granian); uWSGI rows need ``pip install pyuwsgi``; rows of servers
+that are not installed are skipped.
 
-Trains the load benchmark's model (real factors, 100,000 items, HNSW index), then runs the
-service's WSGI app (the Flask app behind the request gate, as ``recsvc serve`` builds it)
-under each server with 2 worker processes and drives ``GET /recommend`` with wrk at 1, 4 and
-32 connections. Then, with one worker per server, two hostile probes: as many clients as the
-worker has threads send half a request body (or half their headers) and stop; the probe is
-how long a normal ``GET /recommend`` on another connection takes meanwhile (capped at 30 s).
-``recsvc serve`` bounds both by ``--client-timeout`` (5 s); a server whose worker waits for
-stalled clients for as long as they keep the connection open can be taken down by a handful
-of them.
+Trains the load benchmark's model (real factors, 100,000 items, an unprobed index), then runs
+the service under each server with 2 worker processes and drives, with wrk at 1, 4 and 32
+connections, three endpoints: ``/livez`` (no model, no files: the stack's floor), a plain
+``GET /recommend`` for random known users, and a filtered one (``exclude=`` five ids).
+``recsvc serve`` is Granian through the service's RSGI bridge; the other servers run the same
+Flask app through WSGI (tests/benchmarks/wsgi_entry.py). Then, with one worker per server,
+two hostile probes: as many clients as the worker has threads send half a request body (or
+half their headers) and stop; the probe is how long a normal ``GET /recommend`` on another
+connection takes meanwhile (capped at 30 s).
 """
 
 from __future__ import annotations
@@ -36,22 +39,50 @@ from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.vectors.ann import ANNParams
 
 from ..conftest import free_port
-from ..processes import get, stop, wait_healthy
-from .load import WRK_SCRIPT, make_model, publish, wrk
+from ..processes import cpu_seconds, get, process_tree, stop, wait_healthy
+from .load import WRK_DONE, make_model, publish, wrk
 
 BIN = Path(sys.executable).parent
 PROBE_CAP = 30.0
+#: Clients that stall at once in the hostile probes: as many as gunicorn gthread's 8 threads.
+STALLED = 8
 
-#: (server, connection threads per worker) compared; ``recsvc serve`` is gunicorn gthread.
+#: (server, threads per worker) compared. ``recsvc serve`` is Granian over RSGI, its threads
+#: are Rust I/O threads; gunicorn gthread with one thread was ``recsvc serve`` before.
 CONFIGS = [
-    ("recsvc serve (gunicorn gthread)", 1),
-    ("recsvc serve (gunicorn gthread)", 8),
+    ("recsvc serve (Granian RSGI)", 1),
+    ("gunicorn gthread (before)", 1),
+    ("gunicorn gthread (before)", 8),
+    ("Granian WSGI", 1),
     ("gunicorn sync", 1),
-    ("granian", 1),
-    ("granian", 8),
     ("uWSGI (pyuwsgi)", 1),
-    ("uWSGI (pyuwsgi)", 8),
 ]
+
+#: Endpoints driven, by name: a path, and whether users (and excluded ids) are added.
+ENDPOINTS = {
+    "/livez": ("/livez", ""),
+    "/recommend": ("/recommend", "user"),
+    "/recommend?exclude=5": ("/recommend", "exclude"),
+}
+
+WRK_SCRIPT = (
+    """
+math.randomseed(%(seed)d)
+ids = {%(ids)s}
+items = {%(items)s}
+request = function()
+  if "%(kind)s" == "" then return wrk.format("GET", "%(path)s") end
+  local target = "%(path)s?user=" .. ids[math.random(1, #ids)] .. "&n=10"
+  if "%(kind)s" == "exclude" then
+    local excluded = {}
+    for k = 1, 5 do excluded[k] = items[math.random(1, #items)] end
+    target = target .. "&exclude=" .. table.concat(excluded, ",")
+  end
+  return wrk.format("GET", target)
+end
+"""
+    + WRK_DONE
+)
 
 
 def command(name: str, port: int, workers: int, threads: int) -> list[str]:
@@ -72,10 +103,13 @@ def command(name: str, port: int, workers: int, threads: int) -> list[str]:
             "--no-access-log",
             "--model-dir",
         ]  # fmt: skip  (start() appends the model directory)
+    if name.startswith("gunicorn gthread"):
+        return [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
+                "-k", "gthread", "--threads", str(threads), "--keep-alive", "5", app]  # fmt: skip
     if name == "gunicorn sync":
         return [str(BIN / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
                 "-k", "sync", app]  # fmt: skip
-    if name == "granian":
+    if name == "Granian WSGI":
         return [str(BIN / "granian"), "--interface", "wsgi", "--workers", str(workers),
                 "--blocking-threads", str(threads), "--host", "127.0.0.1", "--port", str(port),
                 "--no-access-log", app]  # fmt: skip
@@ -134,6 +168,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--factors", type=int, default=64, help="for --stream synthetic")
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument(
+        "--servers", nargs="+", default=None, help="only the servers whose names start so"
+    )
     parser.add_argument("--json-out", type=Path, default=Path("wsgi_servers.json"))
     args = parser.parse_args()
     args.log = None
@@ -148,9 +185,23 @@ def main() -> None:
         known = model.snapshot.user_ids
         picked = np.random.default_rng(7).choice(len(known), size=min(20_000, len(known)))
         ids = [urllib.parse.quote(known[i]) for i in picked.tolist()]
-        script = tmp / "load.lua"
-        script.write_text(WRK_SCRIPT % {"seed": 7, "ids": ",".join(map(json.dumps, ids))})
+        items = [urllib.parse.quote(item) for item in model.snapshot.item_ids[:5000]]
+        scripts = {}
+        for endpoint, (path, kind) in ENDPOINTS.items():
+            scripts[endpoint] = tmp / f"load{len(scripts)}.lua"
+            scripts[endpoint].write_text(
+                WRK_SCRIPT
+                % {
+                    "seed": 7,
+                    "ids": ",".join(map(json.dumps, ids if kind else [])),
+                    "items": ",".join(map(json.dumps, items)),
+                    "path": path,
+                    "kind": kind,
+                }
+            )
         for name, threads in CONFIGS:
+            if args.servers and not any(name.startswith(p) for p in args.servers):
+                continue
             port = free_port()
             cmd = command(name, port, 2, threads)
             if not Path(cmd[0]).exists():
@@ -158,17 +209,26 @@ def main() -> None:
                 continue
             server = start(cmd, store.root, port)
             try:
-                wrk(port, script, 4, 2)  # warm-up
-                for connections in (1, 4, 32):
-                    run = wrk(port, script, connections, args.seconds)
-                    speed.append({"server": name, "threads": threads, **run})
+                wrk(port, scripts["/recommend"], 4, 2)  # warm-up
+                for endpoint, script in scripts.items():
+                    for connections in (1, 4, 32):
+                        pids = process_tree(server.pid)
+                        cpu = sum(map(cpu_seconds, pids))
+                        run = wrk(port, script, connections, args.seconds)
+                        cpu = sum(map(cpu_seconds, pids)) - cpu
+                        run["server_cpu_ms_per_request"] = round(
+                            1000 * cpu / max(1, run["requests"]), 3
+                        )
+                        speed.append(
+                            {"server": name, "threads": threads, "endpoint": endpoint, **run}
+                        )
             finally:
                 stop(server)
             port = free_port()
             server = start(command(name, port, 1, threads), store.root, port)
             try:
-                body = probe(port, ids[0], HALF_BODY, threads)
-                headers = probe(port, ids[0], HALF_HEADERS, threads)
+                body = probe(port, ids[0], HALF_BODY, STALLED)
+                headers = probe(port, ids[0], HALF_HEADERS, STALLED)
             finally:
                 stop(server)
             robustness.append(
@@ -180,21 +240,36 @@ def main() -> None:
                 }
             )
     print(
-        f"{'server, 2 workers':<34}{'threads':>8}{'conns':>6}{'req/s':>10}{'p50 ms':>9}"
-        f"{'p99 ms':>9}{'errors':>8}"
+        f"{'server, 2 workers':<30}{'thr':>4}{'endpoint':>22}{'conns':>6}{'req/s':>9}"
+        f"{'p50 ms':>8}{'p99 ms':>8}{'cpu ms/req':>11}{'errors':>7}"
     )
     for r in speed:
         print(
-            f"{r['server']:<34}{r['threads']:>8}{r['connections']:>6}"
-            f"{r['requests_per_second']:>10}{r['p50_ms']:>9}{r['p99_ms']:>9}{r['errors']:>8}"
+            f"{r['server']:<30}{r['threads']:>4}{r['endpoint']:>22}{r['connections']:>6}"
+            f"{r['requests_per_second']:>9}{r['p50_ms']:>8}{r['p99_ms']:>8}"
+            f"{r['server_cpu_ms_per_request']:>11}{r['errors']:>7}"
         )
+    base = {
+        (r["endpoint"], r["connections"]): r["requests_per_second"]
+        for r in speed
+        if r["server"] == CONFIGS[1][0] and r["threads"] == CONFIGS[1][1]
+    }
+    if base:
+        print(f"\nreq/s of each server over {CONFIGS[1][0]} with {CONFIGS[1][1]} thread:")
+        for r in speed:
+            before = base.get((r["endpoint"], r["connections"]))
+            if before and r["connections"] == 32:
+                print(
+                    f"{r['server']:<30}{r['threads']:>4}{r['endpoint']:>22}"
+                    f"{r['requests_per_second'] / before:>8.2f}x"
+                )
     print(
-        f"\n{'server, 1 worker':<34}{'threads':>8}{'GET, stalled bodies':>21}"
-        f"{'GET, stalled headers':>22}"
+        f"\n{'server, 1 worker, ' + str(STALLED) + ' stalled clients':<40}{'threads':>8}"
+        f"{'GET, stalled bodies':>21}{'GET, stalled headers':>22}"
     )
     for r in robustness:
         print(
-            f"{r['server']:<34}{r['threads']:>8}{r['get_during_stalled_bodies_s']:>20}s"
+            f"{r['server']:<40}{r['threads']:>8}{r['get_during_stalled_bodies_s']:>20}s"
             f"{r['get_during_stalled_headers_s']:>21}s"
         )
     args.json_out.write_text(json.dumps({"speed": speed, "robustness": robustness}, indent=2))

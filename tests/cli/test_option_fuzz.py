@@ -2,7 +2,7 @@
 traceback.
 
 Each value is parsed and validated by the real command; only the step that would start
-something long-running (a builder, gunicorn, a broker, the demo, a producer's send loop, the
+something long-running (a builder, the HTTP server, a broker, the demo, a producer's send loop, the
 replay itself) is replaced by one that stops the run, since reaching it means the values were
 accepted. ``evaluate`` reads its log for real (the delimiter and column options act there).
 """
@@ -27,7 +27,7 @@ def _stop(*_args, **_kwargs):
 #: Where each command would begin its real work (module, attribute).
 RUN_STEPS = [
     ("recommendation_service.builder.model_builder", "ModelBuilder"),
-    ("recommendation_service.server.gunicorn_runner", "serve"),
+    ("recommendation_service.server.granian_runner", "serve"),
     # recsvc broker's first step: finding the Java that would run Apache Kafka.
     ("recommendation_service.common.java_runtime", "find_java"),
     ("recommendation_service.sandbox.demo_runner", "run_demo"),

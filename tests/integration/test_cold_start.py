@@ -1,12 +1,12 @@
 """Readiness from a cold start: once ``/health`` says ready, every worker answers.
 
-A server started on an empty model directory, then the first version published: each gunicorn
+A server started on an empty model directory, then the first version published: each server
 worker loads it on its own. A worker that has no model yet while a version exists must load
 it on the request that asks (or wait for the load already under way), never answer 503.
 
 The poll interval is set far beyond the test's length, so neither worker finds the version
 by polling: whatever serves it was loaded by the request that asked. (With short polls the
-race is real but rare: gunicorn forks its workers within milliseconds, so their polls run in
+race is real but rare: the server forks its workers within milliseconds, so their polls run in
 step until one of them is restarted.)
 """
 
@@ -64,7 +64,7 @@ def test_a_load_from_readiness_on_sees_no_503_while_the_second_worker_loads(tmp_
         def client(k: int) -> None:
             i = 0
             while time.monotonic() < stop_at:
-                # A new connection per request: gunicorn hands each to whichever worker accepts.
+                # A new connection per request: the kernel hands each to whichever worker accepts.
                 code = _status(f"{url}/recommend?user=user-{(k * 997 + i) % 20_000}&n=10")
                 with lock:
                     statuses.append(code)

@@ -47,11 +47,12 @@ def server(tmp_path_factory, server_log):
 
 
 def raw(port: int, request: bytes, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
-    """Send bytes as they are; return status, headers (lower-case names) and body."""
+    """Send bytes as they are; return status, headers (lower-case names) and body, once the
+    connection closes or the body is as long as the response's Content-Length says."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(request)
         data = b""
-        while chunk := sock.recv(65536):
+        while not _complete(data) and (chunk := sock.recv(65536)):
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -60,6 +61,15 @@ def raw(port: int, request: bytes, timeout: float = 5.0) -> tuple[int, dict[str,
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return int(lines[0].split()[1]), headers, body
+
+
+def _complete(data: bytes) -> bool:
+    head, found, body = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:] if found else ():
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False
 
 
 def get(port: int, target: str, extra: bytes = b"") -> tuple[int, dict[str, str], bytes]:
@@ -160,8 +170,42 @@ def test_a_body_that_stops_arriving_gets_a_json_408(server, server_log):
     status, headers, body = raw(server, HALF_SENT[2], timeout=10)
     assert status == 408 and json.loads(body)["status"] == 408
     assert headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
     assert CLIENT_TIMEOUT <= time.monotonic() - start < CLIENT_TIMEOUT + 3
     still_serving(server)
+
+
+def test_many_stalled_bodies_leave_posts_and_gets_served(server):
+    """Twenty stalled bodies on one worker: each is answered 408 and closed after the client
+    timeout, and whole requests, with bodies or without, are served meanwhile and after."""
+    stuck = []
+    try:
+        for _ in range(20):
+            sock = socket.create_connection(("127.0.0.1", server))
+            sock.sendall(HALF_SENT[2])
+            stuck.append(sock)
+        body = b'{"user_id": "u1", "top_k": 3}'
+        for round in range(3):
+            if round == 1:
+                time.sleep(CLIENT_TIMEOUT + 0.5)  # every stalled one has been answered 408
+            start = time.monotonic()
+            status, _, answer = raw(
+                server,
+                b"POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body),
+            )
+            assert status == 200 and len(json.loads(answer)["recommendations"]) == 3
+            assert time.monotonic() - start < 0.5
+            still_serving(server, within=0.5)
+        for sock in stuck:
+            sock.settimeout(1)
+            answer = b""
+            while chunk := sock.recv(65536):  # until the server closes the connection
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408 ")
+    finally:
+        for sock in stuck:
+            sock.close()
 
 
 def test_headers_that_stop_arriving_free_the_thread(server, server_log):
@@ -172,7 +216,7 @@ def test_headers_that_stop_arriving_free_the_thread(server, server_log):
             data = sock.recv(65536)
         except ConnectionResetError:
             data = b""
-        # gunicorn closes the connection (it may first answer 400 or 408).
+        # The server closes the connection (it may first answer 400 or 408).
         assert time.monotonic() - start < CLIENT_TIMEOUT + 6
         assert data == b"" or data.split(b" ")[1] in (b"400", b"408")
     still_serving(server)
