@@ -136,6 +136,13 @@ model_option_list = [
         help="ALS sweeps per refit.",
     ),
     opt(
+        "--warm-iterations",
+        default=ALSParams.warm_iterations,
+        type=int,
+        help="ALS sweeps of a refit started from the previous version's factors "
+        "(0 = every refit from random factors).",
+    ),
+    opt(
         "--num-threads",
         default=ALSParams.num_threads,
         type=int,
@@ -283,6 +290,7 @@ def als_params(opts) -> ALSParams:
         regularization=opts["regularization"],
         alpha=opts["alpha"],
         iterations=opts["iterations"],
+        warm_iterations=opts["warm_iterations"],
         num_threads=opts["num_threads"],
     )
 

@@ -195,6 +195,7 @@ def evaluate(
     refit_seconds: list[float] = []
     chosen: dict[tuple, int] = {}
     tuned: list[TuneResult] = []
+    warm: list[TrainedModel] = []
 
     def refit() -> _Fitted:
         # As the builder's training worker: tune (when on and due), then fit the whole window.
@@ -218,7 +219,9 @@ def evaluate(
         weights = None if config.sequence is None else config.sequence.weights
         if config.tuning.enabled and tuned[0].sequence is not None:
             weights = tuned[0].sequence
-        fitted = _Fitted(trainer.fit(snap, als), realtime, config.sequence, weights)
+        model = trainer.fit(snap, als, warm=warm[0] if warm else None)
+        warm[:] = [model]  # the next refit starts from these factors, as the builder's does
+        fitted = _Fitted(model, realtime, config.sequence, weights)
         refit_seconds.append(time.perf_counter() - start)
         return fitted
 

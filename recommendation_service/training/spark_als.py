@@ -111,8 +111,16 @@ class SparkALSTrainer:
             logger.info("Spark session on %s in %.1f s", self.master, time.perf_counter() - start)
         return self._spark
 
-    def fit(self, snapshot: WindowSnapshot, params: ALSParams | None = None) -> TrainedModel:
+    def fit(
+        self,
+        snapshot: WindowSnapshot,
+        params: ALSParams | None = None,
+        warm: TrainedModel | None = None,
+    ) -> TrainedModel:
         """Train on ``snapshot`` (with ``params`` instead of the trainer's, when given).
+
+        ``warm`` is accepted for the trainers' common signature and not used: Spark's ALS
+        has no initial factors, so every Spark refit starts from random ones.
 
         Raises
         ------

@@ -20,11 +20,11 @@ class FailsOnce:
         self.inner, self.calls = ALSTrainer(SMALL_ALS), 0
         self.params = self.inner.params
 
-    def fit(self, snapshot, params=None):
+    def fit(self, snapshot, params=None, warm=None):
         self.calls += 1
         if self.calls == 1:
             raise RuntimeError("an unforeseen failure")
-        return self.inner.fit(snapshot, params)
+        return self.inner.fit(snapshot, params, warm)
 
 
 def test_an_unexpected_refit_failure_is_logged_and_retried(tmp_path, caplog):

@@ -20,6 +20,7 @@ from ...training.als import ALSTrainer
 from ...training.associations import AssociationParams, associations
 from ...training.fold_in import FoldIn, RealtimeParams
 from ...training.successors import SequenceParams, Successors, successors
+from ...training.trained_model import TrainedModel
 from ...training.tuning import TuneParams, TuneResult, tune
 from ...vectors.ann import ANNParams
 from .index_choice import IndexChoice
@@ -86,6 +87,8 @@ class TrainingWorker:
         self.tuned: TuneResult | None = None
         # (offsets, model, fold, index, assoc, tuning, successors) of a fit whose publish failed.
         self._unpublished: tuple | None = None
+        #: The last published fit: the next refit starts from its factors (warm start).
+        self._warm: TrainedModel | None = None
         self.on_published = on_published
         self.trainings = 0
         #: Fits that raised (the window is kept; the next events trigger another try).
@@ -165,7 +168,7 @@ class TrainingWorker:
             self._unpublished = None
             try:
                 als, realtime, weights, tuning = self._settings(snapshot)
-                model = self.trainer.fit(snapshot, als)
+                model = self.trainer.fit(snapshot, als, warm=self._warm)
             except ModelFitError as exc:
                 self.fit_failures += 1
                 logger.error("training failed, keeping the last model: %s", exc)
@@ -198,6 +201,7 @@ class TrainingWorker:
         self._unpublished = None
         self.publish_failures.succeeded()
         self.trainings += 1
+        self._warm = model  # the next refit starts from these factors
         self.last_manifest = manifest
         if self.on_published is not None:
             self.on_published(manifest, fold, succ)
