@@ -37,6 +37,7 @@ or where the probe finds a scan as fast, no index is built and every query scans
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,6 +155,12 @@ class ANNIndex:
         """The ids of up to ``want`` rows the index ranks first for ``vector``."""
         import faiss
 
+        if not getattr(_calling_thread, "one_omp_thread", False):
+            # OpenMP's thread count is a setting of each calling thread: a request thread
+            # that never set it forks a team per search, whose idle member then spins (it
+            # took 40% of a core beside each serving worker's request thread).
+            faiss.omp_set_num_threads(1)
+            _calling_thread.one_omp_thread = True
         query = np.zeros((1, self.faiss.d), dtype=np.float32)
         query[0, : len(vector)] = vector
         if self.kind == "ivf_ip":
@@ -172,6 +179,9 @@ class ANNIndex:
         if self._head is not None:
             described["head"] = len(self._head)
         return described
+
+
+_calling_thread = threading.local()
 
 
 def _hnsw(index):
