@@ -1,12 +1,15 @@
 """What users see while the service learns: serving beside a live builder, side by side with
 the builder stopped and with a trivial endpoint, in one run.
 
-    .venv/bin/python -m tests.benchmarks.live_serving [--items 100000] [--users 30000]
+    .venv/bin/python -m tests.benchmarks.live_serving [--stream taste|pareto]
+        [--items 100000] [--users 30000]
         [--window 300000] [--rate 1000] [--retrain-every 30000] [--seconds 60] [--rounds 2]
         [--builder-nice 5] [--builder-cpus ""] [--server-ef N]
 
 Needs ``wrk``. On one host: Apache Kafka (``recsvc broker``'s broker), a
-backlog of ``--window`` events over ``--items`` items (the taste stream of real_factors.py),
+backlog of ``--window`` events over ``--items`` items (a stream of real_factors.py: ``taste``,
+favourite categories with Pareto heads inside, or ``pareto``, half of the events on uniformly
+random items and half on a Pareto(0.6) head: popularity as heavy-tailed as real catalogs),
 ``recsvc builder`` with that window and a refit every ``--retrain-every`` events (its
 defaults otherwise: tuning, live quality, the sequence term), and ``recsvc serve --workers
 2``. Once the builder has published a version of the whole backlog, events flow at
@@ -18,7 +21,8 @@ consume, its refit written) and the same run repeats: ``--rounds`` such pairs, n
 time, so that the shared machine's drift hits both sides of the comparison. Then the builder
 stops and the same runs repeat once more; then the same server answers ``/livez`` (no model,
 no files) at the same concurrencies. Reports req/s, p50/p99/p99.9, versions published during
-each live run, and the servers' CPU per request, as a ratio to the trivial endpoint's.
+each live run (a live run counts only if at least two landed during it: it is reported
+either way, marked), and the servers' CPU per request, as a ratio to the trivial endpoint's.
 
 Each version's search breadth comes from the builder's recall probe, and with tuning on it
 moves between refits (from 32 to 384 in runs on this stream), which moves a request's cost
@@ -50,7 +54,7 @@ from ..conftest import free_port
 from ..processes import broker_of, cpu_seconds, process_tree, serve, stop, wait_healthy
 from ..processes import builder as start_builder
 from .builder_throughput import produce_backlog
-from .real_factors import taste_pairs
+from .real_factors import STREAMS
 
 WRK_SCRIPT = """
 math.randomseed(%(seed)d)
@@ -177,6 +181,7 @@ def refit_period(control: ControlFiles, timeout: float = 900.0) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stream", choices=sorted(STREAMS), default="taste")
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=30_000)
     parser.add_argument("--window", type=int, default=300_000)
@@ -195,14 +200,15 @@ def main() -> None:
     parser.add_argument("--json-out", type=Path, default=Path("live_serving.json"))
     args = parser.parse_args()
 
-    # The taste stream of real_factors.py (favourite categories of 500 items, Zipf heads):
-    # the factor structure real shopping logs give, through the builder's own pipeline.
+    # Streams of real_factors.py: the factor structures real shopping logs give (tastes, or
+    # heavy-tailed popularity), through the builder's own pipeline.
     live_count = int(args.rate * args.seconds * 10) + 1000
+    make_pairs = STREAMS[args.stream]
     pairs = [(f"user-{u}", f"item-{i}") for u, i in
-             taste_pairs(args.window + live_count, args.users, args.items, seed=1)]  # fmt: skip
+             make_pairs(args.window + live_count, args.users, args.items, seed=1)]  # fmt: skip
     backlog, live_pairs = pairs[: args.window], pairs[args.window :]
     results: dict = {"settings": vars(args) | {"json_out": str(args.json_out)}}
-    with tempfile.TemporaryDirectory() as tmp, broker_of("kafka", Path(tmp) / "b") as broker:
+    with tempfile.TemporaryDirectory() as tmp, broker_of(Path(tmp) / "b") as broker:
         topic = f"live-{uuid.uuid4().hex[:8]}"
         ensure_topic(broker.bootstrap_servers, topic)
         produce_backlog(broker.bootstrap_servers, topic, backlog)
@@ -298,7 +304,8 @@ def main() -> None:
                 stop(builder)
             build_log = (Path(tmp) / "builder.log").read_text(errors="replace")
     results.update(live=live, builder_idle=idle, builder_stopped=stopped, livez=trivial)
-    results["probe_breadths"] = [int(b) for b in re.findall(r"search breadth (\d+)", build_log)]
+    chosen = re.findall(r"index (\w+) at breadth (\d+): recall|(searching exactly)", build_log)
+    results["probe_choices"] = [f"{k}@{b}" if k else "exact" for k, b, _ in chosen]
 
     def rps(rows: list[dict], connections: int) -> list[float]:
         return [r["requests_per_second"] for r in rows if r["connections"] == connections]
@@ -313,6 +320,8 @@ def main() -> None:
         stopped[1]["server_cpu_ms_per_request"] / trivial[1]["server_cpu_ms_per_request"], 2
     )
     results["live_p99_ms_4"] = [r["p99_ms"] for r in live if r["connections"] == 4]
+    results["refits_per_live_run"] = [r["versions_published_during"] for r in live]
+    results["live_runs_with_two_refits"] = sum(n >= 2 for n in results["refits_per_live_run"])
     args.json_out.write_text(json.dumps(results, indent=2))
     print(f"\n{'run':<22}{'conns':>6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
           f"{'CPU ms/req':>12}{'versions':>10}")  # fmt: skip
@@ -324,7 +333,12 @@ def main() -> None:
                   f"{r['server_cpu_ms_per_request']:>12.3f}"
                   f"{r.get('versions_published_during', ''):>10}")  # fmt: skip
     print(
-        f"search breadths the builder's probe chose: {results['probe_breadths']}; servers: "
+        f"refits landed per live run: {results['refits_per_live_run']} "
+        f"({results['live_runs_with_two_refits']} of {len(live)} runs with at least two: only "
+        f"those count as serving while the service learns)"
+    )
+    print(
+        f"index kinds and breadths the builder's probe chose: {results['probe_choices']}; servers: "
         f"{args.server_ef or 'the probed breadth of each version'}"
     )
     print(
