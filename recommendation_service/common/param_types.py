@@ -23,6 +23,12 @@ class FiniteFloat(click.FloatRange):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
 
+    def _describe_range(self) -> str:
+        # Unbounded, there is no range to show; click's own text would be "x<=None".
+        if self.min is None and self.max is None:
+            return ""
+        return super()._describe_range()
+
 
 #: Names and escapes people give for separators that are awkward to type in a shell.
 _SEPARATORS = {"\\t": "\t", "tab": "\t", "\\s": " ", "space": " ", "comma": ",",

@@ -22,6 +22,13 @@ def test_help_lists_every_command_and_env_vars():
     assert "..." not in commands, commands
 
 
+def test_no_help_page_shows_a_range_of_none():
+    """An unbounded float option has no range to show (click's text was "x<=None")."""
+    for name in main.commands:
+        page = CliRunner().invoke(main, [name, "--help"], terminal_width=200).output
+        assert "None]" not in page and "<=None" not in page, (name, page)
+
+
 def test_invalid_values_are_usage_errors_not_tracebacks(tmp_path):
     result = CliRunner().invoke(main, ["builder", "--window", "0", "--model-dir", str(tmp_path)])
     assert result.exit_code == 2 and "window must be >= 1" in result.output
