@@ -241,7 +241,6 @@ def load_index(path: Path, kind: str) -> ANNIndex:
     """Map a published index read-only, so the workers of a host share its pages."""
     import faiss
 
-    faiss.omp_set_num_threads(1)  # one query per request; threads would only contend
     flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
     return ANNIndex(kind, faiss.read_index(str(path), flags))  # a split one: attach() next
 
