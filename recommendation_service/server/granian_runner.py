@@ -1,4 +1,4 @@
-"""Running the Flask app under Granian, the production WSGI server behind ``recsvc serve``.
+"""Running the Flask app under Granian, the production HTTP server behind ``recsvc serve``.
 
 Granian parses HTTP and writes responses on Rust threads, off the GIL, and hands each
 request's scope and body to Python only to run the app (through its RSGI interface, see
@@ -98,13 +98,9 @@ def logging_config() -> dict:
     }
 
 
-def load_app(config: ServerConfig):
-    """In each worker, after the fork: the Flask app behind the RSGI bridge."""
+def prepare_worker() -> None:
+    """Settings of a serving process, before its app is built."""
     from threadpoolctl import threadpool_limits
-
-    from .app import create_app
-    from .experiments_api import flush_impressions
-    from .rsgi_bridge import RsgiBridge
 
     # Each request is one small matrix-vector product; BLAS threads on top of the request
     # threads only contend (p99 at 4 connections went from ~3 ms to ~46 ms with them).
@@ -112,6 +108,15 @@ def load_app(config: ServerConfig):
     # The model watcher thread loads new versions in the background; a short GIL switch
     # interval keeps it from holding up a request for the default 5 ms at a time.
     sys.setswitchinterval(0.0005)
+
+
+def load_app(config: ServerConfig):
+    """In each worker, after the fork: the Flask app behind the RSGI bridge."""
+    from .app import create_app
+    from .experiments_api import flush_impressions
+    from .rsgi_bridge import RsgiBridge
+
+    prepare_worker()
     # Lists of an experiment still queued in this worker's producer are sent before it exits.
     return RsgiBridge(
         create_app(config), config.max_body_bytes, config.client_timeout, flush_impressions

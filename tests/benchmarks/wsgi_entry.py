@@ -8,15 +8,11 @@ RSGI bridge (bounded bodies); other servers get the bare app, which reads the bo
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-
-from threadpoolctl import threadpool_limits
 
 from recommendation_service.config.server import ServerConfig
 from recommendation_service.server.app import create_app
+from recommendation_service.server.granian_runner import prepare_worker
 
-# The same per-worker settings as recommendation_service.server.granian_runner.load_app.
-threadpool_limits(1, "blas")
-sys.setswitchinterval(0.0005)
+prepare_worker()  # the per-worker settings recsvc serve's workers get
 app = create_app(ServerConfig(model_dir=Path(os.environ["RECSVC_BENCH_MODEL_DIR"])))
