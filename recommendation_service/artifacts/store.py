@@ -88,7 +88,9 @@ class Publishable(Protocol):
     """What the store can publish: a trained model that gives its arrays by file stem and the
     manifest fields describing it (``TrainedModel`` in training/trained_model.py)."""
 
-    def version_content(self, fold, assoc, successors) -> tuple[dict[str, np.ndarray], dict]: ...
+    def version_content(
+        self, fold, assoc, successors, rank_stage
+    ) -> tuple[dict[str, np.ndarray], dict]: ...
 
 
 class ModelStore:
@@ -147,6 +149,7 @@ class ModelStore:
         tuning: dict | None = None,
         successors=None,
         ann_probe: dict | None = None,
+        rank_stage=None,
     ) -> dict:
         """Write ``model`` as the next version, make it current, prune old ones.
 
@@ -172,6 +175,9 @@ class ModelStore:
             Which index kind and breadth search the version best, and what each kind found
             (vectors/ann_probe.py); servers search ``index`` at its ``ef``. Kept when the
             probe chose exact search and no index is published.
+        rank_stage
+            The rank stage's arrays and rankers (training/ranker_refit.py); without it the
+            version ranks by the sum of its score terms.
 
         Returns
         -------
@@ -179,7 +185,7 @@ class ModelStore:
             The manifest that was written.
         """
         self._check_lease("version")
-        arrays, fields = model.version_content(fold, assoc, successors)
+        arrays, fields = model.version_content(fold, assoc, successors, rank_stage)
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         existing = self.versions()
         version = max(existing[-1] if existing else 0, self.floor) + 1

@@ -29,6 +29,8 @@ from .options import (
     model_options,
     model_store_option,
     opt,
+    ranker_options,
+    ranker_params,
     realtime_options,
     realtime_params,
     sequence_options,
@@ -134,6 +136,7 @@ def cpus_of(text: str) -> frozenset[int] | None:
 @realtime_options
 @sequence_options
 @tuning_options
+@ranker_options
 @opt(
     "--action-weight",
     "action_weights",
@@ -269,6 +272,7 @@ def builder(**opts) -> None:
             metrics_port=opts["metrics_port"],
             live_quality=LiveQualityParams(budget=opts["live_quality_budget"]),
             tuning=tune_params(opts, off_by_default=opts["trainer"] == "spark"),
+            ranker=ranker_params(opts, off_by_default=opts["trainer"] == "spark"),
             catalog_topic=opts["catalog_topic"] or None,
             impressions_topic=opts["impressions_topic"] or None,
             updates_topic=opts["updates_topic"] or None,

@@ -14,6 +14,8 @@ from .options import (
     decay_params,
     model_options,
     opt,
+    ranker_options,
+    ranker_params,
     realtime_options,
     realtime_params,
     sequence_options,
@@ -58,6 +60,7 @@ from .options import (
 @realtime_options
 @sequence_options
 @tuning_options
+@ranker_options
 def evaluate(log, **opts) -> None:
     """Replay LOG (CSV/TSV, .gz accepted) and score the service against baselines."""
     import json
@@ -65,7 +68,7 @@ def evaluate(log, **opts) -> None:
     from tqdm import tqdm
 
     from ..evaluation.interaction_log import LogFormat, read_log
-    from ..evaluation.replay import METHODS, EvalConfig
+    from ..evaluation.replay import BASELINES, METHODS, EvalConfig
     from ..evaluation.replay import evaluate as run_evaluation
 
     fmt = LogFormat(
@@ -87,6 +90,7 @@ def evaluate(log, **opts) -> None:
             test_fraction=opts["test_fraction"],
             max_test_events=opts["max_test_events"],
             tuning=tune_params(opts),
+            ranker=ranker_params(opts),
         )
     )
     try:
@@ -102,10 +106,13 @@ def evaluate(log, **opts) -> None:
     figures = report.as_dict()
     pop = report.hit_rate("popularity")
     seed = report.hit_rate("refit-only")
-    click.echo(f"\n{'method':<20}{'HR@10':>9}{'NDCG@10':>9}")
+    click.echo(f"\n{'method':<28}{'HR@10':>9}{'NDCG@10':>9}")
     for method in METHODS:
-        click.echo(f"{method:<20}{report.hit_rate(method):>9.4f}{report.ndcg(method):>9.4f}")
-    best = max((m for m in METHODS if m != "service"), key=report.hit_rate)
+        click.echo(f"{method:<28}{report.hit_rate(method):>9.4f}{report.ndcg(method):>9.4f}")
+    if report.channel_hits:
+        recall = ", ".join(f"{c} {report.channel_recall(c):.3f}" for c in report.channel_hits)
+        click.echo(f"candidate recall (scored events whose item a channel brought): {recall}")
+    best = max(BASELINES, key=report.hit_rate)
     click.echo(f"best baseline: {best}")
     service = report.hit_rate("service")
     if pop and seed:
@@ -118,6 +125,8 @@ def evaluate(log, **opts) -> None:
         f"{figures['events_per_second']} events/s, {figures['refits']} refits, "
         f"{figures['refit_seconds_mean']} s per refit"
     )
+    for r in figures["rankers"]:
+        click.echo(f"refit {r['refit']}: ranks by {r['chosen']} ({r['reason']})")
     for choice in figures["tuning_choices"]:
         settings = ", ".join(
             f"{k} {v:g}" for k, v in choice.items() if k != "refits" and v is not None
@@ -133,5 +142,6 @@ def evaluate(log, **opts) -> None:
             if config.sequence is None
             else {"distance": config.sequence.distance, **config.sequence.weights.as_dict()},
             "tune": opts["tune"],
+            "ranker": vars(config.ranker),
         }
         opts["json_out"].write_text(json.dumps(figures, indent=2))

@@ -19,6 +19,7 @@ from ..errors import ConfigError, KafkaRefused
 from ..training.associations import AssociationParams
 from ..training.fold_in import RealtimeParams
 from ..training.params import ALSParams
+from ..training.ranker_fit import RankerParams
 from ..training.successors import SequenceParams
 from ..training.tuning import ALS_KNOBS, REALTIME_KNOBS, SEQUENCE_KNOBS, TuneParams
 from ..vectors.sequences import SequenceWeights
@@ -256,6 +257,44 @@ tuning_option_list = [
 
 #: Settings search of refits (builder and evaluate).
 tuning_options = stack(tuning_option_list)
+
+
+ranker_option_list = [
+    opt(
+        "--ranker",
+        type=click.Choice(["on", "off"]),
+        default="on",
+        help="At refits, fit rankers (boosted trees, a linear fusion) on the window's newest "
+        "events and rank candidates from every channel by the one that beats the sum of the "
+        "score terms on them; off: rank by the sum.",
+    ),
+    opt(
+        "--ranker-every",
+        default=RankerParams.every,
+        type=click.IntRange(1),
+        help="Fit the rankers at every k-th refit; the refits between keep the last ones.",
+    ),
+    opt(
+        "--ranker-queries",
+        default=RankerParams.max_queries,
+        type=click.IntRange(100),
+        help="Most held-out events the rankers learn and are chosen on.",
+    ),
+]
+
+#: The rank stage's learned rankers (builder and evaluate).
+ranker_options = stack(ranker_option_list)
+
+
+def ranker_params(opts, off_by_default: bool = False) -> RankerParams:
+    """The rank stage's settings; ``off_by_default``: on only when ``--ranker on`` is given."""
+    enabled = opts["ranker"] == "on"
+    ctx = click.get_current_context()
+    if off_by_default and ctx.get_parameter_source("ranker") == click.core.ParameterSource.DEFAULT:
+        enabled = False
+    return RankerParams(
+        enabled=enabled, every=opts["ranker_every"], max_queries=opts["ranker_queries"]
+    )
 
 
 def tune_params(opts, off_by_default: bool = False) -> TuneParams:

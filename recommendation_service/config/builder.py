@@ -16,6 +16,7 @@ from ..errors import ConfigError
 from ..training.associations import AssociationParams
 from ..training.fold_in import RealtimeParams
 from ..training.params import ALSParams
+from ..training.ranker_fit import RankerParams
 from ..training.successors import SequenceParams
 from ..training.tuning import TuneParams
 from ..vectors.ann import ANNParams
@@ -75,6 +76,8 @@ class BuilderConfig:
         version (None: versions carry no rules).
     tuning
         Whether refits search their settings on the window's newest events (on by default).
+    ranker
+        Whether and how refits fit the rank stage's rankers (on by default).
     catalog_topic
         The item catalog topic, read whole and published for the servers' filters (None: off).
     impressions_topic
@@ -129,6 +132,7 @@ class BuilderConfig:
     metrics_port: int = 0
     live_quality: LiveQualityParams = field(default_factory=LiveQualityParams)
     tuning: TuneParams = field(default_factory=TuneParams)
+    ranker: RankerParams = field(default_factory=RankerParams)
     catalog_topic: str | None = "items"
     impressions_topic: str | None = None
     model_store: StoreLocation | None = None

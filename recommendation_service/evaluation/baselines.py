@@ -15,27 +15,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data.window import WindowSnapshot
-
-#: Neighbours kept per item by item kNN.
-KNN_NEIGHBOURS = 50
+from ..training.neighbours import item_neighbours
 
 
-def item_knn(snap: WindowSnapshot, neighbours: int = KNN_NEIGHBOURS) -> sp.csr_matrix:
-    """Items x items cosine similarity of the items' user sets, the ``neighbours`` most
-    similar per item (the item itself excluded)."""
-    seen = snap.seen.copy().astype(np.float32)
-    seen.data[:] = 1.0
-    norms = np.sqrt(np.asarray(seen.sum(axis=0)).ravel())
-    normalized = seen @ sp.diags(1.0 / np.maximum(norms, 1e-12))
-    sim = (normalized.T @ normalized).tocsr()
-    sim.setdiag(0)
-    sim.eliminate_zeros()
-    lengths = np.diff(sim.indptr)
-    row = np.repeat(np.arange(sim.shape[0]), lengths)
-    order = np.lexsort((sim.indices, -sim.data, row))
-    rank = np.arange(len(order)) - np.repeat(sim.indptr[:-1], lengths)
-    kept = order[rank < neighbours]
-    return sp.csr_matrix((sim.data[kept], (row[kept], sim.indices[kept])), shape=sim.shape)
+def item_knn(snap: WindowSnapshot) -> sp.csr_matrix:
+    """The window's item-to-item neighbours (training/neighbours.py)."""
+    return item_neighbours(snap.seen)
 
 
 def top_of(cols: np.ndarray, scores: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:

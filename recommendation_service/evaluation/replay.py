@@ -7,7 +7,12 @@ through the same window, trainer and fold-in code the builder runs. These recomm
 each scored event:
 
 * ``service``: the service as configured (refits every N events, per-event fold-in, the
-  similarity and sequence terms, the refit's tuning);
+  refit's tuning), its candidates from every channel ordered by the ranker the refit chose
+  (evaluation/rank_stage.py); without the rank stage, the sum ranker;
+* ``sum ranker``, ``linear ranker``, ``trees ranker``: the same candidates ordered by each
+  ranker a version carries (the sum of the score terms; the learned ones);
+* ``service without rank stage``: the sum of the terms over every item, as earlier releases
+  ranked (ALS and similarity over all items, the sequence term over what follows);
 * ``ALS fold-in``: the same without the sequence term (ALS and similarity only);
 * ``sequential rules``: the sequence term alone (evaluation/baselines.py);
 * ``item kNN``: items whose users overlap most with the user's items' (cosine);
@@ -28,18 +33,26 @@ import numpy as np
 
 from ..data.events import Event
 from ..data.window import Decay, SlidingWindow
+from ..ranking.channels import CHANNELS, UserContext
 from ..training.als import ALSTrainer
 from ..training.fold_in import FoldIn, RealtimeParams, recent_columns
 from ..training.params import ALSParams
+from ..training.ranker_fit import RankerParams
+from ..training.ranker_refit import fit_rank_stage
 from ..training.successors import SequenceParams, successors
 from ..training.trained_model import TrainedModel
 from ..training.tuning import ALS_KNOBS, TuneParams, TuneResult, tune
 from ..vectors.sequences import SequenceWeights, sequence_scores
 from ..vectors.top_n import top_n
 from .baselines import item_knn, knn_scores, top_of
+from .rank_stage import ReplayRankStage
 
 METHODS = (
     "service",
+    "sum ranker",
+    "linear ranker",
+    "trees ranker",
+    "service without rank stage",
     "ALS fold-in",
     "sequential rules",
     "item kNN",
@@ -47,6 +60,8 @@ METHODS = (
     "refit-only",
     "refit-only+popular",
 )
+#: What a developer could hand-write, and the service's own parts alone.
+BASELINES = METHODS[5:]
 CHOICE_KEYS = (
     "factors",
     "regularization",
@@ -71,6 +86,8 @@ class EvalConfig:
     k: int = 10
     tuning: TuneParams = field(default_factory=lambda: TuneParams(enabled=False))
     sequence: SequenceParams | None = field(default_factory=SequenceParams)
+    #: The rank stage's rankers (None: no rank stage, the sum over every item).
+    ranker: RankerParams | None = field(default_factory=RankerParams)
 
 
 @dataclass
@@ -96,6 +113,13 @@ class EvalReport:
     #: Settings each fit used when tuning was on (the first fit, before the scored events,
     #: included): (factors, regularization, alpha, boost, half-life, similarity) -> fits.
     chosen: dict[tuple, int] = field(default_factory=dict)
+    #: Scored events whose item each channel brought ("all": any of them).
+    channel_hits: dict[str, int] = field(default_factory=dict)
+    #: The ranker each refit chose (before the scored events included), and why.
+    rankers: list[dict] = field(default_factory=list)
+
+    def channel_recall(self, channel: str) -> float:
+        return self.channel_hits.get(channel, 0) / self.scored if self.scored else 0.0
 
     def hit_rate(self, method: str) -> float:
         return self.scores[method].hits / self.scored if self.scored else 0.0
@@ -116,6 +140,8 @@ class EvalReport:
                 m: {"hit_rate": round(self.hit_rate(m), 5), "ndcg": round(self.ndcg(m), 5)}
                 for m in METHODS
             },
+            "channel_recall": {c: round(self.channel_recall(c), 5) for c in self.channel_hits},
+            "rankers": self.rankers,
             "tuning_choices": [
                 {**dict(zip(CHOICE_KEYS, key)), "refits": n} for key, n in self.chosen.items()
             ],
@@ -151,6 +177,7 @@ class _Fitted:
             rules = successors(snap, sequence, weights).rules
             self.rules = (rules.indptr, rules.indices, rules.data)
             self.depth = sequence.recent
+        self.stage: ReplayRankStage | None = None
 
     def seen_cols(self, row: int) -> np.ndarray:
         return self.seen.indices[self.seen.indptr[row] : self.seen.indptr[row + 1]]
@@ -196,6 +223,7 @@ def evaluate(
     chosen: dict[tuple, int] = {}
     tuned: list[TuneResult] = []
     warm: list[TrainedModel] = []
+    rankers: list[dict] = []
 
     def refit() -> _Fitted:
         # As the builder's training worker: tune (when on and due), then fit the whole window.
@@ -222,19 +250,26 @@ def evaluate(
         model = trainer.fit(snap, als, warm=warm[0] if warm else None)
         warm[:] = [model]  # the next refit starts from these factors, as the builder's does
         fitted = _Fitted(model, realtime, config.sequence, weights)
+        if config.ranker is not None and config.ranker.enabled:
+            fitted.stage = ReplayRankStage(fit_rank_stage(
+                snap, fitted.fold, fitted.rules, fitted.weights or SequenceWeights(), trainer.fit,
+                als, realtime, config.sequence, config.ranker,
+            ))  # fmt: skip
+            rankers.append({"refit": len(refit_seconds), **fitted.stage.choice.as_dict()})
         refit_seconds.append(time.perf_counter() - start)
         return fitted
 
     fitted = refit()
     touched: set[str] = set()
     scores = {m: MethodScore() for m in METHODS}
+    channel_hits = dict.fromkeys((*CHANNELS, "all"), 0)
     scored = since = 0
     start = time.perf_counter()
     k = config.k
     for n, e in enumerate(test):
         if e.user in seen_users:
             scored += 1
-            _score_event(e, window, fitted, touched, scores, k)
+            _score_event(e, window, fitted, touched, scores, k, channel_hits)
         window.add(e)
         seen_users.add(e.user)
         touched.add(e.user)
@@ -244,12 +279,17 @@ def evaluate(
             touched.clear()
         if progress is not None and n % 500 == 499:
             progress(500)
+    if config.ranker is None or not config.ranker.enabled:
+        channel_hits = {}
+    for r in rankers:
+        r.pop("features")
     return EvalReport(
-        scored, len(test), scores, time.perf_counter() - start, refit_seconds[1:], chosen
-    )
+        scored, len(test), scores, time.perf_counter() - start, refit_seconds[1:], chosen,
+        channel_hits, rankers,
+    )  # fmt: skip
 
 
-def _score_event(e, window, fitted: _Fitted, touched, scores, k) -> None:
+def _score_event(e, window, fitted: _Fitted, touched, scores, k, channel_hits) -> None:
     row = fitted.row.get(e.user)
     history = window.user_history(e.user)
     # One exclusion rule for every method: the items this user has touched so far (window).
@@ -298,4 +338,24 @@ def _score_event(e, window, fitted: _Fitted, touched, scores, k) -> None:
     else:
         fold_top = service_top = window.popular_items(k, exclude)
     scores["ALS fold-in"].add(fold_top, e.item)
-    scores["service"].add(service_top, e.item)
+    scores["service without rank stage"].add(service_top, e.item)
+    if fitted.stage is None or vector is None:
+        # No rank stage, or a user no version knows: every ranker answers as the sum does.
+        for method in ("service", "sum ranker", "linear ranker", "trees ranker"):
+            scores[method].add(service_top, e.item)
+        return
+    user = UserContext(
+        vector, np.unique(exclude_cols), recent,
+        float(e.ts - history.ts[-1]) if history is not None else 0.0,
+    )  # fmt: skip
+    lists, brought = fitted.stage.lists(user, k, fitted.fold.item_col.get(e.item))
+    for channel, hit in zip(CHANNELS, brought.tolist()):
+        channel_hits[channel] += hit
+    channel_hits["all"] += bool(brought.any())
+    for kind, cols in lists.items():
+        scores[f"{kind} ranker"].add([fitted.item_ids[c] for c in cols.tolist()], e.item)
+    for kind in ("linear", "trees"):
+        if kind not in lists:  # the refit had too few queries to fit it: the sum ranks
+            scores[f"{kind} ranker"].add([fitted.item_ids[c] for c in lists["sum"]], e.item)
+    chosen = lists[fitted.stage.choice.chosen]
+    scores["service"].add([fitted.item_ids[c] for c in chosen.tolist()], e.item)

@@ -19,6 +19,7 @@ An experiment lives in the server's rules file, beside the rules its variants ma
     rule = "in_stock_cheap"      # optional: a named rule every item must pass
     explore_share = 0.1          # optional: new-item exploration for this variant
     sequence_weight = 4          # optional: the sequence term's weight (and sequence_depth)
+    ranker = "sum"               # optional: auto, sum, learned, linear or trees
 
 Assignment: ``sha256(salt + ":" + user)`` read as a number in [0, 1) falls into one variant's
 share of the cumulative split, so every process on every host, and every restart, puts a user
@@ -37,6 +38,7 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass
 
+from ..ranking.version_stage import RANKER_CHOICES
 from ..rules.expressions import Rule, RuleError, compile_rules
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -58,6 +60,7 @@ class Variant:
     explore_share: float | None = None
     sequence_weight: float | None = None
     sequence_depth: int | None = None
+    ranker: str | None = None
 
     def settings(self) -> dict:
         """What the variant changes, for /experiments."""
@@ -69,6 +72,7 @@ class Variant:
             "explore_share": self.explore_share,
             "sequence_weight": self.sequence_weight,
             "sequence_depth": self.sequence_depth,
+            "ranker": self.ranker,
         }
         return {k: v for k, v in out.items() if v is not None}
 
@@ -137,7 +141,8 @@ def _variant(v: object, rules: dict[str, Rule]) -> Variant:
     if not isinstance(v, dict):
         raise RuleError("each [[experiment.variants]] must be a table")
     unknown = set(v) - {"name", "share", "rule", "promote", "diversify", "max_per",
-                        "explore_share", "sequence_weight", "sequence_depth"}  # fmt: skip
+                        "explore_share", "sequence_weight", "sequence_depth",
+                        "ranker"}  # fmt: skip
     if unknown:
         raise RuleError(f"unknown variant field(s): {', '.join(sorted(unknown))}")
     name = v.get("name")
@@ -174,9 +179,12 @@ def _variant(v: object, rules: dict[str, Rule]) -> Variant:
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)
                               or not 1 <= depth <= MAX_SEQUENCE_DEPTH):  # fmt: skip
         raise RuleError(f"variant {name!r}: sequence_depth must be 1..{MAX_SEQUENCE_DEPTH}")
+    ranker = v.get("ranker")
+    if ranker is not None and ranker not in RANKER_CHOICES:
+        raise RuleError(f"variant {name!r}: ranker must be one of {', '.join(RANKER_CHOICES)}")
     return Variant(
         name, float(share), rule, promote, slots, diversify, max_per, explore,
-        None if weight is None else float(weight), depth,
+        None if weight is None else float(weight), depth, ranker,
     )  # fmt: skip
 
 

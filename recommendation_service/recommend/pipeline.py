@@ -6,10 +6,12 @@
    (request.py).
 2. **promote** -- the items of the promoted slots, when the request promotes (promotion.py).
 3. **rank** (:meth:`RecommendPipeline.ranked`) -- the best allowed items: the rules as a mask
-   over the version's columns (masks.py); candidates from the version's best columns and its
-   folded-in new items, what follows the user's recent items, or the popular items for an
-   unknown user (retrieval.py); their scores, the sum of the score terms (terms.py); and why
-   each is there: the term that contributes most (explain.py).
+   over the version's columns (masks.py); then, when the version ranks with a learned ranker
+   (or the request asks for one), candidates from every channel ordered by it
+   (rank_stage.py); else candidates from the version's best columns and its folded-in new
+   items, what follows the user's recent items, or the popular items for an unknown user
+   (retrieval.py); their scores, the sum of the score terms (terms.py); and why each is
+   there: the term that contributes most (explain.py).
 4. **shape** -- diversity: refill from values the cap has not filled, then cap and cut
    (diversity.py); promoted items merged in by score (promotion.py); new catalog items
    explored (exploration.py).
@@ -23,6 +25,7 @@ version's arrays, so an old version is freed as soon as no request uses it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from functools import partial
 from operator import itemgetter
@@ -31,7 +34,7 @@ import numpy as np
 
 from ..common.id_table import IdTable
 from ..rules.item_rules import NO_RULES, id_allowed
-from . import diversity, explain, exploration, promotion, retrieval, terms
+from . import diversity, explain, exploration, promotion, rank_stage, retrieval, terms
 from .masks import ColumnMasks
 from .request import Query, RecommendRequest
 from .result import Recommendation
@@ -97,6 +100,14 @@ class RecommendPipeline:
         if rules.exclude:
             excluded = [c for c in map(model.item_ids.row_of, rules.exclude) if c is not None]
             seen = np.concatenate([seen, np.asarray(excluded, dtype=seen.dtype)])
+        learned = rank_stage.learned_picks(
+            model, query, k, mask, seen, time.time(), (rules, query.rows(base), catalog)
+        )
+        if learned is not None:
+            return Recommendation(
+                [i for _, i, _ in learned], [s for s, _, _ in learned], "model", state.as_of,
+                [r for _, _, r in learned],
+            )  # fmt: skip
         cols, _ = retrieval.best_columns(model, state.vector, seen, k, mask)
         following = query.successors(model.successors)
         if len(following[0]):

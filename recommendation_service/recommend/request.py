@@ -99,6 +99,9 @@ class RecommendRequest(NamedTuple):
         How new catalog items are shown before they have events (exploration.py).
     sequence
         The sequence term's weight and depth (None: those the version's refit chose).
+    ranker
+        Which ranker orders the candidates (ranking/version_stage.py's ``RANKER_CHOICES``;
+        None: the one the version's refit chose).
     """
 
     user: str
@@ -108,6 +111,7 @@ class RecommendRequest(NamedTuple):
     shape: ListShape = NO_SHAPE
     explore: ExploreParams = NO_EXPLORATION
     sequence: SequenceWeights | None = None
+    ranker: str | None = None
 
 
 class UserState(NamedTuple):
@@ -119,6 +123,13 @@ class UserState(NamedTuple):
     seen_new: frozenset[str] = frozenset()  # touched items the version does not know
     #: Item columns of their most recent distinct items, newest first (the sequence term).
     recent: np.ndarray = np.zeros(0, dtype=np.int32)
+    #: When their newest event in the window was, where the version records it (as_of for a
+    #: fresh vector); the rank stage's ``user_gap`` feature.
+    refit_last_ts: float | None = None
+
+    @property
+    def last_event(self) -> float | None:
+        return self.as_of if self.as_of is not None else self.refit_last_ts
 
 
 class Query:

@@ -40,10 +40,12 @@ class ServedModel(ModelVersion):
         shape: ListShape = NO_SHAPE,
         explore: ExploreParams = NO_EXPLORATION,
         sequence: SequenceWeights | None = None,
+        ranker: str | None = None,
     ) -> Recommendation:
         """Top ``n`` items for ``user``, best first (see pipeline.py for the stages);
-        ``sequence`` overrides the sequence term's weights the version was published with."""
-        request = RecommendRequest(user, n, rules, catalog, shape, explore, sequence)
+        ``sequence`` overrides the sequence term's weights the version was published with,
+        ``ranker`` the ranker its refit chose."""
+        request = RecommendRequest(user, n, rules, catalog, shape, explore, sequence, ranker)
         return self.pipeline.run(self, request)
 
     def allowed_columns(

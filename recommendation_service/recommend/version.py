@@ -19,6 +19,7 @@ import numpy as np
 from ..common.id_table import IdTable, decode_strings
 from ..data.erasures import ErasureLedger
 from ..errors import ModelLoadError
+from ..ranking.version_stage import load_rank_stage
 from ..vectors.sequences import SequenceWeights
 from .request import NO_SEQUENCE, UserState
 
@@ -122,6 +123,12 @@ class ModelVersion:
             except (KeyError, TypeError, ValueError) as exc:
                 raise ModelLoadError(f"{self.name}: bad sequence settings: {exc}") from exc
         self._check()
+        #: The rank stage's arrays and rankers (none for versions made without it).
+        self.rank_stage = load_rank_stage(
+            self.name, arrays, manifest, self.scoring_matrix,
+            None if self.successors is None else self.successors[:3], self.sequence,
+            len(self.user_ids),
+        )  # fmt: skip
         #: Erasure records the window of this version had applied (0: made before erasures).
         self.erasures_applied = int(manifest.get("erasures_applied") or 0)
         #: The erasures this process has read (the model watcher's ledger, which it keeps
@@ -283,9 +290,11 @@ class ModelVersion:
         row = self.user_ids.row_of(user)
         if row is None:
             return None
+        last_ts = self.rank_stage.user_last_ts
         return UserState(
-            self.user_vectors[row], self.seen_items(row), None, frozenset(), self.recent_items(row)
-        )
+            self.user_vectors[row], self.seen_items(row), None, frozenset(), self.recent_items(row),
+            None if last_ts is None else float(last_ts[row]),
+        )  # fmt: skip
 
     @cached_property
     def popularity_by_column(self) -> np.ndarray:

@@ -45,10 +45,20 @@ def model_info():
         ann=m.get("ann"),
         evaluation=m.get("evaluation"),
         tuning=m.get("tuning"),
+        ranker=_ranker(model),
         live_quality=status.get("live_quality"),
         updates_applied=model.applied_update,
         pinned=pin is not None,
     )
+
+
+def _ranker(model) -> dict:
+    """The ranker the version ranks by, and what its refit measured (versions made without the
+    rank stage: the sum, and why)."""
+    info = dict(model.manifest.get("ranker") or {"reason": "the version has no rank stage"})
+    info.pop("features", None)
+    info["serving"] = model.rank_stage.chosen
+    return info
 
 
 @bp.get("/model/versions")

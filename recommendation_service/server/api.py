@@ -19,6 +19,7 @@ from .request_rules import (
     finite_number,
     named_rules,
     promote_spec,
+    ranker_of,
     sequence_of,
     shape_of,
     with_variant,
@@ -149,7 +150,10 @@ def _parsed_plan(args: QueryArgs) -> Plan:
     weight, depth = sequence_of(
         args.get("sequence_weight"), args.get("sequence_depth"), "query parameter"
     )
-    return Plan(rules_param(), shape, sequence_weight=weight, sequence_depth=depth)
+    return Plan(
+        rules_param(), shape, sequence_weight=weight, sequence_depth=depth,
+        ranker=ranker_of(args.get("ranker"), "query parameter"),
+    )  # fmt: skip
 
 
 @bp.get("/recommend")
@@ -162,8 +166,9 @@ def recommend():
     model = model_or_503()
     explore = plan.explore or server_config().explore
     result = model.recommend(
-        user, n, plan.rules, watcher().catalog, plan.shape, explore, plan.sequence(model.sequence)
-    )
+        user, n, plan.rules, watcher().catalog, plan.shape, explore, plan.sequence(model.sequence),
+        plan.ranker,
+    )  # fmt: skip
     current_app.extensions["recsvc_metrics"].recommendations.labels(result.source).inc()
     return jsonify(
         user=user,

@@ -103,6 +103,7 @@ def models():
         if holder.failed_version is not None
         else None,
         tuning=None if model is None else model.manifest.get("tuning"),
+        ranker=None if model is None else model.manifest.get("ranker"),
         live_quality=status.get("live_quality"),
         publish=status.get("publish"),
         attribution=_attribution(),

@@ -16,7 +16,15 @@ from .access import require_app
 from .api import checked_id, id_param, model_or_503, n_param, rules_param, server_config, watcher
 from .experiments_api import impression
 from .ingest import sample_to_event
-from .request_rules import Plan, named_rules, promote_spec, sequence_of, shape_of, with_variant
+from .request_rules import (
+    Plan,
+    named_rules,
+    promote_spec,
+    ranker_of,
+    sequence_of,
+    shape_of,
+    with_variant,
+)
 
 bp = Blueprint("online", __name__)
 
@@ -87,8 +95,9 @@ def _plan(body: dict, user: str) -> Plan:
         abort(400, description="'diversify' must be 'category' or a catalog attribute name")
     weight, depth = sequence_of(body.get("sequence_weight"), body.get("sequence_depth"), "field")
     shape = shape_of(diversify, body.get("max_per"), spec)
-    return with_variant(Plan(_rules(body), shape, sequence_weight=weight, sequence_depth=depth),
-                        user)  # fmt: skip
+    ranker = ranker_of(body.get("ranker"), "field")
+    return with_variant(Plan(_rules(body), shape, sequence_weight=weight, sequence_depth=depth,
+                             ranker=ranker), user)  # fmt: skip
 
 
 def _top_k(body: dict) -> int:
@@ -161,7 +170,7 @@ def recommend_post():
         explore = plan.explore or server_config().explore
         rec = model.recommend(
             user, k, plan.rules, watcher().catalog, plan.shape, explore,
-            plan.sequence(model.sequence),
+            plan.sequence(model.sequence), plan.ranker,
         )  # fmt: skip
         recommendations = [
             {"item_id": i, "score": s, "reason": r}

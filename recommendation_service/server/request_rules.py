@@ -17,6 +17,7 @@ from flask import abort, current_app
 
 from ..config.server import ServerConfig
 from ..experiments.variants import MAX_SEQUENCE_DEPTH, Variant, parse_promote
+from ..ranking.version_stage import RANKER_CHOICES
 from ..recommend.request import NO_SHAPE, ExploreParams, ListShape
 from ..rules.expressions import RuleError
 from ..rules.item_rules import ItemRules
@@ -37,6 +38,8 @@ class Plan:
     #: served version's.
     sequence_weight: float | None = None
     sequence_depth: int | None = None
+    #: The ranker the request (or its variant) asks for; None: the served version's choice.
+    ranker: str | None = None
 
     def sequence(self, served: SequenceWeights) -> SequenceWeights | None:
         """The sequence term's settings for this request, on top of the served version's."""
@@ -121,7 +124,17 @@ def with_variant(plan: Plan, user: str) -> Plan:
         explore = replace(explore or _config().explore, share=variant.explore_share)
     weight = plan.sequence_weight if plan.sequence_weight is not None else variant.sequence_weight
     depth = plan.sequence_depth if plan.sequence_depth is not None else variant.sequence_depth
-    return Plan(rules, shape, explore, variant, weight, depth)
+    ranker = plan.ranker if plan.ranker is not None else variant.ranker
+    return Plan(rules, shape, explore, variant, weight, depth, ranker)
+
+
+def ranker_of(value: object, where: str) -> str | None:
+    """The ranker a request asks for (None: not asked)."""
+    if value is None:
+        return None
+    if value not in RANKER_CHOICES:
+        _bad(f"{where} 'ranker' must be one of {', '.join(RANKER_CHOICES)}")
+    return str(value)
 
 
 def sequence_of(weight: object, depth: object, where: str) -> tuple[float | None, int | None]:

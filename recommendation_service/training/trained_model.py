@@ -19,6 +19,7 @@ from .params import ALSParams
 
 if TYPE_CHECKING:
     from .associations import Associations
+    from .ranker_refit import RankStage
     from .successors import Successors
 
 
@@ -38,12 +39,14 @@ class TrainedModel:
         fold: FoldIn | None = None,
         assoc: Associations | None = None,
         successors: Successors | None = None,
+        rank_stage: RankStage | None = None,
     ) -> tuple[dict[str, np.ndarray], dict]:
         """Every array of a published version by file stem, and the manifest fields that
         describe the model (the store adds version, times, offsets and checksums).
 
         ``fold`` defaults to a fold-in with the default :class:`RealtimeParams`; without
-        ``successors`` the version has no sequence term.
+        ``successors`` the version has no sequence term, without ``rank_stage`` no rank stage
+        (it ranks by the sum).
         """
         if fold is None:
             fold = FoldIn(self.snapshot.item_ids, self.item_factors, self.params, RealtimeParams())
@@ -52,6 +55,9 @@ class TrainedModel:
         if successors is not None:
             arrays.update(successors.arrays())
             fields["sequence"] = successors.manifest()
+        if rank_stage is not None:
+            arrays.update(rank_stage.version_arrays())
+            fields["ranker"] = rank_stage.manifest()
         return arrays, fields
 
     def _arrays(self, fold: FoldIn, assoc: Associations | None) -> dict[str, np.ndarray]:

@@ -26,14 +26,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..data.window import WindowSnapshot
 from ..errors import ModelFitError
-from ..vectors.sequences import SequenceWeights, sequence_scores
-from .fold_in import FoldIn, RealtimeParams, recent_columns
+from ..vectors.sequences import SequenceWeights
+from .fold_in import FoldIn, RealtimeParams
+from .holdout import HoldOut
 from .params import ALSParams
-from .successors import SequenceParams, rules
+from .successors import SequenceParams
 from .trained_model import TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -124,81 +124,10 @@ def _sequence_fields(weights: SequenceWeights | None) -> dict:
     return {"sequence_weight": weights.weight, "sequence_depth": weights.depth}
 
 
-class _HoldOut:
-    """The window split in two: training events, and later events to predict one by one."""
-
-    def __init__(
-        self, snap: WindowSnapshot, params: TuneParams, sequence: SequenceParams | None = None
-    ) -> None:
-        ev = snap.events
-        n = len(ev.rows)
-        cut = n - int(n * params.holdout)
-        shape = (snap.n_users, snap.n_items)
-        matrix = sp.csr_matrix(
-            (ev.weights[:cut].astype(np.float32), (ev.rows[:cut], ev.cols[:cut])), shape=shape
-        )
-        matrix.sum_duplicates()
-        seen = matrix.copy()
-        matrix.eliminate_zeros()
-        self.train = replace(snap, matrix=matrix, seen=seen, n_events=cut)
-        self.held_out = n - cut
-        # Each held-out event is predicted from the user's events before it (training ones and
-        # earlier held-out ones), as the service answers between refits. Scored: positive
-        # events of users with earlier events, on items they had not touched yet.
-        order = np.argsort(ev.rows, kind="stable")  # by user, then time
-        bounds = np.searchsorted(ev.rows[order], np.arange(shape[0] + 1))
-        candidates = []
-        for j in range(cut, n):
-            if ev.weights[j] <= 0:
-                continue
-            user = ev.rows[j]
-            mine = order[bounds[user] : bounds[user + 1]]
-            before = mine[mine < j]
-            if len(before) and ev.cols[j] not in set(ev.cols[before].tolist()):
-                candidates.append((j, before))
-        # Each prediction scores every item: bound the work (time and memory) on big catalogs.
-        most = max(100, min(params.max_events, _MAX_CELLS // max(1, snap.n_items)))
-        if len(candidates) > most:
-            keep = np.sort(np.random.default_rng(0).choice(len(candidates), most, False))
-            candidates = [candidates[k] for k in keep.tolist()]
-        self.targets = np.array([ev.cols[j] for j, _ in candidates], dtype=np.int64)
-        self.history = [(ev.cols[before], ev.weights[before]) for _, before in candidates]
-        # Sequential rules of the training part, and what each predicted event followed.
-        self.rules = None
-        if sequence is not None:
-            train = ev.weights[:cut] > 0
-            users, items = ev.rows[:cut][train], ev.cols[:cut][train]
-            order = np.argsort(users, kind="stable")
-            rule = rules(users[order], items[order], snap.n_items, sequence)
-            self.rules = (rule.indptr, rule.indices, rule.data)
-            self.recent = [recent_columns(c, sequence.recent) for c, _ in self.history]
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def gains(self, fold: FoldIn, k: int, sequence: SequenceWeights | None = None) -> np.ndarray:
-        """NDCG gain of each predicted event (0 = its item not in the user's top ``k``), its
-        scores the service's: ALS and similarity, plus the sequence term with ``sequence``."""
-        vectors = fold.vectors_of(self.history)
-        gains = np.zeros(len(self))
-        follow = sequence is not None and sequence.weight > 0 and self.rules is not None
-        for start in range(0, len(self), 256):  # bounded memory per chunk
-            rows = range(start, min(start + 256, len(self)))
-            scores = vectors[start : rows.stop] @ fold.scoring_matrix.T
-            for r in rows:
-                if follow:
-                    cols, seq = sequence_scores(
-                        *self.rules, self.recent[r], sequence.depth, sequence.decay
-                    )
-                    if len(cols):
-                        scores[r - start, cols] += sequence.term(seq)
-                scores[r - start, self.history[r][0]] = -np.inf
-            target = scores[np.arange(len(rows)), self.targets[start : rows.stop]]
-            # Its rank: how many unseen items score at least as high (ties count against it).
-            rank = (scores >= target[:, None]).sum(axis=1) - 1
-            hit = rank < k
-            gains[start : rows.stop][hit] = 1.0 / np.log2(rank[hit] + 2)
-        return gains
+def _most_events(params: TuneParams, snap: WindowSnapshot) -> int:
+    """Held-out events one candidate scores: each prediction scores every item, so the work
+    (time and memory) is bounded on big catalogs."""
+    return max(100, min(params.max_events, _MAX_CELLS // max(1, snap.n_items)))
 
 
 def _better(candidate: np.ndarray, best: np.ndarray, errors: float = 2.0) -> bool:
@@ -234,7 +163,7 @@ def tune(
     if snap.events is None or snap.events.weights is None:
         result.skipped = "the snapshot carries no events"
         return result
-    split = _HoldOut(snap, params, sequence)
+    split = HoldOut(snap, params.holdout, _most_events(params, snap), sequence)
     result.held_out_events, result.scored_events = split.held_out, len(split)
     if len(split) < 50:
         result.skipped = f"{len(split)} held-out events to score; at least 50 are needed"

@@ -26,21 +26,21 @@ from recommendation_service.data.window import SlidingWindow
 from recommendation_service.sandbox.synthetic import TasteModel, make_catalog
 from recommendation_service.training.als import ALSTrainer
 from recommendation_service.training.fold_in import FoldIn, RealtimeParams
+from recommendation_service.training.holdout import HoldOut
 from recommendation_service.training.params import ALSParams
 from recommendation_service.training.spark_als import SparkALSTrainer
 from recommendation_service.training.trained_model import popularity
-from recommendation_service.training.tuning import TuneParams, _HoldOut
 
 from .real_factors import RETAIL_LOG, retail_events
 
 
-def quality(holdout: _HoldOut, model) -> dict:
+def quality(holdout: HoldOut, model) -> dict:
     fold = FoldIn(model.snapshot.item_ids, model.item_factors, model.params, RealtimeParams())
     gains = holdout.gains(fold, 10)
     return {"hr@10": round(float(np.mean(gains > 0)), 4), "ndcg@10": round(float(gains.mean()), 4)}
 
 
-def popularity_hr(holdout: _HoldOut) -> float:
+def popularity_hr(holdout: HoldOut) -> float:
     order, _ = popularity(holdout.train)
     hits = 0
     for target, (seen, _) in zip(holdout.targets.tolist(), holdout.history):
@@ -67,7 +67,7 @@ def compare(name: str, events: list[Event], spark: SparkALSTrainer, params: ALSP
     window = SlidingWindow(len(events))
     for e in events:
         window.add(e)
-    holdout = _HoldOut(window.snapshot(), TuneParams(holdout=0.1))
+    holdout = HoldOut(window.snapshot(), 0.1, 1000)
     train = holdout.train
     local = ALSTrainer(params).fit(train)
     remote = spark.fit(train)

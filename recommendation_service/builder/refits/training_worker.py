@@ -19,10 +19,13 @@ from ...errors import LeaseLost, ModelFitError
 from ...training.als import ALSTrainer
 from ...training.associations import AssociationParams, associations
 from ...training.fold_in import FoldIn, RealtimeParams
+from ...training.ranker_fit import RankerChoice, RankerParams
+from ...training.ranker_refit import RankStage, fit_rank_stage
 from ...training.successors import SequenceParams, Successors, successors
 from ...training.trained_model import TrainedModel
 from ...training.tuning import TuneParams, TuneResult, tune
 from ...vectors.ann import ANNParams
+from ...vectors.sequences import SequenceWeights
 from .index_choice import IndexChoice
 from .write_failures import WriteFailures
 
@@ -56,6 +59,8 @@ class TrainingWorker:
         How baskets are formed and which co-occurrences are kept.
     tuning
         Whether and how often refits search their settings on held-out events.
+    ranker
+        Whether and how the rank stage's rankers are fitted (None: versions rank by the sum).
     max_backoff
         Upper bound of the wait between retries after a failed publish.
     """
@@ -72,6 +77,7 @@ class TrainingWorker:
         tuning: TuneParams | None = None,
         max_backoff: float = 60.0,
         sequence: SequenceParams | None = None,
+        ranker: RankerParams | None = None,
     ) -> None:
         self.trainer = trainer
         self.store = store
@@ -85,7 +91,11 @@ class TrainingWorker:
         self.sequence = sequence
         #: The last tuning's outcome, reused by the refits between tunings.
         self.tuned: TuneResult | None = None
-        # (offsets, model, fold, index, assoc, tuning, successors) of a fit whose publish failed.
+        self.ranker = ranker if ranker is not None and ranker.enabled else None
+        #: The last fitted rankers, kept by the refits between ranker fits.
+        self._rankers: RankerChoice | None = None
+        # (offsets, model, fold, index, assoc, tuning, successors, probe, rank stage) of a fit
+        # whose publish failed.
         self._unpublished: tuple | None = None
         #: The last published fit: the next refit starts from its factors (warm start).
         self._warm: TrainedModel | None = None
@@ -163,7 +173,7 @@ class TrainingWorker:
         covers = (offsets, snapshot.erasures_applied)
         if self._unpublished is not None and self._unpublished[0] == covers:
             # The last publish failed and no event (or erasure) came since: publish it again.
-            _, model, fold, index, assoc, tuning, succ, probe = self._unpublished
+            _, model, fold, index, assoc, tuning, succ, probe, stage = self._unpublished
         else:
             self._unpublished = None
             try:
@@ -186,17 +196,18 @@ class TrainingWorker:
             succ = None
             if self.sequence is not None and snapshot.events is not None:
                 succ = successors(snapshot, self.sequence, weights)
+            stage = self._rank_stage(snapshot, model, fold, succ, realtime)
         try:
             manifest = self.store.publish(
                 model, fold, offsets, index=index, assoc=assoc, tuning=tuning, successors=succ,
-                ann_probe=probe,
+                ann_probe=probe, rank_stage=stage,
             )  # fmt: skip
         except LeaseLost as exc:  # another builder took over: this one is stepping down
             logger.warning("refit not published: %s", exc)
             return True
         except OSError as exc:
             self.publish_failures.failed(exc)
-            self._unpublished = (covers, model, fold, index, assoc, tuning, succ, probe)
+            self._unpublished = (covers, model, fold, index, assoc, tuning, succ, probe, stage)
             return False
         self._unpublished = None
         self.publish_failures.succeeded()
@@ -216,6 +227,27 @@ class TrainingWorker:
             time.perf_counter() - start,
         )
         return True
+
+    def _rank_stage(
+        self,
+        snapshot: WindowSnapshot,
+        model: TrainedModel,
+        fold: FoldIn,
+        succ: Successors | None,
+        realtime: RealtimeParams,
+    ) -> RankStage | None:
+        """The version's rank stage: rankers fitted at every ``every``-th refit, kept between."""
+        params = self.ranker
+        if params is None or snapshot.events is None or snapshot.events.weights is None:
+            return None
+        due = self._rankers is None or self.trainings % params.every == 0
+        rules, weights = (None, SequenceWeights()) if succ is None else succ.scorer()
+        stage = fit_rank_stage(
+            snapshot, fold, rules, weights, self.trainer.fit, model.params, realtime,
+            self.sequence, params, keep=None if due else self._rankers,
+        )  # fmt: skip
+        self._rankers = stage.choice
+        return stage
 
     def _settings(self, snapshot: WindowSnapshot):
         """ALS, real-time and sequence settings for this refit, and the tuning report for the

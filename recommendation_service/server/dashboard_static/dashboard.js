@@ -120,10 +120,12 @@ async function pollModels() {
   }
   fill("refits", rows);
   const winner = body.tuning && body.tuning.winner;
+  const ranker = body.ranker;
   document.getElementById("model-facts").textContent =
     "served v" + (body.served ?? "–") + (body.pinned ? ", pinned v" + body.pinned : "") +
     (winner ? " · tuned: " + winner.factors + " factors, reg " + winner.regularization +
-      ", alpha " + winner.alpha : "");
+      ", alpha " + winner.alpha : "") +
+    (ranker ? " · ranks by " + ranker.chosen + " (" + ranker.reason + ")" : " · ranks by the sum");
   showAttribution(body.attribution, refits.length ? refits[refits.length - 1] : null);
 }
 

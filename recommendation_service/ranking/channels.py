@@ -1,0 +1,178 @@
+"""Recall channels: where the rank stage's candidates come from, each with its own score.
+
+Every channel returns its top ``k`` item columns for one user, best first, with the user's
+seen items left out; no channel knows about the others or about rules and policy:
+
+* ``als`` -- the highest ALS + similarity scores of the user's (fold-in) vector: one dot
+  product with the version's scoring rows, exact or through the version's index;
+* ``follows`` -- what follows the user's recent items in the window's sequences;
+* ``neighbours`` -- items whose users overlap most with those of the user's recent items
+  (item-to-item cosine of the window, training/neighbours.py);
+* ``popular`` -- the window's most popular items;
+* ``trending`` -- the items most popular among the window's newest events.
+
+The channels read a :class:`RankArrays` (the arrays of one version, or of a refit's training
+part) and a :class:`UserContext` (what is known of the user now).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from ..vectors.sequences import SequenceWeights, sequence_scores
+from ..vectors.top_n import top_n
+
+CHANNELS = ("als", "follows", "neighbours", "popular", "trending")
+
+#: The per-item counters a version carries (training/item_stats.py), one column each.
+ITEM_STATS = (
+    "window_count",  # positive events on the item in the window
+    "recent_count",  # positive events on it among the window's newest 2,000
+    "since_last",  # events in the window after the item's newest event
+    "since_first",  # events in the window after its oldest event (its age in the window)
+    "norm",  # length of its ALS factors
+)
+
+#: How many items each channel contributes (its depth): past these, a channel's candidate
+#: recall grows by less than a point per doubling on the logs measured (docs/ranking.md).
+DEPTHS = {"als": 50, "follows": 50, "neighbours": 50, "popular": 20, "trending": 20}
+
+#: Recent items whose neighbours the channel sums (newest first, decayed like the rules).
+NEIGHBOUR_DEPTH = 3
+
+_NONE = np.zeros(0, dtype=np.int64)
+_NO_SCORES = np.zeros(0, dtype=np.float32)
+
+
+class RankArrays(NamedTuple):
+    """What the rank stage reads of one model version.
+
+    Parameters
+    ----------
+    scoring_matrix
+        Each item's scoring row ``[Y, beta * Y_unit]`` (training/fold_in.py).
+    rules
+        Sequential rules as CSR arrays (indptr, indices, weights), or None.
+    neighbours
+        Item-to-item neighbours as CSR arrays (indptr, indices, weights), or None.
+    item_stats
+        Per-item counters of the window (training/item_stats.py), one row per column.
+    popular, trending
+        Item columns by window popularity and by recent popularity, best first.
+    sequence
+        The sequence term's weights the sum ranker scores with.
+    """
+
+    scoring_matrix: np.ndarray
+    rules: tuple | None
+    neighbours: tuple | None
+    item_stats: np.ndarray
+    popular: np.ndarray
+    trending: np.ndarray
+    sequence: SequenceWeights
+
+
+class UserContext(NamedTuple):
+    """What the rank stage knows of one user at request time."""
+
+    vector: np.ndarray  # [x, q], as the scoring rows expect
+    seen: np.ndarray  # item columns touched in the window, ascending
+    recent: np.ndarray  # their most recent distinct columns, newest first
+    gap: float  # seconds since their newest event (0 when unknown)
+
+
+class ChannelHits(NamedTuple):
+    """One channel's candidates for one user: columns best first, and their scores."""
+
+    name: str
+    cols: np.ndarray
+    scores: np.ndarray
+
+
+#: ALS retrieval: (vector, seen columns, k) -> (columns, scores), best first.
+Search = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+
+def exact_search(scoring_matrix: np.ndarray) -> Search:
+    """ALS retrieval by one dot product with every scoring row."""
+
+    def search(vector: np.ndarray, seen: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = scoring_matrix @ vector
+        scores[seen] = -np.inf
+        best = top_n(scores, k)
+        return best, scores[best]
+
+    return search
+
+
+def als(arrays: RankArrays, user: UserContext, k: int, search: Search) -> ChannelHits:
+    cols, scores = search(user.vector, user.seen, k)
+    return ChannelHits("als", np.asarray(cols, dtype=np.int64), scores)
+
+
+def follows(arrays: RankArrays, user: UserContext, k: int) -> ChannelHits:
+    if arrays.rules is None or not len(user.recent):
+        return ChannelHits("follows", _NONE, _NO_SCORES)
+    weights = arrays.sequence
+    cols, scores = sequence_scores(*arrays.rules, user.recent, weights.depth, weights.decay)
+    return ChannelHits("follows", *_best_unseen(cols, scores, user.seen, k))
+
+
+def neighbours(arrays: RankArrays, user: UserContext, k: int) -> ChannelHits:
+    if arrays.neighbours is None or not len(user.recent):
+        return ChannelHits("neighbours", _NONE, _NO_SCORES)
+    decay = arrays.sequence.decay
+    cols, scores = sequence_scores(*arrays.neighbours, user.recent, NEIGHBOUR_DEPTH, decay)
+    return ChannelHits("neighbours", *_best_unseen(cols, scores, user.seen, k))
+
+
+def popular(arrays: RankArrays, user: UserContext, k: int) -> ChannelHits:
+    return _ranking("popular", arrays.popular, arrays.item_stats[:, 0], user.seen, k)
+
+
+def trending(arrays: RankArrays, user: UserContext, k: int) -> ChannelHits:
+    return _ranking("trending", arrays.trending, arrays.item_stats[:, 1], user.seen, k)
+
+
+def gather(
+    arrays: RankArrays, user: UserContext, search: Search, depths: dict[str, int] = DEPTHS
+) -> list[ChannelHits]:
+    """Every channel's candidates for ``user``, in :data:`CHANNELS` order."""
+    return [
+        als(arrays, user, depths["als"], search),
+        follows(arrays, user, depths["follows"]),
+        neighbours(arrays, user, depths["neighbours"]),
+        popular(arrays, user, depths["popular"]),
+        trending(arrays, user, depths["trending"]),
+    ]
+
+
+def ranked_columns(counts: np.ndarray, tiebreak: np.ndarray, most: int) -> np.ndarray:
+    """The ``most`` columns with the highest ``counts`` (ties: higher ``tiebreak``, then lower
+    column), only those counted at all: the popular and trending orders of a version."""
+    order = np.lexsort((np.arange(len(counts)), -tiebreak, -counts))[:most]
+    return order[counts[order] > 0].astype(np.int64)
+
+
+def _ranking(name: str, order: np.ndarray, counts: np.ndarray, seen: np.ndarray, k: int):
+    # Seen items are few next to the ranking's length: look past at most that many.
+    head = order[: k + len(seen)]
+    head = head[~_contains(seen, head)][:k]
+    return ChannelHits(name, head, np.log1p(counts[head]))
+
+
+def _best_unseen(cols: np.ndarray, scores: np.ndarray, seen: np.ndarray, k: int):
+    keep = ~_contains(seen, cols)
+    cols, scores = cols[keep], scores[keep]
+    best = top_n(scores, k)
+    return cols[best].astype(np.int64), scores[best]
+
+
+def _contains(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    if not len(sorted_values) or not len(queries):
+        return np.zeros(len(queries), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_values, queries), len(sorted_values) - 1)
+    return sorted_values[at] == queries

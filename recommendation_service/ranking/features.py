@@ -1,0 +1,136 @@
+"""Features of (user, candidate) pairs: what a ranker sees of each candidate.
+
+Every feature comes from the version's arrays (ranking/channels.py's :class:`RankArrays`) and
+the user's state at request time; the builder computes the same ones for its training queries
+from the arrays of the refit's training part. :data:`FEATURES` is the one table of them, in
+column order (docs/ranking.md is generated from it); a version records the names its rankers
+were trained on, and a server whose table differs ranks with the sum instead.
+
+Counts and ranks enter as ``log1p``; a candidate a channel did not bring has that channel's
+score 0 and rank :data:`ABSENT_RANK`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..vectors.sequences import sequence_scores
+from .channels import CHANNELS, ChannelHits, RankArrays, UserContext
+
+#: The rank a channel gives a candidate it did not bring.
+ABSENT_RANK = 1000
+
+FEATURES: tuple[tuple[str, str], ...] = (
+    ("als", "ALS preference of the user for the item: Y_i . x"),
+    ("similarity", "Cosine of the item to the user's positive items, summed: Y_i . q / norm(Y_i)"),
+    (
+        "sum",
+        "The sum ranker's score: ALS + similarity term + sequence term, as the version weighs "
+        "them (what earlier releases ranked by)",
+    ),
+    ("follows", "Sequential-rule score from the user's recent items, at the version's depth"),
+    ("follows_last1", "Sequential-rule score from the user's newest item alone"),
+    ("follows_last3", "Sequential-rule score from the user's 3 newest items, decayed"),
+    ("neighbours", "Item-to-item similarity to the user's 3 newest items, decayed"),
+    ("neighbours_last1", "Item-to-item similarity to the user's newest item alone"),
+    ("window_count", "log1p of the item's positive events in the window"),
+    ("recent_count", "log1p of its positive events among the window's newest 2,000"),
+    ("trend", "log((recent + 1) / (window x recent share + 1)): above 0 when rising"),
+    ("since_last", "log1p of the events in the window after the item's newest one"),
+    ("age", "log1p of the events in the window after the item's oldest one"),
+    ("norm", "Length of the item's ALS factors"),
+    *(
+        (f"rank_{c}", f"log1p of the item's rank in the {c} channel (absent: 1,000)")
+        for c in CHANNELS
+    ),
+    ("channels", "How many channels brought the item"),
+    ("user_items", "log1p of the distinct items the user touched in the window"),
+    ("user_gap", "log1p of the seconds since the user's previous event"),
+)
+FEATURE_NAMES = tuple(name for name, _ in FEATURES)
+#: Column of the sum ranker's score: the baseline every learned ranker must beat.
+SUM = FEATURE_NAMES.index("sum")
+_COLUMN = {name: k for k, name in enumerate(FEATURE_NAMES)}
+_FIRST_RANK = _COLUMN[f"rank_{CHANNELS[0]}"]
+
+
+def candidates(hits: list[ChannelHits]) -> np.ndarray:
+    """The union of the channels' columns, ascending."""
+    return np.unique(np.concatenate([h.cols for h in hits])) if hits else np.zeros(0, np.int64)
+
+
+def assemble(
+    arrays: RankArrays, user: UserContext, hits: list[ChannelHits], cols: np.ndarray
+) -> np.ndarray:
+    """The feature matrix of candidates ``cols`` (ascending; one row each, one column per
+    :data:`FEATURES` entry) for ``user``, whose channels brought ``hits``."""
+    out = np.zeros((len(cols), len(FEATURES)), dtype=np.float64)
+    if not len(cols):
+        return out
+    rows = arrays.scoring_matrix[cols]
+    half = rows.shape[1] // 2
+    stats = arrays.item_stats[cols].astype(np.float64)
+    als = rows[:, :half] @ user.vector[:half]
+    similarity_term = rows[:, half:] @ user.vector[half:]
+    norms = np.maximum(stats[:, 4], 1e-12)
+    out[:, _COLUMN["als"]] = als
+    out[:, _COLUMN["similarity"]] = (rows[:, :half] @ user.vector[half:]) / norms
+    weights = arrays.sequence
+    following = _rule_scores(arrays.rules, user, weights.depth, weights.decay)
+    follows = _lookup(following, cols)
+    out[:, _COLUMN["follows"]] = follows
+    term = 0.0
+    if weights.weight > 0 and following is not None and len(following[1]):
+        # Scaled by the best successor of all, seen ones included, as the request path's
+        # sequence term is (recommend/terms.py).
+        term = follows * (weights.weight / float(following[1].max()))
+    out[:, _COLUMN["sum"]] = als + similarity_term + term
+    decay = weights.decay
+    out[:, _COLUMN["follows_last1"]] = _lookup(_rule_scores(arrays.rules, user, 1, decay), cols)
+    out[:, _COLUMN["follows_last3"]] = _lookup(_rule_scores(arrays.rules, user, 3, decay), cols)
+    out[:, _COLUMN["neighbours"]] = _lookup(_rule_scores(arrays.neighbours, user, 3, decay), cols)
+    out[:, _COLUMN["neighbours_last1"]] = _lookup(
+        _rule_scores(arrays.neighbours, user, 1, decay), cols
+    )
+    window, recent = stats[:, 0], stats[:, 1]
+    total = max(float(arrays.item_stats[:, 0].sum()), 1.0)
+    share = float(arrays.item_stats[:, 1].sum()) / total
+    out[:, _COLUMN["window_count"]] = np.log1p(window)
+    out[:, _COLUMN["recent_count"]] = np.log1p(recent)
+    out[:, _COLUMN["trend"]] = np.log((recent + 1.0) / (window * share + 1.0))
+    out[:, _COLUMN["since_last"]] = np.log1p(stats[:, 2])
+    out[:, _COLUMN["age"]] = np.log1p(stats[:, 3])
+    out[:, _COLUMN["norm"]] = stats[:, 4]
+    ranks = np.full((len(cols), len(CHANNELS)), float(ABSENT_RANK))
+    for k, hit in enumerate(hits):
+        at = np.searchsorted(cols, hit.cols)
+        ranks[at, k] = np.arange(len(hit.cols))
+    out[:, _FIRST_RANK : _FIRST_RANK + len(CHANNELS)] = np.log1p(ranks)
+    out[:, _COLUMN["channels"]] = (ranks < ABSENT_RANK).sum(axis=1)
+    out[:, _COLUMN["user_items"]] = np.log1p(len(user.seen))
+    out[:, _COLUMN["user_gap"]] = np.log1p(max(user.gap, 0.0))
+    return out
+
+
+def _rule_scores(rules, user: UserContext, depth: int, decay: float):
+    if rules is None or not len(user.recent):
+        return None
+    return sequence_scores(*rules, user.recent, depth, decay)
+
+
+def _lookup(found: tuple[np.ndarray, np.ndarray] | None, cols: np.ndarray) -> np.ndarray:
+    """Each of ``cols``' score in ``found`` (columns ascending, scores); 0 where absent."""
+    out = np.zeros(len(cols))
+    if found is None or not len(found[0]):
+        return out
+    keys, scores = found
+    at = np.minimum(np.searchsorted(keys, cols), len(keys) - 1)
+    hit = keys[at] == cols
+    out[hit] = scores[at[hit]]
+    return out
+
+
+def feature_table() -> str:
+    """:data:`FEATURES` as a Markdown table (docs/ranking.md holds it; a test checks)."""
+    rows = [f"| {k} | `{name}` | {text} |" for k, (name, text) in enumerate(FEATURES)]
+    return "\n".join(["| column | feature | what it is |", "| ---: | --- | --- |", *rows]) + "\n"

@@ -1,0 +1,168 @@
+"""Rankers: the score that orders the rank stage's candidates, one class per kind.
+
+* :class:`SumRanker` -- the sum of the score terms (the feature ``sum``), what earlier
+  releases ranked by; every version has it;
+* :class:`LinearRanker` -- a learned weight per feature (a listwise softmax fit);
+* :class:`TreeRanker` -- gradient-boosted trees (LightGBM's LambdaRank), evaluated over the
+  trees' arrays without LightGBM: every tree is padded to a complete binary tree of the
+  ensemble's depth, so one request's candidates walk all trees together in ``depth`` numpy
+  steps (a Python call per tree or per row would cost more than the trees themselves).
+
+A learned ranker is stored as plain arrays in the version (``ranker_<kind>_*``), so servers
+need neither LightGBM nor pickle to load it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelLoadError
+from .features import FEATURE_NAMES, SUM
+
+
+class Ranker:
+    """Base class: scores the rows of a feature matrix (higher is better)."""
+
+    kind = "base"
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The ranker's arrays as a version stores them (by file stem)."""
+        return {}
+
+
+class SumRanker(Ranker):
+    """The sum of the score terms."""
+
+    kind = "sum"
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        return features[:, SUM]
+
+
+class LinearRanker(Ranker):
+    """A weight per feature; ``weights`` has one entry per :data:`FEATURE_NAMES`."""
+
+    kind = "linear"
+
+    def __init__(self, weights: np.ndarray) -> None:
+        self.weights = np.asarray(weights, dtype=np.float64)
+        if self.weights.shape != (len(FEATURE_NAMES),) or not np.isfinite(self.weights).all():
+            raise ModelLoadError("linear ranker: one finite weight per feature expected")
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        return features @ self.weights
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"ranker_linear_weights": self.weights}
+
+
+class TreeRanker(Ranker):
+    """Boosted trees as complete binary trees of one depth.
+
+    Parameters
+    ----------
+    feature, threshold
+        (trees, 2**depth - 1): each inner node's feature column and threshold, in
+        breadth-first order (children of node ``i`` at ``2i + 1`` and ``2i + 2``); a row goes
+        left when its value is <= the threshold. Padding nodes have threshold +inf.
+    leaf
+        (trees, 2**depth): the value of each leaf, left to right.
+    """
+
+    kind = "trees"
+
+    def __init__(self, feature: np.ndarray, threshold: np.ndarray, leaf: np.ndarray) -> None:
+        self.feature = np.asarray(feature, dtype=np.int64)
+        self.threshold = np.asarray(threshold, dtype=np.float64)
+        self.leaf = np.asarray(leaf, dtype=np.float64)
+        trees, inner = self.feature.shape
+        depth = int(np.log2(inner + 1))
+        if (
+            self.threshold.shape != (trees, inner)
+            or self.leaf.shape != (trees, inner + 1)
+            or 2**depth - 1 != inner
+            or (inner and (self.feature.min() < 0 or self.feature.max() >= len(FEATURE_NAMES)))
+            or not np.isfinite(self.leaf).all()
+        ):
+            raise ModelLoadError("tree ranker: arrays do not describe complete trees")
+        self.depth = depth
+        self._trees = np.arange(trees)
+        # Flat indices into (trees x nodes): one gather per level instead of two-axis indexing.
+        self._flat_feature = self.feature.ravel()
+        self._flat_threshold = self.threshold.ravel()
+        self._offsets = self._trees * inner
+        self._leaf_offsets = self._trees * (inner + 1) - inner  # leaf k of tree t: node inner+k
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        n = len(features)
+        node = np.zeros((n, len(self._trees)), dtype=np.int64)
+        flat = features.ravel()
+        row_base = (np.arange(n) * features.shape[1])[:, None]
+        for _ in range(self.depth):
+            at = node + self._offsets
+            value = flat[row_base + self._flat_feature[at]]
+            node = 2 * node + 1 + (value > self._flat_threshold[at])
+        return self.leaf.ravel()[node + self._leaf_offsets].sum(axis=1)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "ranker_trees_feature": self.feature.astype(np.int16),
+            "ranker_trees_threshold": self.threshold,
+            "ranker_trees_leaf": self.leaf,
+        }
+
+    @classmethod
+    def from_lightgbm(cls, dump: dict, depth: int) -> TreeRanker:
+        """The trees of a LightGBM model dump (``Booster.dump_model()``), none deeper than
+        ``depth``, with numeric ``<=`` splits only."""
+        trees = dump["tree_info"]
+        inner = 2**depth - 1
+        feature = np.zeros((len(trees), inner), dtype=np.int64)
+        threshold = np.full((len(trees), inner), np.inf)
+        leaf = np.zeros((len(trees), inner + 1))
+        for t, tree in enumerate(trees):
+            _place(tree["tree_structure"], 0, 0, depth, feature[t], threshold[t], leaf[t])
+        return cls(feature, threshold, leaf)
+
+
+def _place(node: dict, at: int, level: int, depth: int, feature, threshold, leaf) -> None:
+    if "leaf_value" in node:
+        # A leaf above the last level: its padding nodes all go left (threshold +inf), so
+        # fill every leaf below it with its value.
+        first = at
+        for _ in range(depth - level):
+            first = 2 * first + 1
+        span = 2 ** (depth - level)
+        start = first - (2**depth - 1)
+        leaf[start : start + span] = node["leaf_value"]
+        return
+    if level >= depth:
+        raise ValueError(f"a tree is deeper than {depth}")
+    if node.get("decision_type") != "<=":
+        raise ValueError(f"unsupported split {node.get('decision_type')!r}")
+    feature[at] = node["split_feature"]
+    threshold[at] = node["threshold"]
+    _place(node["left_child"], 2 * at + 1, level + 1, depth, feature, threshold, leaf)
+    _place(node["right_child"], 2 * at + 2, level + 1, depth, feature, threshold, leaf)
+
+
+def load_rankers(arrays: dict[str, np.ndarray], manifest: dict) -> dict[str, Ranker]:
+    """The rankers a version carries: always ``sum``; the learned ones when their arrays are
+    there and were trained on this release's feature table (else they are left out, and the
+    version ranks by the sum)."""
+    out: dict[str, Ranker] = {"sum": SumRanker()}
+    info = manifest.get("ranker") or {}
+    if tuple(info.get("features") or ()) != FEATURE_NAMES:
+        return out
+    if "ranker_linear_weights" in arrays:
+        out["linear"] = LinearRanker(arrays["ranker_linear_weights"])
+    if "ranker_trees_feature" in arrays:
+        out["trees"] = TreeRanker(
+            arrays["ranker_trees_feature"],
+            arrays["ranker_trees_threshold"],
+            arrays["ranker_trees_leaf"],
+        )
+    return out
