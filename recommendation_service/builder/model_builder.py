@@ -125,10 +125,14 @@ class ModelBuilder:
                 offsets.setdefault(topic, {})[partition] = offset
         return snap, offsets
 
-    def _on_published(self, manifest: dict, fold: FoldIn, successors=None) -> None:
-        """A new version is served: fold later events into it (called on the training thread)."""
+    def _on_published(
+        self, manifest: dict, fold: FoldIn, successors=None, rank_stage=None
+    ) -> None:
+        """A new version is served: fold later events into it, and score live quality as it
+        answers (called on the training thread)."""
         with self.lock:
             self.sequence = None if successors is None else successors.scorer()
+            self.quality.serve(rank_stage)
             self.fresh.version_published(manifest, fold)
             self.jobs.finish(manifest)
         if self.store_sync is not None:

@@ -85,6 +85,12 @@ class RankerChoice:
     reason: str = ""
     seconds: float = 0.0
 
+    def best_learned(self) -> str | None:
+        """The learned ranker the validation preferred, chosen or not (None: none fitted)."""
+        learned = [k for k in ("trees", "linear") if k in self.rankers]
+        return max(learned, key=lambda k: self.validation.get(k, {}).get("ndcg", 0.0),
+                   default=None)  # fmt: skip
+
     def as_dict(self) -> dict:
         """As the manifest and ``/model`` show it."""
         return {

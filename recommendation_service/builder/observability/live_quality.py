@@ -3,9 +3,12 @@
 Before the builder applies an event of a user it already has in the window, it asks what the
 service would have answered that user at that moment -- the served model, the user's fresh
 vector from their window history and what follows their recent items, their seen items
-excluded -- and whether the event's item is in that top 10. The same question goes to the
-service's ALS part alone, its sequential rules alone and the popularity baseline (the window's
-most popular items the user has not seen). Hit rate and NDCG@10 over the last ``size`` scored
+excluded -- and whether the event's item is in that top 10. When the version has a rank stage
+(ranking/), the service's list is its channels' candidates ordered by the ranker the version
+ranks by, and the sum and the best learned ranker are scored on the same candidates, side by
+side (the two variants a version carries). The same question goes to the service's ALS part
+alone, its sequential rules alone and the popularity baseline (the window's most popular items
+the user has not seen). Hit rate and NDCG@10 over the last ``size`` scored
 events, side by side, are the service's quality on its own stream, with no held-out data and
 no delay.
 
@@ -25,7 +28,10 @@ import numpy as np
 from ...config.builder import LiveQualityParams
 from ...data.events import Event
 from ...data.window import SlidingWindow
+from ...ranking.channels import DEPTHS, UserContext, gather
+from ...ranking.features import assemble, candidates
 from ...training.fold_in import FoldIn
+from ...training.ranker_refit import RankStage
 from ...vectors.sequences import sequence_scores
 from ...vectors.top_n import top_n
 
@@ -33,9 +39,13 @@ from ...vectors.top_n import top_n
 _DISCOUNT = [1.0 / math.log2(rank + 2) for rank in range(1000)]
 
 
-#: What is scored, side by side: the service, its ALS part alone, its sequence part alone, and
-#: the popularity baseline.
-METHODS = ("service", "ALS fold-in", "sequential rules", "popularity")
+#: What is scored, side by side: the service, the sum and the learned ranker over the rank
+#: stage's candidates (both the service's list when the version has no rank stage), its ALS
+#: part alone, its sequence part alone, and the popularity baseline.
+METHODS = (
+    "service", "sum ranker", "learned ranker", "ALS fold-in", "sequential rules", "popularity",
+)  # fmt: skip
+_AT = {method: k for k, method in enumerate(METHODS)}
 
 
 class LiveQuality:
@@ -55,6 +65,11 @@ class LiveQuality:
         self.skipped = 0
         self._spent = 0.0
         self._started = time.monotonic()
+        self._stage: RankStage | None = None
+
+    def serve(self, stage: RankStage | None) -> None:
+        """Score lists as the version with this rank stage (None: none) answers them."""
+        self._stage = stage
 
     def due(self) -> bool:
         """Whether scoring the next event keeps the time spent within the budget."""
@@ -96,7 +111,8 @@ class LiveQuality:
         if vector is not None and target is not None:
             scores = fold.scoring_matrix @ vector.vector
             scores[vector.seen] = -np.inf
-            gains[1] = _gain(top_n(scores, k), target)
+            als_top = top_n(scores, max(k, DEPTHS["als"]))
+            gains[_AT["ALS fold-in"]] = _gain(als_top[:k], target)
             following = None
             if sequence is not None and len(vector.recent):
                 rules, weights = sequence
@@ -106,16 +122,40 @@ class LiveQuality:
                 rules_only = np.full(fold.scoring_matrix.shape[0], -np.inf)
                 rules_only[cols] = values
                 rules_only[vector.seen] = -np.inf
-                gains[2] = _gain(top_n(rules_only, k), target)
-                if weights.weight > 0:
-                    scores[cols] += weights.term(values)
-                    scores[vector.seen] = -np.inf
-            gains[0] = _gain(top_n(scores, k), target)
+                gains[_AT["sequential rules"]] = _gain(top_n(rules_only, k), target)
+            als_scores = scores[als_top]
+            if following is not None and len(following[0]) and weights.weight > 0:
+                scores[cols] += weights.term(values)
+                scores[vector.seen] = -np.inf
+            summed = _gain(top_n(scores, k), target)
+            gains[0] = gains[_AT["sum ranker"]] = gains[_AT["learned ranker"]] = summed
+            if self._stage is not None:
+                gap = float(event.ts - history.ts[-1])
+                user = UserContext(vector.vector, vector.seen, vector.recent, max(gap, 0.0))
+                self._rank(user, (als_top, als_scores), target, gains)
         popular = window.popular_items(k, set(history.items))
-        gains[3] = _DISCOUNT[popular.index(event.item)] if event.item in popular else 0.0
+        gains[_AT["popularity"]] = (
+            _DISCOUNT[popular.index(event.item)] if event.item in popular else 0.0
+        )
         self._add(tuple(gains))
         self._spent += time.monotonic() - start
         return True
+
+    def _rank(self, user: UserContext, als: tuple, target: int, gains: list[float]) -> None:
+        """The rank stage's lists from one gathering of candidates: the version's ranker
+        (the service), the sum and the best learned ranker."""
+        stage, k = self._stage, self.params.k
+        best, scores = als  # the ALS channel's search, done once for every list
+        hits = gather(stage.arrays, user, lambda _v, _s, depth: (best[:depth], scores[:depth]))
+        cols = candidates(hits)
+        features = assemble(stage.arrays, user, hits, cols)
+        rankers = stage.choice.rankers
+        learned = stage.choice.best_learned()
+        for method, name in (("service", stage.choice.chosen), ("sum ranker", "sum"),
+                             ("learned ranker", learned)):  # fmt: skip
+            if name in rankers:
+                order = np.argsort(-rankers[name].scores(features), kind="stable")[:k]
+                gains[_AT[method]] = _gain(cols[order], target)
 
     def _add(self, gains: tuple[float, ...]) -> None:
         if len(self._gains) == self._gains.maxlen:

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 TRAINING_NICENESS = 19
 
 SnapshotSource = Callable[[], tuple[WindowSnapshot, Mapping[str, Mapping[int, int]]]]
-PublishedHook = Callable[[dict, FoldIn, Successors | None], None]
+PublishedHook = Callable[[dict, FoldIn, Successors | None, RankStage | None], None]
 
 
 class TrainingWorker:
@@ -215,7 +215,7 @@ class TrainingWorker:
         self._warm = model  # the next refit starts from these factors
         self.last_manifest = manifest
         if self.on_published is not None:
-            self.on_published(manifest, fold, succ)
+            self.on_published(manifest, fold, succ, stage)
         logger.info(
             "published model %s: window %d events, %d users, %d items, trained %.2f s, "
             "written %.2f s",
