@@ -64,6 +64,9 @@ class RankArrays(NamedTuple):
         Item columns by window popularity and by recent popularity, best first.
     sequence
         The sequence term's weights the sum ranker scores with.
+    item_block
+        The features of each item alone, from ``item_stats`` (features.item_block): computed
+        once, gathered per request.
     """
 
     scoring_matrix: np.ndarray
@@ -73,15 +76,34 @@ class RankArrays(NamedTuple):
     popular: np.ndarray
     trending: np.ndarray
     sequence: SequenceWeights
+    item_block: np.ndarray
 
 
-class UserContext(NamedTuple):
-    """What the rank stage knows of one user at request time."""
+class UserContext:
+    """What the rank stage knows of one user at request time; lives for one request, and
+    keeps the rule scores its channels and features share (each computed once)."""
 
-    vector: np.ndarray  # [x, q], as the scoring rows expect
-    seen: np.ndarray  # item columns touched in the window, ascending
-    recent: np.ndarray  # their most recent distinct columns, newest first
-    gap: float  # seconds since their newest event (0 when unknown)
+    __slots__ = ("_memo", "gap", "recent", "seen", "vector")
+
+    def __init__(self, vector: np.ndarray, seen: np.ndarray, recent: np.ndarray, gap: float):
+        self.vector = vector  # [x, q], as the scoring rows expect
+        self.seen = seen  # item columns touched in the window, ascending
+        self.recent = recent  # their most recent distinct columns, newest first
+        self.gap = gap  # seconds since their newest event (0 when unknown)
+        self._memo: dict = {}
+
+    def follow(
+        self, name: str, rules: tuple | None, depth: int, decay: float
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(columns ascending, scores) of ``rules`` (CSR arrays, called ``name``) summed over
+        the user's ``depth`` newest items (vectors/sequences.py); None without rules or recent
+        items."""
+        if rules is None or not len(self.recent):
+            return None
+        key = (name, depth, decay)
+        if key not in self._memo:
+            self._memo[key] = sequence_scores(*rules, self.recent, depth, decay)
+        return self._memo[key]
 
 
 class ChannelHits(NamedTuple):
@@ -114,19 +136,19 @@ def als(arrays: RankArrays, user: UserContext, k: int, search: Search) -> Channe
 
 
 def follows(arrays: RankArrays, user: UserContext, k: int) -> ChannelHits:
-    if arrays.rules is None or not len(user.recent):
-        return ChannelHits("follows", _NONE, _NO_SCORES)
     weights = arrays.sequence
-    cols, scores = sequence_scores(*arrays.rules, user.recent, weights.depth, weights.decay)
-    return ChannelHits("follows", *_best_unseen(cols, scores, user.seen, k))
+    found = user.follow("rules", arrays.rules, weights.depth, weights.decay)
+    if found is None:
+        return ChannelHits("follows", _NONE, _NO_SCORES)
+    return ChannelHits("follows", *_best_unseen(*found, user.seen, k))
 
 
 def neighbours(arrays: RankArrays, user: UserContext, k: int) -> ChannelHits:
-    if arrays.neighbours is None or not len(user.recent):
-        return ChannelHits("neighbours", _NONE, _NO_SCORES)
     decay = arrays.sequence.decay
-    cols, scores = sequence_scores(*arrays.neighbours, user.recent, NEIGHBOUR_DEPTH, decay)
-    return ChannelHits("neighbours", *_best_unseen(cols, scores, user.seen, k))
+    found = user.follow("neighbours", arrays.neighbours, NEIGHBOUR_DEPTH, decay)
+    if found is None:
+        return ChannelHits("neighbours", _NONE, _NO_SCORES)
+    return ChannelHits("neighbours", *_best_unseen(*found, user.seen, k))
 
 
 def popular(arrays: RankArrays, user: UserContext, k: int) -> ChannelHits:

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..vectors.sequences import sequence_scores
-from .channels import CHANNELS, ChannelHits, RankArrays, UserContext
+from .channels import CHANNELS, NEIGHBOUR_DEPTH, ChannelHits, RankArrays, UserContext
 
 #: The rank a channel gives a candidate it did not bring.
 ABSENT_RANK = 1000
@@ -51,7 +50,29 @@ FEATURE_NAMES = tuple(name for name, _ in FEATURES)
 #: Column of the sum ranker's score: the baseline every learned ranker must beat.
 SUM = FEATURE_NAMES.index("sum")
 _COLUMN = {name: k for k, name in enumerate(FEATURE_NAMES)}
-_FIRST_RANK = _COLUMN[f"rank_{CHANNELS[0]}"]
+_RANKS = slice(_COLUMN[f"rank_{CHANNELS[0]}"], _COLUMN[f"rank_{CHANNELS[-1]}"] + 1)
+#: The features of the item alone, contiguous in the table: computed once per version
+#: (:func:`item_block`), gathered per request.
+ITEM_FEATURES = ("window_count", "recent_count", "trend", "since_last", "age", "norm")
+_ITEM_BLOCK = slice(_COLUMN[ITEM_FEATURES[0]], _COLUMN[ITEM_FEATURES[-1]] + 1)
+_NORM = ITEM_FEATURES.index("norm")
+_LOG_RANK = np.log1p(np.arange(ABSENT_RANK + 1, dtype=np.float64))
+assert FEATURE_NAMES[_ITEM_BLOCK] == ITEM_FEATURES
+
+
+def item_block(item_stats: np.ndarray) -> np.ndarray:
+    """The :data:`ITEM_FEATURES` of every item column, from its counters (ITEM_STATS order)."""
+    stats = np.asarray(item_stats, dtype=np.float64)
+    window, recent = stats[:, 0], stats[:, 1]
+    share = float(recent.sum()) / max(float(window.sum()), 1.0)
+    return np.column_stack([
+        np.log1p(window),
+        np.log1p(recent),
+        np.log((recent + 1.0) / (window * share + 1.0)),
+        np.log1p(stats[:, 2]),
+        np.log1p(stats[:, 3]),
+        np.maximum(stats[:, 4], 1e-12),
+    ])  # fmt: skip
 
 
 def candidates(hits: list[ChannelHits]) -> np.ndarray:
@@ -69,14 +90,14 @@ def assemble(
         return out
     rows = arrays.scoring_matrix[cols]
     half = rows.shape[1] // 2
-    stats = arrays.item_stats[cols].astype(np.float64)
+    item = arrays.item_block[cols]
+    out[:, _ITEM_BLOCK] = item
     als = rows[:, :half] @ user.vector[:half]
     similarity_term = rows[:, half:] @ user.vector[half:]
-    norms = np.maximum(stats[:, 4], 1e-12)
     out[:, _COLUMN["als"]] = als
-    out[:, _COLUMN["similarity"]] = (rows[:, :half] @ user.vector[half:]) / norms
+    out[:, _COLUMN["similarity"]] = (rows[:, :half] @ user.vector[half:]) / item[:, _NORM]
     weights = arrays.sequence
-    following = _rule_scores(arrays.rules, user, weights.depth, weights.decay)
+    following = user.follow("rules", arrays.rules, weights.depth, weights.decay)
     follows = _lookup(following, cols)
     out[:, _COLUMN["follows"]] = follows
     term = 0.0
@@ -86,36 +107,21 @@ def assemble(
         term = follows * (weights.weight / float(following[1].max()))
     out[:, _COLUMN["sum"]] = als + similarity_term + term
     decay = weights.decay
-    out[:, _COLUMN["follows_last1"]] = _lookup(_rule_scores(arrays.rules, user, 1, decay), cols)
-    out[:, _COLUMN["follows_last3"]] = _lookup(_rule_scores(arrays.rules, user, 3, decay), cols)
-    out[:, _COLUMN["neighbours"]] = _lookup(_rule_scores(arrays.neighbours, user, 3, decay), cols)
-    out[:, _COLUMN["neighbours_last1"]] = _lookup(
-        _rule_scores(arrays.neighbours, user, 1, decay), cols
+    rules, near = arrays.rules, arrays.neighbours
+    out[:, _COLUMN["follows_last1"]] = _lookup(user.follow("rules", rules, 1, decay), cols)
+    out[:, _COLUMN["follows_last3"]] = _lookup(user.follow("rules", rules, 3, decay), cols)
+    out[:, _COLUMN["neighbours"]] = _lookup(
+        user.follow("neighbours", near, NEIGHBOUR_DEPTH, decay), cols
     )
-    window, recent = stats[:, 0], stats[:, 1]
-    total = max(float(arrays.item_stats[:, 0].sum()), 1.0)
-    share = float(arrays.item_stats[:, 1].sum()) / total
-    out[:, _COLUMN["window_count"]] = np.log1p(window)
-    out[:, _COLUMN["recent_count"]] = np.log1p(recent)
-    out[:, _COLUMN["trend"]] = np.log((recent + 1.0) / (window * share + 1.0))
-    out[:, _COLUMN["since_last"]] = np.log1p(stats[:, 2])
-    out[:, _COLUMN["age"]] = np.log1p(stats[:, 3])
-    out[:, _COLUMN["norm"]] = stats[:, 4]
-    ranks = np.full((len(cols), len(CHANNELS)), float(ABSENT_RANK))
+    out[:, _COLUMN["neighbours_last1"]] = _lookup(user.follow("neighbours", near, 1, decay), cols)
+    ranks = np.full((len(cols), len(CHANNELS)), ABSENT_RANK, dtype=np.int64)
     for k, hit in enumerate(hits):
-        at = np.searchsorted(cols, hit.cols)
-        ranks[at, k] = np.arange(len(hit.cols))
-    out[:, _FIRST_RANK : _FIRST_RANK + len(CHANNELS)] = np.log1p(ranks)
+        ranks[np.searchsorted(cols, hit.cols), k] = np.arange(len(hit.cols))
+    out[:, _RANKS] = _LOG_RANK[ranks]
     out[:, _COLUMN["channels"]] = (ranks < ABSENT_RANK).sum(axis=1)
     out[:, _COLUMN["user_items"]] = np.log1p(len(user.seen))
     out[:, _COLUMN["user_gap"]] = np.log1p(max(user.gap, 0.0))
     return out
-
-
-def _rule_scores(rules, user: UserContext, depth: int, decay: float):
-    if rules is None or not len(user.recent):
-        return None
-    return sequence_scores(*rules, user.recent, depth, decay)
 
 
 def _lookup(found: tuple[np.ndarray, np.ndarray] | None, cols: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import ModelLoadError
 from ..vectors.sequences import SequenceWeights
 from .channels import ITEM_STATS, RankArrays
+from .features import item_block
 from .rankers import Ranker, SumRanker, load_rankers
 
 #: What ``ranker=`` may ask for: the version's own choice, the sum, the learned ranker the
@@ -98,8 +99,11 @@ def load_rank_stage(
     validation = info.get("validation") or {}
     learned = [k for k in ("trees", "linear") if k in rankers]
     best = max(learned, key=lambda k: (validation.get(k) or {}).get("ndcg", 0.0), default=None)
+    rank_arrays = RankArrays(
+        scoring_matrix, rules, neighbours, stats, popular, trending, sequence, item_block(stats)
+    )
     return VersionRankStage(
-        RankArrays(scoring_matrix, rules, neighbours, stats, popular, trending, sequence),
+        rank_arrays,
         rankers,
         chosen if chosen in rankers else "sum",
         best,

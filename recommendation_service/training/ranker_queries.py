@@ -22,7 +22,7 @@ from ..ranking.channels import (
     gather,
     ranked_columns,
 )
-from ..ranking.features import assemble, candidates
+from ..ranking.features import assemble, candidates, item_block
 from ..vectors.sequences import SequenceWeights
 from ..vectors.top_n import top_n
 from .fold_in import FoldIn, recent_columns
@@ -55,6 +55,7 @@ def rank_arrays(
         popular=ranked_columns(stats[:, 0], stats[:, 1], RANKING_KEPT),
         trending=ranked_columns(stats[:, 1], stats[:, 0], RANKING_KEPT),
         sequence=sequence,
+        item_block=item_block(stats),
     )
 
 

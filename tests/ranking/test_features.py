@@ -24,6 +24,7 @@ from recommendation_service.ranking.features import (
     assemble,
     candidates,
     feature_table,
+    item_block,
 )
 from recommendation_service.training.item_stats import item_stats
 from recommendation_service.training.neighbours import item_neighbours
@@ -59,6 +60,7 @@ def small_version(weight: float = 2.0) -> RankArrays:
         popular=ranked_columns(stats[:, 0], stats[:, 1], 100),
         trending=ranked_columns(stats[:, 1], stats[:, 0], 100),
         sequence=SequenceWeights(weight=weight, depth=2, decay=0.5),
+        item_block=item_block(stats),
     )
 
 
