@@ -4,8 +4,9 @@ The hold-out's queries (training/ranker_queries.py) are split by time: the older
 ``1 - validation`` share trains a linear fusion and boosted trees, the newer share scores
 them against the sum, each query's NDCG@10 over its candidates. A learned ranker is chosen
 only if it beats the sum by more than two standard errors of the paired difference (the
-tuning's rule); the better of the two learned ones wins, and it is refitted on every query.
-Otherwise the version ranks by the sum and says why.
+tuning's rule); the better of the two learned ones wins, as fitted. (Refitting it on every
+query cost a third of the stage's time and moved Online Retail's HR@10 by 0.001, within
+noise.) Otherwise the version ranks by the sum and says why.
 
 Trees: LightGBM's LambdaRank -- a well-kept, fast library for exactly this objective -- with
 a shallow depth, so a served version evaluates them as complete trees in a few numpy steps
@@ -140,21 +141,17 @@ def fit_rankers(queries: Queries, params: RankerParams) -> RankerChoice:
     best = max(fitted, key=lambda kind: gains[kind].mean())
     diff = gains[best] - gains["sum"]
     se = diff.std(ddof=1) / math.sqrt(len(diff))
+    choice.rankers.update(fitted)
     if diff.mean() > 2 * se and diff.mean() > 0:
-        refit = fit_linear if best == "linear" else fit_trees
         choice.chosen = best
         choice.reason = (
-            f"beats the sum on the hold-out by {diff.mean():.4f} NDCG (2 SE {2 * se:.4f})"
+            f"{best} beats the sum on the hold-out by {diff.mean():.4f} NDCG (2 SE {2 * se:.4f})"
         )
-        choice.rankers[best] = refit(queries, params)
-        other = "trees" if best == "linear" else "linear"
-        choice.rankers[other] = fitted[other]
     else:
         choice.reason = (
             f"{best} does not beat the sum by two standard errors "
             f"({diff.mean():+.4f} NDCG, 2 SE {2 * se:.4f})"
         )
-        choice.rankers.update(fitted)
     choice.seconds = time.perf_counter() - start
     logger.info(
         "ranker: %s on %d queries in %.1f s (%s)",

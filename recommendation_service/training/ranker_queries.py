@@ -32,6 +32,10 @@ from .neighbours import item_neighbours
 
 #: Items kept in a version's popular and trending orders (a channel reads its top 20 unseen).
 RANKING_KEPT = 1_000
+#: Neighbours a version keeps per item: the channel sums them over the user's 3 newest items,
+#: so 20 each give it up to 60 to choose its 50 from, at 160 bytes an item (50 would make
+#: them the largest array of a version on big catalogs).
+VERSION_NEIGHBOURS = 20
 
 
 def rank_arrays(
@@ -46,7 +50,7 @@ def rank_arrays(
     neighbours of ``seen`` (users x items), the counters of the events ``cols`` and
     ``weights`` (oldest first), the sequential ``rules`` and the sum's ``sequence`` weights."""
     stats = item_stats(cols, weights, fold.scoring_matrix[:, : fold.factors])
-    knn = item_neighbours(seen)
+    knn = item_neighbours(seen, VERSION_NEIGHBOURS)
     return RankArrays(
         scoring_matrix=fold.scoring_matrix,
         rules=rules,

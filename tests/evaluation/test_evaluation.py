@@ -97,3 +97,41 @@ def test_evaluate_reports_bad_columns(tmp_path):
     write_log(tmp_path / "log.csv", session_log(50))
     result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "log.csv"), "--user-col", "x"])
     assert result.exit_code == 2 and "column 'x' not found" in result.output
+
+
+def test_the_rank_stage_is_scored_side_by_side_and_can_be_turned_off():
+    from recommendation_service.data.events import Event
+    from recommendation_service.training.ranker_fit import RankerParams
+
+    events = [Event(u, i, 1.0, float(t)) for u, i, t in session_log(n_sessions=2500)]
+    # One refit, before the scored events: the service is its chosen ranker throughout.
+    base = {"window": 8000, "retrain_every": 5000, "als": SMALL_ALS}
+    report = evaluate(events, EvalConfig(**base, ranker=RankerParams(trees=30)))
+    figures = report.as_dict()
+    assert set(figures["channel_recall"]) == {
+        "als", "follows", "neighbours", "popular", "trending", "all",
+    }  # fmt: skip
+    assert figures["channel_recall"]["all"] >= max(
+        v for k, v in figures["channel_recall"].items() if k != "all"
+    )
+    assert len(figures["rankers"]) == 1
+    chosen = figures["rankers"][0]["chosen"]
+    assert report.hit_rate("service") == report.hit_rate(f"{chosen} ranker")
+    off = evaluate(events, EvalConfig(**base, ranker=None))
+    assert off.hit_rate("service") == off.hit_rate("service without rank stage")
+    assert off.as_dict()["channel_recall"] == {} and off.rankers == []
+
+
+def test_evaluate_prints_each_channel_s_recall_and_each_refit_s_ranker(tmp_path):
+    write_log(tmp_path / "log.csv", session_log(n_sessions=1200))
+    result = CliRunner().invoke(
+        main, ["evaluate", str(tmp_path / "log.csv"), "--window", "5000", "--retrain-every",
+               "600", "--factors", "16", "--tune", "off"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "candidate recall" in result.output and "refit 0: ranks by" in result.output
+    off = CliRunner().invoke(
+        main, ["evaluate", str(tmp_path / "log.csv"), "--window", "5000", "--retrain-every",
+               "600", "--factors", "16", "--tune", "off", "--ranker", "off"],
+    )  # fmt: skip
+    assert off.exit_code == 0 and "candidate recall" not in off.output
