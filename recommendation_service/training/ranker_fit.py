@@ -59,9 +59,9 @@ class RankerParams:
     holdout: float = 0.1
     max_queries: int = 8_000
     validation: float = 0.3
-    trees: int = 100
+    trees: int = 50
     depth: int = 4
-    learning_rate: float = 0.05
+    learning_rate: float = 0.1
     min_rows: int = 200
     l2: float = 1.0
 
