@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ranking.channels import CHANNELS, UserContext, exact_search, gather
+from ..ranking.channels import UserContext, exact_search, gather
 from ..ranking.features import assemble, candidates
 from ..training.ranker_refit import RankStage
 
@@ -26,7 +26,7 @@ class ReplayRankStage:
         self, user: UserContext, k: int, target: int | None
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Each ranker's top ``k`` columns for ``user``, and which channels brought column
-        ``target`` (booleans in :data:`CHANNELS` order)."""
+        ``target`` (booleans in ``ranking.channels.CHANNELS`` order)."""
         arrays = self.stage.arrays
         hits = gather(arrays, user, self._search)
         cols = candidates(hits)
@@ -37,6 +37,3 @@ class ReplayRankStage:
             out[kind] = cols[order]
         brought = np.array([target is not None and bool((h.cols == target).any()) for h in hits])
         return out, brought
-
-
-__all__ = ["CHANNELS", "ReplayRankStage"]

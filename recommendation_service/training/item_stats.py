@@ -14,8 +14,6 @@ from ..ranking.channels import ITEM_STATS
 #: Events at the end of the window whose counts make an item's recent popularity (its trend).
 RECENT_EVENTS = 2_000
 
-__all__ = ["ITEM_STATS", "RECENT_EVENTS", "item_stats"]
-
 
 def item_stats(
     cols: np.ndarray, weights: np.ndarray, item_factors: np.ndarray, recent: int = RECENT_EVENTS

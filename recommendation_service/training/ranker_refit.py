@@ -104,8 +104,10 @@ def fit_rank_stage(
     ev = snap.events
     if ev is None or ev.weights is None:
         raise ValueError("the snapshot carries no events to hold out")
-    choice = keep if keep is not None else _fit_choice(
-        snap, weights, fit, als, realtime, sequence, params
+    choice = (
+        keep
+        if keep is not None
+        else _fit_choice(snap, weights, fit, als, realtime, sequence, params)
     )
     arrays = rank_arrays(fold, snap.seen, ev.cols, ev.weights, rules, weights)
     last_ts = np.zeros(snap.n_users)
