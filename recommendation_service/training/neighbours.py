@@ -24,9 +24,11 @@ def item_neighbours(seen: sp.csr_matrix, neighbours: int = NEIGHBOURS) -> sp.csr
     sim = (normalized.T @ normalized).tocsr()
     sim.setdiag(0)
     sim.eliminate_zeros()
+    sim.sort_indices()
     lengths = np.diff(sim.indptr)
     row = np.repeat(np.arange(sim.shape[0]), lengths)
-    order = np.lexsort((sim.indices, -sim.data, row))
+    # lexsort is stable: equal similarities keep column order (indices are sorted).
+    order = np.lexsort((-sim.data, row))
     rank = np.arange(len(order)) - np.repeat(sim.indptr[:-1], lengths)
     kept = order[rank < neighbours]
     out = sp.csr_matrix(

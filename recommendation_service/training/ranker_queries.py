@@ -22,7 +22,7 @@ from ..ranking.channels import (
     gather,
     ranked_columns,
 )
-from ..ranking.features import assemble, candidates, item_block
+from ..ranking.features import FEATURE_NAMES, assemble, candidates, item_block
 from ..vectors.sequences import SequenceWeights
 from ..vectors.top_n import top_n
 from .fold_in import FoldIn, recent_columns
@@ -63,10 +63,14 @@ def rank_arrays(
     )
 
 
+_NO_ROWS = np.zeros((0, len(FEATURE_NAMES)))
+
+
 @dataclass
 class Queries:
     """Feature rows of each query, which row is the event's item, and which channels
-    brought it (one row of booleans per query, :data:`CHANNELS` order)."""
+    brought it (one row of booleans per query, :data:`CHANNELS` order). A query whose
+    candidates lack its item has no rows."""
 
     features: list[np.ndarray]
     labels: list[np.ndarray]
@@ -87,8 +91,10 @@ def training_queries(
     a held-out event before this one, else the training part's fitted one -- the two score
     differently, and a ranker must learn on what it will be served.
     """
-    vectors = fold.vectors_of(split.history)
-    stale = np.flatnonzero(~split.fresh)
+    vectors = np.zeros((len(split), fold.scoring_matrix.shape[1]), dtype=np.float32)
+    fresh, stale = np.flatnonzero(split.fresh), np.flatnonzero(~split.fresh)
+    if len(fresh):
+        vectors[fresh] = fold.vectors_of([split.history[r] for r in fresh.tolist()])
     if len(stale):
         vectors[stale] = fold.base_vectors(user_factors, split.train, split.users[stale])
     features, labels = [], []
@@ -107,7 +113,15 @@ def training_queries(
             hits = gather(arrays, user, lambda v, s, k, best=best, row=row: (best, row[best]))
             cands = candidates(hits)
             target = split.targets[r]
-            features.append(assemble(arrays, user, hits, cands))
-            labels.append(cands == target)
+            label = cands == target
             hits_of[r] = [bool((h.cols == target).any()) for h in hits]
+            if not label.any():
+                # No ranker can place an item its candidates lack: such a query scores 0
+                # for every ranker and teaches none, so its rows are not worth assembling
+                # (most queries, where recall is under a half).
+                features.append(_NO_ROWS)
+                labels.append(label[:0])
+                continue
+            features.append(assemble(arrays, user, hits, cands))
+            labels.append(label)
     return Queries(features, labels, hits_of)
