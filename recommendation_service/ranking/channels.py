@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..vectors.sequences import SequenceWeights, sequence_scores
+from ..vectors.sorted_lookup import contains
 from ..vectors.top_n import top_n
 
 CHANNELS = ("als", "follows", "neighbours", "popular", "trending")
@@ -184,19 +185,13 @@ def ranked_columns(counts: np.ndarray, tiebreak: np.ndarray, most: int) -> np.nd
 def _ranking(name: str, order: np.ndarray, counts: np.ndarray, seen: np.ndarray, k: int):
     # Seen items are few next to the ranking's length: look past at most that many.
     head = order[: k + len(seen)]
-    head = head[~_contains(seen, head)][:k]
+    head = head[~contains(seen, head)][:k]
     return ChannelHits(name, head, np.log1p(counts[head]))
 
 
 def _best_unseen(cols: np.ndarray, scores: np.ndarray, seen: np.ndarray, k: int):
-    keep = ~_contains(seen, cols)
+    keep = ~contains(seen, cols)
     cols, scores = cols[keep], scores[keep]
     best = top_n(scores, k)
     return cols[best].astype(np.int64), scores[best]
 
-
-def _contains(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    if not len(sorted_values) or not len(queries):
-        return np.zeros(len(queries), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_values, queries), len(sorted_values) - 1)
-    return sorted_values[at] == queries

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..vectors.sorted_lookup import lookup
 from .channels import CHANNELS, NEIGHBOUR_DEPTH, ChannelHits, RankArrays, UserContext
 
 #: The rank a channel gives a candidate it did not bring.
@@ -126,14 +127,9 @@ def assemble(
 
 def _lookup(found: tuple[np.ndarray, np.ndarray] | None, cols: np.ndarray) -> np.ndarray:
     """Each of ``cols``' score in ``found`` (columns ascending, scores); 0 where absent."""
-    out = np.zeros(len(cols))
-    if found is None or not len(found[0]):
-        return out
-    keys, scores = found
-    at = np.minimum(np.searchsorted(keys, cols), len(keys) - 1)
-    hit = keys[at] == cols
-    out[hit] = scores[at[hit]]
-    return out
+    if found is None:
+        return np.zeros(len(cols))
+    return lookup(*found, cols).astype(np.float64)
 
 
 def feature_table() -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..vectors import ann
+from ..vectors.sorted_lookup import contains
 from ..vectors.top_n import top_n
 from .result import Recommendation
 from .version import ModelVersion
@@ -57,15 +58,6 @@ def successor_columns(
         keep &= mask[cols]
     cols, scores = cols[keep], scores[keep]
     return cols[top_n(scores, k)]
-
-
-def contains(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Per query, whether it is in ``sorted_values`` (np.isin's result, without its set-up
-    cost on the few dozen values of one request)."""
-    if not len(sorted_values):
-        return np.zeros(len(queries), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_values, queries), len(sorted_values) - 1)
-    return sorted_values[at] == queries
 
 
 def new_item_picks(

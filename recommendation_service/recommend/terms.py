@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..vectors.sorted_lookup import lookup
 from .request import Query
 from .version import ModelVersion
 
@@ -57,13 +58,10 @@ def sequence(candidates: Candidates, query: Query) -> np.ndarray:
     """How strongly each candidate follows the user's recent items: its sequence score over
     the best one among everything that follows them, times the sequence weight (0 for an item
     that follows none of them, or when the term is off)."""
-    out = np.zeros(len(candidates.cols), dtype=np.float32)
     cols, scores = query.successors(candidates.model.successors)
-    if len(cols):
-        at = np.minimum(np.searchsorted(cols, candidates.cols), len(cols) - 1)
-        hit = cols[at] == candidates.cols
-        out[hit] = query.sequence.term(scores)[at[hit]]
-    return out
+    if not len(cols):
+        return np.zeros(len(candidates.cols), dtype=np.float32)
+    return lookup(cols, query.sequence.term(scores), candidates.cols)
 
 
 Term = Callable[[Candidates, Query], np.ndarray]

@@ -1,0 +1,26 @@
+"""Looking values up among sorted item columns: a request's few dozen candidates against a
+user's seen items, or against the columns a rule sum scored (np.isin and dict lookups cost
+more in set-up than the search itself at this size)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def contains(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Per query, whether it is in ``sorted_values`` (ascending)."""
+    if not len(sorted_values) or not len(queries):
+        return np.zeros(len(queries), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_values, queries), len(sorted_values) - 1)
+    return sorted_values[at] == queries
+
+
+def lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Per query, its value in (``keys`` ascending, ``values``); 0 where it is not a key."""
+    out = np.zeros(len(queries), dtype=np.result_type(values, np.float32))
+    if not len(keys) or not len(queries):
+        return out
+    at = np.minimum(np.searchsorted(keys, queries), len(keys) - 1)
+    hit = keys[at] == queries
+    out[hit] = values[at[hit]]
+    return out
