@@ -221,7 +221,8 @@ def cpus_of(text: str) -> frozenset[int] | None:
     default="implicit",
     help="Who fits ALS: implicit in this process, or Spark MLlib (pip install "
     "'recommendation-service[spark]', Java 17+; for windows beyond one machine's cores). "
-    "With spark, --tune defaults to off: every tuning trial would be a Spark job.",
+    "With spark, --tune and --ranker default to off: every tuning trial and the rankers' "
+    "hold-out fit would be a Spark job.",
 )
 @opt("--spark-master", default="local[2]", help="Spark master URL of --trainer spark.")
 @opt(

@@ -286,14 +286,20 @@ ranker_option_list = [
 ranker_options = stack(ranker_option_list)
 
 
+def _switched_on(opts, name: str, off_by_default: bool) -> bool:
+    """Whether an ``on|off`` option is on; ``off_by_default``: only when given explicitly."""
+    ctx = click.get_current_context()
+    if off_by_default and ctx.get_parameter_source(name) == click.core.ParameterSource.DEFAULT:
+        return False
+    return opts[name] == "on"
+
+
 def ranker_params(opts, off_by_default: bool = False) -> RankerParams:
     """The rank stage's settings; ``off_by_default``: on only when ``--ranker on`` is given."""
-    enabled = opts["ranker"] == "on"
-    ctx = click.get_current_context()
-    if off_by_default and ctx.get_parameter_source("ranker") == click.core.ParameterSource.DEFAULT:
-        enabled = False
     return RankerParams(
-        enabled=enabled, every=opts["ranker_every"], max_queries=opts["ranker_queries"]
+        enabled=_switched_on(opts, "ranker", off_by_default),
+        every=opts["ranker_every"],
+        max_queries=opts["ranker_queries"],
     )
 
 
@@ -303,9 +309,7 @@ def tune_params(opts, off_by_default: bool = False) -> TuneParams:
     ``off_by_default``: tuning runs only when ``--tune on`` is given explicitly.
     """
     ctx = click.get_current_context()
-    enabled = opts["tune"] == "on"
-    if off_by_default and ctx.get_parameter_source("tune") == click.core.ParameterSource.DEFAULT:
-        enabled = False
+    enabled = _switched_on(opts, "tune", off_by_default)
     pinned = {
         knob
         for knob in (*ALS_KNOBS, *REALTIME_KNOBS, *SEQUENCE_KNOBS)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ranking.channels import UserContext, exact_search, gather
-from ..ranking.features import assemble, candidates
+from ..ranking.channels import UserContext, exact_search
+from ..ranking.rankers import top_lists
 from ..training.ranker_refit import RankStage
 
 
@@ -27,13 +27,6 @@ class ReplayRankStage:
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Each ranker's top ``k`` columns for ``user``, and which channels brought column
         ``target`` (booleans in ``ranking.channels.CHANNELS`` order)."""
-        arrays = self.stage.arrays
-        hits = gather(arrays, user, self._search)
-        cols = candidates(hits)
-        features = assemble(arrays, user, hits, cols)
-        out = {}
-        for kind, ranker in self.choice.rankers.items():
-            order = np.argsort(-ranker.scores(features), kind="stable")[:k]
-            out[kind] = cols[order]
+        hits, out = top_lists(self.stage.arrays, user, self._search, self.choice.rankers, k)
         brought = np.array([target is not None and bool((h.cols == target).any()) for h in hits])
         return out, brought

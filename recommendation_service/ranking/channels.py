@@ -194,4 +194,3 @@ def _best_unseen(cols: np.ndarray, scores: np.ndarray, seen: np.ndarray, k: int)
     cols, scores = cols[keep], scores[keep]
     best = top_n(scores, k)
     return cols[best].astype(np.int64), scores[best]
-

@@ -51,7 +51,8 @@ FEATURE_NAMES = tuple(name for name, _ in FEATURES)
 #: Column of the sum ranker's score: the baseline every learned ranker must beat.
 SUM = FEATURE_NAMES.index("sum")
 _COLUMN = {name: k for k, name in enumerate(FEATURE_NAMES)}
-_RANKS = slice(_COLUMN[f"rank_{CHANNELS[0]}"], _COLUMN[f"rank_{CHANNELS[-1]}"] + 1)
+#: The columns of the channels' ranks, in CHANNELS order.
+RANK_COLUMNS = slice(_COLUMN[f"rank_{CHANNELS[0]}"], _COLUMN[f"rank_{CHANNELS[-1]}"] + 1)
 #: The features of the item alone, contiguous in the table: computed once per version
 #: (:func:`item_block`), gathered per request.
 ITEM_FEATURES = ("window_count", "recent_count", "trend", "since_last", "age", "norm")
@@ -118,7 +119,7 @@ def assemble(
     ranks = np.full((len(cols), len(CHANNELS)), ABSENT_RANK, dtype=np.int64)
     for k, hit in enumerate(hits):
         ranks[np.searchsorted(cols, hit.cols), k] = np.arange(len(hit.cols))
-    out[:, _RANKS] = _LOG_RANK[ranks]
+    out[:, RANK_COLUMNS] = _LOG_RANK[ranks]
     out[:, _COLUMN["channels"]] = (ranks < ABSENT_RANK).sum(axis=1)
     out[:, _COLUMN["user_items"]] = np.log1p(len(user.seen))
     out[:, _COLUMN["user_gap"]] = np.log1p(max(user.gap, 0.0))

@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelLoadError
-from .features import FEATURE_NAMES, SUM
+from .channels import ChannelHits, RankArrays, Search, UserContext, gather
+from .features import FEATURE_NAMES, SUM, assemble, candidates
 
 
 class Ranker:
@@ -150,6 +151,27 @@ def _place(node: dict, at: int, level: int, depth: int, feature, threshold, leaf
     threshold[at] = node["threshold"]
     _place(node["left_child"], 2 * at + 1, level + 1, depth, feature, threshold, leaf)
     _place(node["right_child"], 2 * at + 2, level + 1, depth, feature, threshold, leaf)
+
+
+def top_lists(
+    arrays: RankArrays, user: UserContext, search: Search, rankers: dict[str, Ranker], k: int
+) -> tuple[list[ChannelHits], dict[str, np.ndarray]]:
+    """The channels' candidates for ``user``, gathered and featurized once, and each of
+    ``rankers``' top ``k`` of them (columns, best first; ties keep column order)."""
+    hits = gather(arrays, user, search)
+    cols = candidates(hits)
+    features = assemble(arrays, user, hits, cols)
+    lists = {}
+    for name, ranker in rankers.items():
+        lists[name] = cols[np.argsort(-ranker.scores(features), kind="stable")[:k]]
+    return hits, lists
+
+
+def best_learned(rankers: dict[str, Ranker], validation: dict) -> str | None:
+    """Of the learned ``rankers``, the one with the best validation NDCG (``validation``:
+    per kind, its figures), chosen or not; None when there is none."""
+    learned = [k for k in ("trees", "linear") if k in rankers]
+    return max(learned, key=lambda k: (validation.get(k) or {}).get("ndcg", 0.0), default=None)
 
 
 def load_rankers(arrays: dict[str, np.ndarray], manifest: dict) -> dict[str, Ranker]:

@@ -15,7 +15,7 @@ from ..errors import ModelLoadError
 from ..vectors.sequences import SequenceWeights
 from .channels import ITEM_STATS, RankArrays
 from .features import item_block
-from .rankers import Ranker, SumRanker, load_rankers
+from .rankers import Ranker, SumRanker, best_learned, load_rankers
 
 #: What ``ranker=`` may ask for: the version's own choice, the sum, the learned ranker the
 #: refit preferred, or one kind.
@@ -97,8 +97,7 @@ def load_rank_stage(
     info = manifest.get("ranker") or {}
     chosen = info.get("chosen", "sum")
     validation = info.get("validation") or {}
-    learned = [k for k in ("trees", "linear") if k in rankers]
-    best = max(learned, key=lambda k: (validation.get(k) or {}).get("ndcg", 0.0), default=None)
+    best = best_learned(rankers, validation)
     rank_arrays = RankArrays(
         scoring_matrix, rules, neighbours, stats, popular, trending, sequence, item_block(stats)
     )

@@ -101,7 +101,7 @@ class RecommendPipeline:
             excluded = [c for c in map(model.item_ids.row_of, rules.exclude) if c is not None]
             seen = np.concatenate([seen, np.asarray(excluded, dtype=seen.dtype)])
         learned = rank_stage.learned_picks(
-            model, query, k, mask, seen, time.time(), (rules, query.rows(base), catalog)
+            model, query, k, mask, seen, time.time(), (rules, base)
         )
         if learned is not None:
             return Recommendation(

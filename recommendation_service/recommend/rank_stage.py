@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ranking.channels import CHANNELS, DEPTHS, ChannelHits, UserContext, gather
-from ..ranking.features import FEATURE_NAMES, SUM, assemble, candidates
+from ..ranking.features import RANK_COLUMNS, SUM, assemble, candidates
 from ..rules.item_rules import id_allowed
 from . import retrieval
 from .request import Query
@@ -28,8 +28,6 @@ REASONS = {
     "popular": "popular",
     "trending": "trending",
 }
-_RANKS = slice(FEATURE_NAMES.index(f"rank_{CHANNELS[0]}"),
-               FEATURE_NAMES.index(f"rank_{CHANNELS[-1]}") + 1)  # fmt: skip
 
 
 def learned_picks(
@@ -45,7 +43,8 @@ def learned_picks(
     None when that ranker is the sum (the caller ranks by the sum).
 
     ``mask`` allows item columns, ``seen`` (columns) are left out; ``new_item_rules`` =
-    (rules, catalog rows, catalog) decide which folded-in new items may appear.
+    (the request's rules, the rules whose catalog rows decide) say which folded-in new items
+    may appear; the rows are looked up only when the version has new items.
     """
     stage = model.rank_stage
     name, ranker = stage.ranker(query.request.ranker)
@@ -68,7 +67,7 @@ def learned_picks(
     scores = ranker.scores(features)
     order = np.argsort(-scores, kind="stable")
     ids = model.item_ids.ids_of(cols[order[:k]])
-    channel = features[order[:k], _RANKS].argmin(axis=1).tolist()
+    channel = features[order[:k], RANK_COLUMNS].argmin(axis=1).tolist()
     picks = [(float(s), i, REASONS[CHANNELS[c]])
              for s, i, c in zip(scores[order[:k]].tolist(), ids, channel)]  # fmt: skip
     if model.new_items.ids and new_item_rules is not None:
@@ -85,7 +84,8 @@ def _with_new_items(model, query, k, picks, sums, new_item_rules):
     """``picks`` with the best new items, each placed where the sum would rank it among the
     candidates (``sums``: their sum scores, in ``picks``' order and beyond), scored as the
     pick before it so scores never rise down the list."""
-    rules, rows, catalog = new_item_rules
+    rules, base = new_item_rules
+    rows, catalog = query.rows(base), query.request.catalog
     state = query.state
     new = retrieval.new_item_picks(
         model, state.vector, k, state.seen_new, lambda item: id_allowed(rules, rows, catalog, item)

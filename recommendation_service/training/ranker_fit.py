@@ -25,7 +25,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from ..ranking.features import FEATURE_NAMES, SUM
-from ..ranking.rankers import LinearRanker, Ranker, SumRanker, TreeRanker
+from ..ranking.rankers import LinearRanker, Ranker, SumRanker, TreeRanker, best_learned
 from .ranker_queries import Queries
 
 logger = logging.getLogger(__name__)
@@ -88,9 +88,7 @@ class RankerChoice:
 
     def best_learned(self) -> str | None:
         """The learned ranker the validation preferred, chosen or not (None: none fitted)."""
-        learned = [k for k in ("trees", "linear") if k in self.rankers]
-        return max(learned, key=lambda k: self.validation.get(k, {}).get("ndcg", 0.0),
-                   default=None)  # fmt: skip
+        return best_learned(self.rankers, self.validation)
 
     def as_dict(self) -> dict:
         """As the manifest and ``/model`` show it."""

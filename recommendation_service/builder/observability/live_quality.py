@@ -28,8 +28,8 @@ import numpy as np
 from ...config.builder import LiveQualityParams
 from ...data.events import Event
 from ...data.window import SlidingWindow
-from ...ranking.channels import DEPTHS, UserContext, gather
-from ...ranking.features import assemble, candidates
+from ...ranking.channels import DEPTHS, UserContext
+from ...ranking.rankers import top_lists
 from ...training.fold_in import FoldIn
 from ...training.ranker_refit import RankStage
 from ...vectors.sequences import sequence_scores
@@ -146,16 +146,19 @@ class LiveQuality:
         (the service), the sum and the best learned ranker."""
         stage, k = self._stage, self.params.k
         best, scores = als  # the ALS channel's search, done once for every list
-        hits = gather(stage.arrays, user, lambda _v, _s, depth: (best[:depth], scores[:depth]))
-        cols = candidates(hits)
-        features = assemble(stage.arrays, user, hits, cols)
-        rankers = stage.choice.rankers
-        learned = stage.choice.best_learned()
-        for method, name in (("service", stage.choice.chosen), ("sum ranker", "sum"),
-                             ("learned ranker", learned)):  # fmt: skip
-            if name in rankers:
-                order = np.argsort(-rankers[name].scores(features), kind="stable")[:k]
-                gains[_AT[method]] = _gain(cols[order], target)
+        choice = stage.choice
+        wanted = {
+            "service": choice.chosen,
+            "sum ranker": "sum",
+            "learned ranker": choice.best_learned(),
+        }
+        rankers = {n: choice.rankers[n] for n in wanted.values() if n in choice.rankers}
+        _, lists = top_lists(
+            stage.arrays, user, lambda _v, _s, depth: (best[:depth], scores[:depth]), rankers, k
+        )
+        for method, name in wanted.items():
+            if name in lists:
+                gains[_AT[method]] = _gain(lists[name], target)
 
     def _add(self, gains: tuple[float, ...]) -> None:
         if len(self._gains) == self._gains.maxlen:
