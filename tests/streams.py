@@ -81,3 +81,22 @@ def series_model(seed: int, params: ALSParams):
     model = ALSTrainer(params).fit(window.snapshot())
     snap = model.snapshot
     return window, model, FoldIn(snap.item_ids, model.item_factors, model.params, RealtimeParams())
+
+
+def ranked_series_model(seed: int, params: ALSParams, trees: int):
+    """(window, trained model, fold-in, successors, rank stage) of :func:`series_model`'s
+    stream, the sum without its sequence term (as tuning leaves it on a stream it has not
+    measured), and rankers of ``trees`` trees fitted as a refit fits them."""
+    from recommendation_service.training.ranker_fit import RankerParams
+    from recommendation_service.training.ranker_refit import fit_rank_stage
+    from recommendation_service.training.successors import SequenceParams, successors
+    from recommendation_service.vectors.sequences import SequenceWeights
+
+    window, model, fold = series_model(seed, params)
+    succ = successors(model.snapshot, SequenceParams(), SequenceWeights(weight=0.0))
+    rules, weights = succ.scorer()
+    stage = fit_rank_stage(
+        model.snapshot, fold, rules, weights, ALSTrainer(params).fit, params, fold.params,
+        SequenceParams(), RankerParams(trees=trees),
+    )  # fmt: skip
+    return window, model, fold, succ, stage

@@ -11,27 +11,14 @@ from recommendation_service.artifacts.update_files import UserVector, update_arr
 from recommendation_service.recommend.rank_stage import REASONS
 from recommendation_service.recommend.served_model import ServedModel
 from recommendation_service.rules.item_rules import ItemRules
-from recommendation_service.training.als import ALSTrainer
-from recommendation_service.training.ranker_fit import RankerParams
-from recommendation_service.training.ranker_refit import fit_rank_stage
-from recommendation_service.training.successors import SequenceParams, successors
-from recommendation_service.vectors.sequences import SequenceWeights
 
 from ..conftest import SMALL_ALS
-from ..streams import series_model
+from ..streams import ranked_series_model
 
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
-    window, model, fold = series_model(3, SMALL_ALS)
-    snap = model.snapshot
-    # The sum without its sequence term, as tuning leaves it on a stream it has not measured.
-    succ = successors(snap, SequenceParams(), SequenceWeights(weight=0.0))
-    rules, weights = succ.scorer()
-    stage = fit_rank_stage(
-        snap, fold, rules, weights, ALSTrainer(SMALL_ALS).fit, SMALL_ALS, fold.params,
-        SequenceParams(), RankerParams(trees=40),
-    )  # fmt: skip
+    window, model, fold, succ, stage = ranked_series_model(3, SMALL_ALS, trees=40)
     store = ModelStore(tmp_path_factory.mktemp("models"))
     store.publish(model, fold, successors=succ, rank_stage=stage)
     plain = ModelStore(tmp_path_factory.mktemp("plain"))

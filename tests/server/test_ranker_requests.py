@@ -7,14 +7,9 @@ import pytest
 
 from recommendation_service.artifacts.store import ModelStore
 from recommendation_service.experiments.variants import RuleError, load_rules_file
-from recommendation_service.training.als import ALSTrainer
-from recommendation_service.training.ranker_fit import RankerParams
-from recommendation_service.training.ranker_refit import fit_rank_stage
-from recommendation_service.training.successors import SequenceParams, successors
-from recommendation_service.vectors.sequences import SequenceWeights
 
 from ..conftest import SMALL_ALS
-from ..streams import series_model
+from ..streams import ranked_series_model
 from .test_rules_and_experiments import make_app
 
 EXPERIMENT = """
@@ -34,14 +29,7 @@ ranker = "learned"
 
 @pytest.fixture(scope="module")
 def ranked_dir(tmp_path_factory):
-    _, model, fold = series_model(4, SMALL_ALS)
-    snap = model.snapshot
-    succ = successors(snap, SequenceParams(), SequenceWeights(weight=0.0))
-    rules, weights = succ.scorer()
-    stage = fit_rank_stage(
-        snap, fold, rules, weights, ALSTrainer(SMALL_ALS).fit, SMALL_ALS, fold.params,
-        SequenceParams(), RankerParams(trees=30),
-    )  # fmt: skip
+    _, model, fold, succ, stage = ranked_series_model(4, SMALL_ALS, trees=30)
     root = tmp_path_factory.mktemp("ranked")
     ModelStore(root).publish(model, fold, successors=succ, rank_stage=stage)
     return root, [f"user-{u:05d}" for u in range(200)]
