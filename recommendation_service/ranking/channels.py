@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..vectors.sequences import SequenceWeights, sequence_scores
+from ..vectors.sequences import SequenceWeights, sequence_score_table
 from ..vectors.sorted_lookup import contains
 from ..vectors.top_n import top_n
 
@@ -82,9 +82,36 @@ class RankArrays(NamedTuple):
     item_block: np.ndarray
 
 
+class RuleTable(NamedTuple):
+    """One user's rule sums at several depths (vectors/sequences.py's table): the columns
+    their newest items lead to, ascending, and one score column per entry of ``depths``; the
+    first is the depth the table's channel ranks by."""
+
+    cols: np.ndarray
+    scores: np.ndarray
+    depths: tuple[int, ...]
+
+    def first(self) -> tuple[np.ndarray, np.ndarray]:
+        """(columns ascending, scores) at the first depth: only the columns it leads to."""
+        scores = self.scores[:, 0]
+        keep = scores > 0
+        return self.cols[keep], scores[keep]
+
+    def at(self, queries: np.ndarray) -> np.ndarray:
+        """The scores of ``queries`` (columns) at every depth, one column each; 0 where the
+        user's items do not lead to the query."""
+        out = np.zeros((len(queries), len(self.depths)))
+        if not len(self.cols) or not len(queries):
+            return out
+        at = np.minimum(np.searchsorted(self.cols, queries), len(self.cols) - 1)
+        hit = self.cols[at] == queries
+        out[hit] = self.scores[at[hit]]
+        return out
+
+
 class UserContext:
     """What the rank stage knows of one user at request time; lives for one request, and
-    keeps the rule scores its channels and features share (each computed once)."""
+    keeps the rule tables its channels and features share (each computed once)."""
 
     __slots__ = ("_memo", "gap", "recent", "seen", "vector")
 
@@ -95,18 +122,31 @@ class UserContext:
         self.gap = gap  # seconds since their newest event (0 when unknown)
         self._memo: dict = {}
 
-    def follow(
-        self, name: str, rules: tuple | None, depth: int, decay: float
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """(columns ascending, scores) of ``rules`` (CSR arrays, called ``name``) summed over
-        the user's ``depth`` newest items (vectors/sequences.py); None without rules or recent
-        items."""
+    def table(
+        self, name: str, rules: tuple | None, depths: tuple[int, ...], decay: float
+    ) -> RuleTable | None:
+        """The sums of ``rules`` (CSR arrays, called ``name``) over the user's newest items at
+        each of ``depths``; None without rules or recent items. Computed once per ``name``:
+        every caller of one name passes the same depths (:func:`following`, :func:`near`)."""
         if rules is None or not len(self.recent):
             return None
-        key = (name, depth, decay)
-        if key not in self._memo:
-            self._memo[key] = sequence_scores(*rules, self.recent, depth, decay)
-        return self._memo[key]
+        if name not in self._memo:
+            cols, scores = sequence_score_table(*rules, self.recent, depths, decay)
+            self._memo[name] = RuleTable(cols, scores, depths)
+        return self._memo[name]
+
+
+def following(arrays: RankArrays, user: UserContext) -> RuleTable | None:
+    """What follows the user's newest items: as many as the sum looks back, the newest
+    alone and the 3 newest (the order of features.py's columns)."""
+    weights = arrays.sequence
+    return user.table("rules", arrays.rules, (weights.depth, 1, 3), weights.decay)
+
+
+def near(arrays: RankArrays, user: UserContext) -> RuleTable | None:
+    """The neighbours of the user's :data:`NEIGHBOUR_DEPTH` newest items and of the newest
+    alone (the order of features.py's columns)."""
+    return user.table("neighbours", arrays.neighbours, (NEIGHBOUR_DEPTH, 1), arrays.sequence.decay)
 
 
 class ChannelHits(NamedTuple):
@@ -139,19 +179,17 @@ def als(arrays: RankArrays, user: UserContext, k: int, search: Search) -> Channe
 
 
 def follows(arrays: RankArrays, user: UserContext, k: int) -> ChannelHits:
-    weights = arrays.sequence
-    found = user.follow("rules", arrays.rules, weights.depth, weights.decay)
-    if found is None:
+    table = following(arrays, user)
+    if table is None:
         return ChannelHits("follows", _NONE, _NO_SCORES)
-    return ChannelHits("follows", *_best_unseen(*found, user.seen, k))
+    return ChannelHits("follows", *_best_unseen(*table.first(), user.seen, k))
 
 
 def neighbours(arrays: RankArrays, user: UserContext, k: int) -> ChannelHits:
-    decay = arrays.sequence.decay
-    found = user.follow("neighbours", arrays.neighbours, NEIGHBOUR_DEPTH, decay)
-    if found is None:
+    table = near(arrays, user)
+    if table is None:
         return ChannelHits("neighbours", _NONE, _NO_SCORES)
-    return ChannelHits("neighbours", *_best_unseen(*found, user.seen, k))
+    return ChannelHits("neighbours", *_best_unseen(*table.first(), user.seen, k))
 
 
 def popular(arrays: RankArrays, user: UserContext, k: int) -> ChannelHits:

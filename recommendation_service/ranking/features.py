@@ -12,10 +12,18 @@ score 0 and rank :data:`ABSENT_RANK`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ..vectors.sorted_lookup import lookup
-from .channels import CHANNELS, NEIGHBOUR_DEPTH, ChannelHits, RankArrays, UserContext
+from .channels import (
+    CHANNELS,
+    ChannelHits,
+    RankArrays,
+    UserContext,
+    following,
+    near,
+)
 
 #: The rank a channel gives a candidate it did not bring.
 ABSENT_RANK = 1000
@@ -59,7 +67,14 @@ ITEM_FEATURES = ("window_count", "recent_count", "trend", "since_last", "age", "
 _ITEM_BLOCK = slice(_COLUMN[ITEM_FEATURES[0]], _COLUMN[ITEM_FEATURES[-1]] + 1)
 _NORM = ITEM_FEATURES.index("norm")
 _LOG_RANK = np.log1p(np.arange(ABSENT_RANK + 1, dtype=np.float64))
+_POSITIONS = np.arange(ABSENT_RANK, dtype=np.int64)
+_CHANNEL_NUMBERS = np.arange(len(CHANNELS))
 assert FEATURE_NAMES[_ITEM_BLOCK] == ITEM_FEATURES
+#: The columns of the rule tables' depths (channels.following and channels.near, in order).
+_FOLLOWS = slice(_COLUMN["follows"], _COLUMN["follows_last3"] + 1)
+_NEIGHBOURS = slice(_COLUMN["neighbours"], _COLUMN["neighbours_last1"] + 1)
+assert FEATURE_NAMES[_FOLLOWS] == ("follows", "follows_last1", "follows_last3")
+assert FEATURE_NAMES[_NEIGHBOURS] == ("neighbours", "neighbours_last1")
 
 
 def item_block(item_stats: np.ndarray) -> np.ndarray:
@@ -79,7 +94,16 @@ def item_block(item_stats: np.ndarray) -> np.ndarray:
 
 def candidates(hits: list[ChannelHits]) -> np.ndarray:
     """The union of the channels' columns, ascending."""
-    return np.unique(np.concatenate([h.cols for h in hits])) if hits else np.zeros(0, np.int64)
+    if not hits:
+        return np.zeros(0, np.int64)
+    # A hundred columns or so: a sort and a mask (np.unique's set-up costs more).
+    cols = np.sort(np.concatenate([h.cols for h in hits]))
+    if len(cols) < 2:
+        return cols
+    first = np.empty(len(cols), dtype=bool)
+    first[0] = True
+    np.not_equal(cols[1:], cols[:-1], out=first[1:])
+    return cols[first]
 
 
 def assemble(
@@ -94,43 +118,47 @@ def assemble(
     half = rows.shape[1] // 2
     item = arrays.item_block[cols]
     out[:, _ITEM_BLOCK] = item
-    als = rows[:, :half] @ user.vector[:half]
-    similarity_term = rows[:, half:] @ user.vector[half:]
+    # One product gives ALS (Y.x), the similarity's numerator (Y.q) and the sum's
+    # similarity term (beta Y_unit.q) for every candidate.
+    x, q = user.vector[:half], user.vector[half:]
+    by = np.zeros((2 * half, 3), dtype=rows.dtype)
+    by[:half, 0], by[:half, 1], by[half:, 2] = x, q, q
+    als, numerator, similarity_term = (rows @ by).T
     out[:, _COLUMN["als"]] = als
-    out[:, _COLUMN["similarity"]] = (rows[:, :half] @ user.vector[half:]) / item[:, _NORM]
+    out[:, _COLUMN["similarity"]] = numerator / item[:, _NORM]
     weights = arrays.sequence
-    following = user.follow("rules", arrays.rules, weights.depth, weights.decay)
-    follows = _lookup(following, cols)
-    out[:, _COLUMN["follows"]] = follows
+    rules = following(arrays, user)
     term = 0.0
-    if weights.weight > 0 and following is not None and len(following[1]):
-        # Scaled by the best successor of all, seen ones included, as the request path's
-        # sequence term is (recommend/terms.py).
-        term = follows * (weights.weight / float(following[1].max()))
-    out[:, _COLUMN["sum"]] = als + similarity_term + term
-    decay = weights.decay
-    rules, near = arrays.rules, arrays.neighbours
-    out[:, _COLUMN["follows_last1"]] = _lookup(user.follow("rules", rules, 1, decay), cols)
-    out[:, _COLUMN["follows_last3"]] = _lookup(user.follow("rules", rules, 3, decay), cols)
-    out[:, _COLUMN["neighbours"]] = _lookup(
-        user.follow("neighbours", near, NEIGHBOUR_DEPTH, decay), cols
-    )
-    out[:, _COLUMN["neighbours_last1"]] = _lookup(user.follow("neighbours", near, 1, decay), cols)
+    if rules is not None:
+        found = rules.at(cols)
+        out[:, _FOLLOWS] = found
+        best = float(rules.scores[:, 0].max(initial=0.0))
+        if weights.weight > 0 and best > 0:
+            # Scaled by the best successor of all, seen ones included, as the request path's
+            # sequence term is (recommend/terms.py).
+            term = found[:, 0] * (weights.weight / best)
+    out[:, SUM] = als + similarity_term + term
+    neighbours = near(arrays, user)
+    if neighbours is not None:
+        out[:, _NEIGHBOURS] = neighbours.at(cols)
+    # Every channel's ranks in one scatter: (candidate row, channel) <- position in it.
+    lengths = [len(h.cols) for h in hits]
+    at = np.searchsorted(cols, np.concatenate([h.cols for h in hits]))
     ranks = np.full((len(cols), len(CHANNELS)), ABSENT_RANK, dtype=np.int64)
-    for k, hit in enumerate(hits):
-        ranks[np.searchsorted(cols, hit.cols), k] = np.arange(len(hit.cols))
+    ranks[at, np.repeat(_CHANNEL_NUMBERS, lengths)] = np.concatenate(
+        [_POSITIONS[:n] if n <= ABSENT_RANK else _deep_positions(n) for n in lengths]
+    )
     out[:, RANK_COLUMNS] = _LOG_RANK[ranks]
-    out[:, _COLUMN["channels"]] = (ranks < ABSENT_RANK).sum(axis=1)
-    out[:, _COLUMN["user_items"]] = np.log1p(len(user.seen))
-    out[:, _COLUMN["user_gap"]] = np.log1p(max(user.gap, 0.0))
+    out[:, _COLUMN["channels"]] = np.bincount(at, minlength=len(cols))
+    out[:, _COLUMN["user_items"]] = math.log1p(len(user.seen))
+    out[:, _COLUMN["user_gap"]] = math.log1p(max(user.gap, 0.0))
     return out
 
 
-def _lookup(found: tuple[np.ndarray, np.ndarray] | None, cols: np.ndarray) -> np.ndarray:
-    """Each of ``cols``' score in ``found`` (columns ascending, scores); 0 where absent."""
-    if found is None:
-        return np.zeros(len(cols))
-    return lookup(*found, cols).astype(np.float64)
+def _deep_positions(n: int) -> np.ndarray:
+    # A request for more than ABSENT_RANK items searches the ALS channel that deep; past it,
+    # every position counts as the last one (rankers learn from channels 30 deep).
+    return np.minimum(np.arange(n), ABSENT_RANK - 1)
 
 
 def feature_table() -> str:

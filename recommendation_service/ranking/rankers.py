@@ -92,24 +92,38 @@ class TreeRanker(Ranker):
         self.depth = depth
         # Flat, tree-major layouts: each level is a few np.take calls over (trees x rows)
         # int32 arrays (np.take is several times faster than fancy indexing at this size).
+        # A node is addressed by its flat index t * inner + i; its children are at
+        # 2 * flat + 1 - t * inner (+ 1 for the right one).
         self._feature = self.feature.astype(np.int32).ravel()
         self._threshold = self.threshold.ravel()
         self._leaf = self.leaf.ravel()
-        self._offsets = (np.arange(trees, dtype=np.int32) * inner)[:, None]
-        # Leaf k of tree t is node inner + k: its value is at t * (inner + 1) + k.
-        self._leaf_offsets = (np.arange(trees, dtype=np.int32) * (inner + 1) - inner)[:, None]
+        starts = np.arange(trees, dtype=np.int32) * inner
+        self._roots = starts[:, None]
+        self._child_shift = (1 - starts)[:, None]
+        # Leaf k of tree t is node inner + k (flat t * inner + inner + k): its value is at
+        # t * (inner + 1) + k.
+        self._leaf_shift = (np.arange(trees, dtype=np.int32) - inner)[:, None]
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         n = len(features)
         by_feature = np.ascontiguousarray(features.T, dtype=np.float64).ravel()
         rows = np.arange(n, dtype=np.int32)[None, :]
-        node = np.zeros((len(self._offsets), n), dtype=np.int32)
-        for _ in range(self.depth):
-            at = node + self._offsets
-            value = np.take(by_feature, np.take(self._feature, at) * n + rows)
-            node += node + 1
-            node += value > np.take(self._threshold, at)
-        return np.take(self._leaf, node + self._leaf_offsets).sum(axis=0)
+        # Where each node's feature starts in ``by_feature``.
+        feature_at = self._feature * np.int32(n)
+        if not self.depth:
+            return np.take(self._leaf, np.repeat(self._roots, n, axis=1) + self._leaf_shift).sum(0)
+        # Every row starts at its tree's root: the first level needs no per-row gather of nodes.
+        roots = self._roots[:, 0]
+        first = np.take(by_feature, feature_at[roots][:, None] + rows)
+        right = first > self._threshold[roots][:, None]
+        node = (2 * self._roots + self._child_shift) + right
+        for _ in range(self.depth - 1):
+            value = np.take(by_feature, np.take(feature_at, node) + rows)
+            right = value > np.take(self._threshold, node)
+            node += node
+            node += self._child_shift
+            node += right
+        return np.take(self._leaf, node + self._leaf_shift).sum(axis=0)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {

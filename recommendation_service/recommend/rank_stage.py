@@ -52,7 +52,9 @@ def learned_picks(
         return None
     state = query.state
     last = state.last_event
-    user = UserContext(state.vector, np.unique(seen), state.recent,
+    if len(seen) > 1 and not (seen[1:] > seen[:-1]).all():  # excluded ids were appended
+        seen = np.unique(seen)
+    user = UserContext(state.vector, seen, state.recent,
                        0.0 if last is None else max(0.0, now - last))  # fmt: skip
     depths = DEPTHS if k <= DEPTHS["als"] else {**DEPTHS, "als": k}
     hits = gather(

@@ -81,5 +81,45 @@ def sequence_scores(
     return cols[starts], np.add.reduceat(scores, starts)
 
 
+def sequence_score_table(
+    indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray, recent: np.ndarray,
+    depths: tuple[int, ...], decay: float,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(columns ascending, scores) of every successor of the ``max(depths)`` first of
+    ``recent``, one score column per entry of ``depths``: column ``j`` holds
+    :func:`sequence_scores` at ``depths[j]`` (0 for a column only deeper items lead to). The
+    rank stage reads several depths of one user's rules: one sort serves them all, and one
+    search looks them up."""
+    parts_cols, parts_scores, ends = [], [], [0]
+    factor = 1.0
+    for head in recent[: max(depths)].tolist():
+        a, b = int(indptr[head]), int(indptr[head + 1])
+        if a < b:
+            parts_cols.append(indices[a:b])
+            row = weights[a:b]
+            parts_scores.append(row if factor == 1.0 else row * np.float32(factor))
+        ends.append(ends[-1] + b - a)
+        factor *= decay
+    if not parts_cols:
+        return _NO_COLUMNS, np.zeros((0, len(depths)), dtype=np.float32)
+    cols = np.concatenate(parts_cols)
+    scores = np.concatenate(parts_scores)
+    # Rows come newest first, so each depth's rows are a prefix of the concatenation.
+    table = np.zeros((len(cols), len(depths)), dtype=np.float32)
+    for j, depth in enumerate(depths):
+        end = ends[min(depth, len(ends) - 1)]
+        table[:end, j] = scores[:end]
+    if len(parts_cols) == 1:  # one row of rules: already one score per column, ascending
+        return cols, table
+    # Adding 0 for the rows past a depth keeps each depth's sums exactly sequence_scores'.
+    order = np.argsort(cols, kind="stable")
+    cols, table = cols[order], table[order]
+    starts = np.empty(len(cols), dtype=bool)
+    starts[0] = True
+    np.not_equal(cols[1:], cols[:-1], out=starts[1:])
+    starts = np.flatnonzero(starts)
+    return cols[starts], np.add.reduceat(table, starts, axis=0)
+
+
 _NO_COLUMNS = np.zeros(0, dtype=np.int32)
 _NO_SCORES = np.zeros(0, dtype=np.float32)

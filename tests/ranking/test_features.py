@@ -108,6 +108,26 @@ def test_features_of_the_candidates():
     assert np.isclose(one[COL["window_count"]], np.log1p(7))
 
 
+def test_a_channel_deeper_than_the_absent_rank_counts_its_tail_as_its_last_rank():
+    # A request for more than ABSENT_RANK items searches the ALS channel that deep.
+    n = ABSENT_RANK + 200
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=(n, 3)).astype(np.float32)
+    stats = np.ones((n, len(ITEM_STATS)), dtype=np.float32)
+    arrays = small_version()._replace(
+        scoring_matrix=np.hstack([y, 0.5 * y / np.linalg.norm(y, axis=1, keepdims=True)]),
+        rules=None, neighbours=None, item_stats=stats, item_block=item_block(stats),
+    )  # fmt: skip
+    u = user(arrays)
+    hits = gather(arrays, u, exact_search(arrays.scoring_matrix), {**{c: 2 for c in CHANNELS},
+                                                                   "als": n})  # fmt: skip
+    cols = candidates(hits)
+    x = assemble(arrays, u, hits, cols)
+    assert len(cols) == n - 2  # all but the two seen items
+    ranks = np.expm1(x[:, COL["rank_als"]]).round()
+    assert sorted(ranks.tolist())[:3] == [0, 1, 2] and ranks.max() == ABSENT_RANK - 1
+
+
 def test_the_sum_has_no_sequence_term_at_weight_zero():
     arrays = small_version(weight=0.0)
     u = user(arrays)

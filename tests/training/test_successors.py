@@ -6,11 +6,16 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from recommendation_service.data.events import Event
 from recommendation_service.data.window import SlidingWindow
 from recommendation_service.training.successors import SequenceParams, successors
-from recommendation_service.vectors.sequences import SequenceWeights, sequence_scores
+from recommendation_service.vectors.sequences import (
+    SequenceWeights,
+    sequence_score_table,
+    sequence_scores,
+)
 
 from ..streams import series_events
 
@@ -82,6 +87,22 @@ def test_sequence_scores_decay_with_how_far_back_an_item_is():
     assert got == {"d": 1.0, "b": 0.5}
     cols, _ = sequence_scores(*succ.scorer()[0], recent, 1, 0.5)
     assert [snap.item_ids[c] for c in cols] == ["d"]
+
+
+def test_a_table_of_depths_holds_each_depths_scores_exactly():
+    # The rank stage reads several depths from one table; each must be sequence_scores'.
+    rng = np.random.default_rng(1)
+    m = sp.random(200, 200, density=0.05, format="csr", random_state=2, dtype=np.float32)
+    for _ in range(100):
+        recent = rng.choice(200, size=int(rng.integers(1, 8)), replace=False)
+        depths = (5, 1, 3, 3)
+        cols, table = sequence_score_table(m.indptr, m.indices, m.data, recent, depths, 0.7)
+        assert table.shape == (len(cols), len(depths))
+        for j, depth in enumerate(depths):
+            want_cols, want = sequence_scores(m.indptr, m.indices, m.data, recent, depth, 0.7)
+            led = table[:, j] != 0
+            np.testing.assert_array_equal(cols[led], want_cols)
+            np.testing.assert_array_equal(table[led, j], want)
 
 
 def test_settings_are_checked():
