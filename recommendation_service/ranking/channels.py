@@ -91,11 +91,15 @@ class RuleTable(NamedTuple):
     scores: np.ndarray
     depths: tuple[int, ...]
 
-    def first(self) -> tuple[np.ndarray, np.ndarray]:
-        """(columns ascending, scores) at the first depth: only the columns it leads to."""
+    def best_first(self, seen: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best columns at the first depth that are not in ``seen`` (ascending),
+        best first (ties: lower column), and their scores."""
         scores = self.scores[:, 0]
-        keep = scores > 0
-        return self.cols[keep], scores[keep]
+        keep = (scores > 0) & ~contains(seen, self.cols)
+        cols, scores = self.cols[keep], scores[keep]
+        # A few hundred entries at most: one sort (top_n's partition costs more here).
+        best = np.lexsort((cols, -scores))[:k]
+        return cols[best].astype(np.int64), scores[best]
 
     def at(self, queries: np.ndarray) -> np.ndarray:
         """The scores of ``queries`` (columns) at every depth, one column each; 0 where the
@@ -182,14 +186,14 @@ def follows(arrays: RankArrays, user: UserContext, k: int) -> ChannelHits:
     table = following(arrays, user)
     if table is None:
         return ChannelHits("follows", _NONE, _NO_SCORES)
-    return ChannelHits("follows", *_best_unseen(*table.first(), user.seen, k))
+    return ChannelHits("follows", *table.best_first(user.seen, k))
 
 
 def neighbours(arrays: RankArrays, user: UserContext, k: int) -> ChannelHits:
     table = near(arrays, user)
     if table is None:
         return ChannelHits("neighbours", _NONE, _NO_SCORES)
-    return ChannelHits("neighbours", *_best_unseen(*table.first(), user.seen, k))
+    return ChannelHits("neighbours", *table.best_first(user.seen, k))
 
 
 def popular(arrays: RankArrays, user: UserContext, k: int) -> ChannelHits:
@@ -225,10 +229,3 @@ def _ranking(name: str, order: np.ndarray, counts: np.ndarray, seen: np.ndarray,
     head = order[: k + len(seen)]
     head = head[~contains(seen, head)][:k]
     return ChannelHits(name, head, np.log1p(counts[head]))
-
-
-def _best_unseen(cols: np.ndarray, scores: np.ndarray, seen: np.ndarray, k: int):
-    keep = ~contains(seen, cols)
-    cols, scores = cols[keep], scores[keep]
-    best = top_n(scores, k)
-    return cols[best].astype(np.int64), scores[best]

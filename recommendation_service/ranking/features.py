@@ -111,7 +111,9 @@ def assemble(
 ) -> np.ndarray:
     """The feature matrix of candidates ``cols`` (ascending; one row each, one column per
     :data:`FEATURES` entry) for ``user``, whose channels brought ``hits``."""
-    out = np.zeros((len(cols), len(FEATURES)), dtype=np.float64)
+    # Column-major: every feature is written as a column, and the tree evaluator reads the
+    # matrix feature by feature (its transpose is then contiguous, no copy).
+    out = np.zeros((len(cols), len(FEATURES)), dtype=np.float64, order="F")
     if not len(cols):
         return out
     rows = arrays.scoring_matrix[cols]
