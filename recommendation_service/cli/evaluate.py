@@ -126,7 +126,8 @@ def evaluate(log, **opts) -> None:
         f"{figures['refit_seconds_mean']} s per refit"
     )
     for r in figures["rankers"]:
-        click.echo(f"refit {r['refit']}: ranks by {r['chosen']} ({r['reason']})")
+        kept = "" if r.get("fitted", True) else "kept from an earlier refit: "
+        click.echo(f"refit {r['refit']}: ranks by {r['chosen']} ({kept}{r['reason']})")
     for choice in figures["tuning_choices"]:
         settings = ", ".join(
             f"{k} {v:g}" for k, v in choice.items() if k != "refits" and v is not None

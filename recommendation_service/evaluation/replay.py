@@ -37,7 +37,7 @@ from ..ranking.channels import CHANNELS, UserContext
 from ..training.als import ALSTrainer
 from ..training.fold_in import FoldIn, RealtimeParams, recent_columns
 from ..training.params import ALSParams
-from ..training.ranker_fit import RankerParams
+from ..training.ranker_fit import RankerChoice, RankerParams
 from ..training.ranker_refit import fit_rank_stage
 from ..training.successors import SequenceParams, successors
 from ..training.trained_model import TrainedModel
@@ -224,6 +224,7 @@ def evaluate(
     tuned: list[TuneResult] = []
     warm: list[TrainedModel] = []
     rankers: list[dict] = []
+    fitted_choice: list[RankerChoice] = []
 
     def refit() -> _Fitted:
         # As the builder's training worker: tune (when on and due), then fit the whole window.
@@ -251,11 +252,16 @@ def evaluate(
         warm[:] = [model]  # the next refit starts from these factors, as the builder's does
         fitted = _Fitted(model, realtime, config.sequence, weights)
         if config.ranker is not None and config.ranker.enabled:
-            fitted.stage = ReplayRankStage(fit_rank_stage(
+            # As the builder: rankers fitted at every ``every``-th refit, kept between.
+            due = not rankers or len(refit_seconds) % config.ranker.every == 0
+            stage = fit_rank_stage(
                 snap, fitted.fold, fitted.rules, fitted.weights or SequenceWeights(), trainer.fit,
                 als, realtime, config.sequence, config.ranker,
-            ))  # fmt: skip
-            rankers.append({"refit": len(refit_seconds), **fitted.stage.choice.as_dict()})
+                keep=None if due else fitted_choice[0],
+            )  # fmt: skip
+            fitted_choice[:] = [stage.choice]
+            fitted.stage = ReplayRankStage(stage)
+            rankers.append({"refit": len(refit_seconds), "fitted": due, **stage.choice.as_dict()})
         refit_seconds.append(time.perf_counter() - start)
         return fitted
 

@@ -135,3 +135,18 @@ def test_evaluate_prints_each_channel_s_recall_and_each_refit_s_ranker(tmp_path)
                "600", "--factors", "16", "--tune", "off", "--ranker", "off"],
     )  # fmt: skip
     assert off.exit_code == 0 and "candidate recall" not in off.output
+
+
+def test_the_replay_keeps_the_rankers_between_fits_as_the_builder_does():
+    from recommendation_service.data.events import Event
+    from recommendation_service.training.ranker_fit import RankerParams
+
+    events = [Event(u, i, 1.0, float(t)) for u, i, t in session_log(n_sessions=2500)]
+    refit_every = len(events) // 10 // 3 + 1  # three refits over the scored tenth, plus the first
+    config = EvalConfig(window=8000, retrain_every=refit_every, als=SMALL_ALS,
+                        ranker=RankerParams(trees=10, every=2))  # fmt: skip
+    rankers = evaluate(events, config).as_dict()["rankers"]
+    assert [r["fitted"] for r in rankers] == [True, False, True, False][: len(rankers)]
+    assert len(rankers) >= 3
+    # A kept refit carries the rankers of the one before it, and says so.
+    assert rankers[1]["reason"] == rankers[0]["reason"]
