@@ -272,7 +272,8 @@ ranker_option_list = [
         "--ranker-every",
         default=RankerParams.every,
         type=click.IntRange(1),
-        help="Fit the rankers at every k-th refit; the refits between keep the last ones.",
+        help="Fit the rankers at every k-th refit and at every tuned one; the refits between "
+        "keep the last ones.",
     ),
     opt(
         "--ranker-queries",

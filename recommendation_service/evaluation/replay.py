@@ -231,8 +231,10 @@ def evaluate(
         start = time.perf_counter()
         snap = window.snapshot()
         als, realtime = config.als, config.realtime
+        retuned = False
         if config.tuning.enabled:
             if not tuned or len(refit_seconds) % config.tuning.every == 0:
+                retuned = True
                 tuned[:] = [
                     tune(snap, config.als, config.realtime, config.tuning, trainer.fit,
                          config.sequence)
@@ -252,8 +254,8 @@ def evaluate(
         warm[:] = [model]  # the next refit starts from these factors, as the builder's does
         fitted = _Fitted(model, realtime, config.sequence, weights)
         if config.ranker is not None and config.ranker.enabled:
-            # As the builder: rankers fitted at every ``every``-th refit, kept between.
-            due = not rankers or len(refit_seconds) % config.ranker.every == 0
+            # As the builder: rankers fitted at every ``every``-th refit and every tuned one.
+            due = not rankers or retuned or len(refit_seconds) % config.ranker.every == 0
             stage = fit_rank_stage(
                 snap, fitted.fold, fitted.rules, fitted.weights or SequenceWeights(), trainer.fit,
                 als, realtime, config.sequence, config.ranker,

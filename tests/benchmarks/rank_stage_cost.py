@@ -2,19 +2,19 @@
 
     .venv/bin/python -m tests.benchmarks.rank_stage_cost [--stream pareto taste retail]
         [--items 100000] [--users 30000] [--window 300000] [--retrain-every 30000]
-        [--refits 3] [--requests 2000]
+        [--refits 3] [--requests 2000] [--ranker-every 1]
 
 For each stream (real_factors.py: ``pareto`` heavy-tailed, ``taste`` clustered tastes,
 ``retail`` the shared Online Retail log, its newest 100,000 events as the window), the
 builder's own training worker refits ``--refits`` times with its defaults (tuning at the
 first refit, sequential rules, the index chosen by measurement), once with ``--ranker off``
-and once with it on, publishing to a temporary store. Reports the CPU seconds of each refit
-(all threads), the version's size on disk, the ranker each refit chose, and then, through the
-servers' own loading path (ModelWatcher), the in-process time of ``recommend()`` for
-``--requests`` known users: the version's own ranker against ``ranker=sum`` on the same
-version, asked in turn for each user (each first for half of them), p50 and p99 side by side
-and the median per-user extra (``paired``; about 0 with ``--ranker off``, where both are the
-sum).
+and once with it on, fitting the rankers at every refit (``--ranker-every``), publishing to
+a temporary store. Reports the CPU seconds of each refit (all threads), the version's size
+on disk, the ranker each refit chose, and then, through the servers' own loading path
+(ModelWatcher), the in-process time of ``recommend()`` for ``--requests`` known users: the
+version's own ranker against ``ranker=sum`` on the same version, asked in turn for each user
+(each first for half of them), p50 and p99 side by side and the median per-user extra
+(``paired``; about 0 with ``--ranker off``, where both are the sum).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def refits(stream: str, ranker: bool, store_dir: Path, args) -> list[dict]:
     worker = TrainingWorker(
         ALSTrainer(ALSParams()), store, lambda: (window.snapshot(), {}),
         tuning=TuneParams(every=args.refits + 1), sequence=SequenceParams(),
-        ranker=RankerParams(enabled=ranker),
+        ranker=RankerParams(enabled=ranker, every=args.ranker_every),
     )  # fmt: skip
     rows = []
     for refit in range(args.refits):
@@ -131,6 +131,11 @@ def main() -> None:
     parser.add_argument("--retrain-every", type=int, default=30_000)
     parser.add_argument("--refits", type=int, default=3)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument(
+        "--ranker-every", type=int, default=1,
+        help="Fit the rankers at every k-th refit (the builder's default is 3; 1 here, so "
+        "that every refit shows what fitting them costs).",
+    )  # fmt: skip
     parser.add_argument("--log", type=Path, default=None, help="The Online Retail log.")
     parser.add_argument("--json-out", type=Path, default=Path("rank_stage_cost.json"))
     args = parser.parse_args()

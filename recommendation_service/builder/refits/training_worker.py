@@ -196,7 +196,8 @@ class TrainingWorker:
             succ = None
             if self.sequence is not None and snapshot.events is not None:
                 succ = successors(snapshot, self.sequence, weights)
-            stage = self._rank_stage(snapshot, model, fold, succ, realtime)
+            retuned = tuning is not None and tuning["tuned_at_this_refit"]
+            stage = self._rank_stage(snapshot, model, fold, succ, realtime, retuned)
         try:
             manifest = self.store.publish(
                 model, fold, offsets, index=index, assoc=assoc, tuning=tuning, successors=succ,
@@ -235,12 +236,14 @@ class TrainingWorker:
         fold: FoldIn,
         succ: Successors | None,
         realtime: RealtimeParams,
+        retuned: bool = False,
     ) -> RankStage | None:
-        """The version's rank stage: rankers fitted at every ``every``-th refit, kept between."""
+        """The version's rank stage: rankers fitted at every ``every``-th refit and at every
+        tuned one (new settings change what the features mean), kept between."""
         params = self.ranker
         if params is None or snapshot.events is None or snapshot.events.weights is None:
             return None
-        due = self._rankers is None or self.trainings % params.every == 0
+        due = self._rankers is None or retuned or self.trainings % params.every == 0
         rules, weights = (None, SequenceWeights()) if succ is None else succ.scorer()
         stage = fit_rank_stage(
             snapshot, fold, rules, weights, self.trainer.fit, model.params, realtime,
