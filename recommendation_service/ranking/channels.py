@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..vectors.sequences import SequenceWeights, sequence_score_table
-from ..vectors.sorted_lookup import contains
+from ..vectors.sorted_lookup import contains, lookup
 from ..vectors.top_n import top_n
 
 CHANNELS = ("als", "follows", "neighbours", "popular", "trending")
@@ -104,13 +104,7 @@ class RuleTable(NamedTuple):
     def at(self, queries: np.ndarray) -> np.ndarray:
         """The scores of ``queries`` (columns) at every depth, one column each; 0 where the
         user's items do not lead to the query."""
-        out = np.zeros((len(queries), len(self.depths)))
-        if not len(self.cols) or not len(queries):
-            return out
-        at = np.minimum(np.searchsorted(self.cols, queries), len(self.cols) - 1)
-        hit = self.cols[at] == queries
-        out[hit] = self.scores[at[hit]]
-        return out
+        return lookup(self.cols, self.scores, queries)
 
 
 class UserContext:

@@ -16,8 +16,9 @@ def contains(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
 
 
 def lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Per query, its value in (``keys`` ascending, ``values``); 0 where it is not a key."""
-    out = np.zeros(len(queries), dtype=np.result_type(values, np.float32))
+    """Per query, its value in (``keys`` ascending, ``values``: one entry or one row per key);
+    0 where it is not a key."""
+    out = np.zeros((len(queries), *values.shape[1:]), dtype=np.result_type(values, np.float32))
     if not len(keys) or not len(queries):
         return out
     at = np.minimum(np.searchsorted(keys, queries), len(keys) - 1)
