@@ -22,7 +22,8 @@ time, so that the shared machine's drift hits both sides of the comparison. Then
 stops and the same runs repeat once more; then the same server answers ``/livez`` (no model,
 no files) at the same concurrencies. Reports req/s, p50/p99/p99.9, versions published during
 each live run (a live run counts only if at least two landed during it: it is reported
-either way, marked), and the servers' CPU per request, as a ratio to the trivial endpoint's.
+either way, marked), the servers' CPU per request, as a ratio to the trivial endpoint's,
+and the factors and regularization each tuning chose.
 
 Each version's search breadth comes from the builder's recall probe, and with tuning on it
 moves between refits (from 32 to 384 in runs on this stream), which moves a request's cost
@@ -306,6 +307,9 @@ def main() -> None:
     results.update(live=live, builder_idle=idle, builder_stopped=stopped, livez=trivial)
     chosen = re.findall(r"index (\w+) at breadth (\d+): recall|(searching exactly)", build_log)
     results["probe_choices"] = [f"{k}@{b}" if k else "exact" for k, b, _ in chosen]
+    # On heavy-tailed factors the index a probe can use depends on the regularization tuned.
+    results["tuning_choices"] = re.findall(r"tuned on .*?: (factors \d+, regularization [\d.e+-]+)",
+                                           build_log)  # fmt: skip
 
     def rps(rows: list[dict], connections: int) -> list[float]:
         return [r["requests_per_second"] for r in rows if r["connections"] == connections]
@@ -341,6 +345,7 @@ def main() -> None:
         f"index kinds and breadths the builder's probe chose: {results['probe_choices']}; servers: "
         f"{args.server_ef or 'the probed breadth of each version'}"
     )
+    print(f"tuning chose: {results['tuning_choices']}")
     print(
         f"live / idle req/s at 32, per round: {results['live_over_idle_rps_32']} (median "
         f"{results['live_over_idle_rps_32_median']}); live (median) / stopped: "
