@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from ..vectors.sorted_lookup import run_starts
 from .channels import (
     CHANNELS,
     ChannelHits,
@@ -98,12 +99,7 @@ def candidates(hits: list[ChannelHits]) -> np.ndarray:
         return np.zeros(0, np.int64)
     # A hundred columns or so: a sort and a mask (np.unique's set-up costs more).
     cols = np.sort(np.concatenate([h.cols for h in hits]))
-    if len(cols) < 2:
-        return cols
-    first = np.empty(len(cols), dtype=bool)
-    first[0] = True
-    np.not_equal(cols[1:], cols[:-1], out=first[1:])
-    return cols[first]
+    return cols[run_starts(cols)]
 
 
 def assemble(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ..vectors.sorted_lookup import run_starts
+
 #: Neighbours kept per item.
 NEIGHBOURS = 50
 
@@ -25,8 +27,8 @@ def item_neighbours(seen: sp.csr_matrix, neighbours: int = NEIGHBOURS) -> sp.csr
     sim.setdiag(0)
     sim.eliminate_zeros()
     sim.sort_indices()
-    kept = _best_per_row(sim.indptr, sim.data, neighbours)
     row = np.repeat(np.arange(sim.shape[0]), np.diff(sim.indptr))
+    kept = _best_per_row(sim.indptr, row, sim.data, neighbours)
     out = sp.csr_matrix(
         (sim.data[kept].astype(np.float32), (row[kept], sim.indices[kept])), shape=sim.shape
     )
@@ -41,20 +43,20 @@ def item_neighbours(seen: sp.csr_matrix, neighbours: int = NEIGHBOURS) -> sp.csr
 _LONG_ROW = 4
 
 
-def _best_per_row(indptr: np.ndarray, data: np.ndarray, k: int) -> np.ndarray:
+def _best_per_row(indptr: np.ndarray, row: np.ndarray, data: np.ndarray, k: int) -> np.ndarray:
     """Positions of each CSR row's ``k`` largest entries (ties: lower position first, which
-    is the lower column in a row with sorted indices), rows in order."""
+    is the lower column in a row with sorted indices), rows in order; ``row`` is each entry's
+    row."""
     lengths = np.diff(indptr)
-    row = np.repeat(np.arange(len(lengths)), lengths)
-    short = lengths[row] <= _LONG_ROW * k
-    picked = [np.flatnonzero(short & (lengths[row] <= k))]
-    cut = np.flatnonzero(short & (lengths[row] > k))
+    length = lengths[row]  # of each entry's row
+    short = length <= _LONG_ROW * k
+    picked = [np.flatnonzero(short & (length <= k))]
+    cut = np.flatnonzero(short & (length > k))
     if len(cut):
         # lexsort is stable: equal similarities keep column order.
         order = cut[np.lexsort((-data[cut], row[cut]))]
-        rows = row[order]
         at = np.arange(len(order))
-        starts = np.r_[True, rows[1:] != rows[:-1]]
+        starts = run_starts(row[order])
         rank = at - np.maximum.accumulate(np.where(starts, at, 0))
         picked.append(order[rank < k])
     for r in np.flatnonzero(lengths > _LONG_ROW * k).tolist():

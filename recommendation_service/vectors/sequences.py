@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .sorted_lookup import run_starts
+
 
 @dataclass(frozen=True)
 class SequenceWeights:
@@ -57,28 +59,12 @@ def sequence_scores(
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(columns ascending, scores) of every successor of the ``depth`` first of ``recent``
     (item columns, newest first): ``sum_j decay**j * rule(recent_j -> column)``."""
-    parts_cols, parts_scores = [], []
-    factor = 1.0
-    for head in recent[:depth].tolist():
-        a, b = int(indptr[head]), int(indptr[head + 1])
-        if a < b:
-            parts_cols.append(indices[a:b])
-            row = weights[a:b]
-            parts_scores.append(row if factor == 1.0 else row * np.float32(factor))
-        factor *= decay
+    parts_cols, parts_scores, _ = _successor_rows(indptr, indices, weights, recent, depth, decay)
     if not parts_cols:
         return _NO_COLUMNS, _NO_SCORES
     if len(parts_cols) == 1:  # one row of rules: already one score per column, ascending
         return parts_cols[0], parts_scores[0]
-    # A few hundred entries at most: sort and sum runs (np.unique would sort twice).
-    cols = np.concatenate(parts_cols)
-    order = np.argsort(cols, kind="stable")
-    cols, scores = cols[order], np.concatenate(parts_scores)[order]
-    starts = np.empty(len(cols), dtype=bool)
-    starts[0] = True
-    np.not_equal(cols[1:], cols[:-1], out=starts[1:])
-    starts = np.flatnonzero(starts)
-    return cols[starts], np.add.reduceat(scores, starts)
+    return _sum_by_column(np.concatenate(parts_cols), np.concatenate(parts_scores))
 
 
 def sequence_score_table(
@@ -90,16 +76,9 @@ def sequence_score_table(
     :func:`sequence_scores` at ``depths[j]`` (0 for a column only deeper items lead to). The
     rank stage reads several depths of one user's rules: one sort serves them all, and one
     search looks them up."""
-    parts_cols, parts_scores, ends = [], [], [0]
-    factor = 1.0
-    for head in recent[: max(depths)].tolist():
-        a, b = int(indptr[head]), int(indptr[head + 1])
-        if a < b:
-            parts_cols.append(indices[a:b])
-            row = weights[a:b]
-            parts_scores.append(row if factor == 1.0 else row * np.float32(factor))
-        ends.append(ends[-1] + b - a)
-        factor *= decay
+    parts_cols, parts_scores, ends = _successor_rows(
+        indptr, indices, weights, recent, max(depths), decay
+    )
     if not parts_cols:
         return _NO_COLUMNS, np.zeros((0, len(depths)), dtype=np.float32)
     cols = np.concatenate(parts_cols)
@@ -112,13 +91,33 @@ def sequence_score_table(
     if len(parts_cols) == 1:  # one row of rules: already one score per column, ascending
         return cols, table
     # Adding 0 for the rows past a depth keeps each depth's sums exactly sequence_scores'.
+    return _sum_by_column(cols, table)
+
+
+def _successor_rows(indptr, indices, weights, recent, depth: int, decay: float):
+    """The rule rows of the ``depth`` first of ``recent``, newest first: their columns, their
+    weights times ``decay**j``, and where each row's entries end in the concatenation (one
+    end per recent item, empty rows included; ``ends[j]`` covers the ``j`` newest)."""
+    parts_cols, parts_scores, ends = [], [], [0]
+    factor = 1.0
+    for head in recent[:depth].tolist():
+        a, b = int(indptr[head]), int(indptr[head + 1])
+        if a < b:
+            parts_cols.append(indices[a:b])
+            row = weights[a:b]
+            parts_scores.append(row if factor == 1.0 else row * np.float32(factor))
+        ends.append(ends[-1] + b - a)
+        factor *= decay
+    return parts_cols, parts_scores, ends
+
+
+def _sum_by_column(cols: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct ``cols`` ascending, ``values`` summed per column, in their order): a few
+    hundred entries at most, so one stable sort and a sum of runs."""
     order = np.argsort(cols, kind="stable")
-    cols, table = cols[order], table[order]
-    starts = np.empty(len(cols), dtype=bool)
-    starts[0] = True
-    np.not_equal(cols[1:], cols[:-1], out=starts[1:])
-    starts = np.flatnonzero(starts)
-    return cols[starts], np.add.reduceat(table, starts, axis=0)
+    cols, values = cols[order], values[order]
+    starts = np.flatnonzero(run_starts(cols))
+    return cols[starts], np.add.reduceat(values, starts, axis=0)
 
 
 _NO_COLUMNS = np.zeros(0, dtype=np.int32)

@@ -1,6 +1,6 @@
 """Looking values up among sorted item columns: a request's few dozen candidates against a
-user's seen items, or against the columns a rule sum scored (np.isin and dict lookups cost
-more in set-up than the search itself at this size)."""
+user's seen items, or against the columns a rule sum scored (np.isin, np.unique and dict
+lookups cost more in set-up than the work itself at this size)."""
 
 from __future__ import annotations
 
@@ -25,3 +25,13 @@ def lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndar
     hit = keys[at] == queries
     out[hit] = values[at[hit]]
     return out
+
+
+def run_starts(sorted_values: np.ndarray) -> np.ndarray:
+    """Per entry of ``sorted_values`` (ascending), whether it starts a run of equal values:
+    the first of each distinct value."""
+    starts = np.empty(len(sorted_values), dtype=bool)
+    if len(sorted_values):
+        starts[0] = True
+        np.not_equal(sorted_values[1:], sorted_values[:-1], out=starts[1:])
+    return starts
