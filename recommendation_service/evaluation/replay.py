@@ -225,6 +225,7 @@ def evaluate(
     warm: list[TrainedModel] = []
     rankers: list[dict] = []
     fitted_choice: list[RankerChoice] = []
+    holdout_warm: list = []  # the last hold-out fit of the rank stage, as the builder keeps
 
     def refit() -> _Fitted:
         # As the builder's training worker: tune (when on and due), then fit the whole window.
@@ -260,8 +261,11 @@ def evaluate(
                 snap, fitted.fold, fitted.rules, fitted.weights or SequenceWeights(), trainer.fit,
                 als, realtime, config.sequence, config.ranker,
                 keep=None if due else fitted_choice[0],
+                warm=holdout_warm[0] if holdout_warm else None,
             )  # fmt: skip
             fitted_choice[:] = [stage.choice]
+            if stage.holdout_model is not None:
+                holdout_warm[:] = [stage.holdout_model]
             fitted.stage = ReplayRankStage(stage)
             rankers.append({"refit": len(refit_seconds), "fitted": due, **stage.choice.as_dict()})
         refit_seconds.append(time.perf_counter() - start)

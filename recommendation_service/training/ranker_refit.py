@@ -2,7 +2,9 @@
 
 At a refit the window's newest events are held out (``RankerParams.holdout``), ALS is fitted
 on the rest with the refit's own settings (a model fitted with fewer sweeps scores on another
-scale, and the trees learn thresholds on that scale), and the hold-out's events become the
+scale, and the trees learn thresholds on that scale) and started, as the served model is, from
+the last such fit (``warm``: fitted on events older than this hold-out, so no feature sees the
+events it is trained to predict), and the hold-out's events become the
 rankers' training queries (training/ranker_queries.py, training/ranker_fit.py). The version's
 own arrays come from the model fitted on the whole window. Both the builder and
 ``recsvc evaluate``'s replay go through :func:`fit_rank_stage`.
@@ -36,6 +38,10 @@ class _Factors(Protocol):
     user_factors: np.ndarray
 
 
+#: The hold-out's fit: (training part, settings, the fit to start from or None) -> factors.
+HoldoutFit = Callable[[WindowSnapshot, ALSParams, "_Factors | None"], _Factors]
+
+
 #: Fewest held-out events worth fitting a model for (the rankers need 50 of them to learn
 #: from and 50 to be chosen on, and not every event's item is among its candidates).
 MIN_QUERIES = 150
@@ -54,6 +60,8 @@ class RankStage:
     seconds: float = 0.0
     #: Whether the rankers were fitted at this refit (False: the last refit's were kept).
     fitted_now: bool = True
+    #: The hold-out's ALS fit (None when the rankers were kept): the next fit starts from it.
+    holdout_model: _Factors | None = None
 
     def version_arrays(self) -> dict[str, np.ndarray]:
         """The stage's arrays by file stem (ranking/rank_arrays.py reads them back)."""
@@ -87,46 +95,52 @@ def fit_rank_stage(
     fold: FoldIn,
     rules: tuple | None,
     weights: SequenceWeights,
-    fit: Callable[[WindowSnapshot, ALSParams], _Factors],
+    fit: HoldoutFit,
     als: ALSParams,
     realtime: RealtimeParams,
     sequence: SequenceParams | None,
     params: RankerParams,
     keep: RankerChoice | None = None,
+    warm: _Factors | None = None,
 ) -> RankStage:
     """The rank stage of a refit of ``snap`` whose fitted model has fold-in ``fold`` and
     sequential ``rules`` (CSR arrays, or None), the sum weighing them by ``weights``.
 
-    ``fit`` fits ALS on the hold-out's training part with ``als`` (and ``realtime`` folds its
-    users in). With ``keep``, no ranker is fitted: the version carries ``keep``'s rankers.
+    ``fit`` fits ALS on the hold-out's training part with ``als``, starting from ``warm`` (the
+    last stage's ``holdout_model``), and ``realtime`` folds its users in. With ``keep``, no
+    ranker is fitted: the version carries ``keep``'s rankers.
     """
     start = time.perf_counter()
     ev = snap.events
     if ev is None or ev.weights is None:
         raise ValueError("the snapshot carries no events to hold out")
-    choice = (
-        keep
+    choice, holdout_model = (
+        (keep, None)
         if keep is not None
-        else _fit_choice(snap, weights, fit, als, realtime, sequence, params)
+        else _fit_choice(snap, weights, fit, als, realtime, sequence, params, warm)
     )
     arrays = rank_arrays(fold, snap.seen, ev.cols, ev.weights, rules, weights)
     last_ts = np.zeros(snap.n_users)
     np.maximum.at(last_ts, ev.rows, ev.ts)
-    return RankStage(arrays, choice, last_ts, time.perf_counter() - start, keep is None)
+    seconds = time.perf_counter() - start
+    return RankStage(arrays, choice, last_ts, seconds, keep is None, holdout_model)
 
 
-def _fit_choice(snap, weights, fit, als, realtime, sequence, params) -> RankerChoice:
-    """Rankers fitted on the queries of ``snap``'s hold-out (see the module)."""
+def _fit_choice(
+    snap, weights, fit, als, realtime, sequence, params, warm
+) -> tuple[RankerChoice, _Factors | None]:
+    """Rankers fitted on the queries of ``snap``'s hold-out (see the module), and the
+    hold-out's ALS fit."""
     ev = snap.events
     split = HoldOut(snap, params.holdout, params.max_queries, sequence)
     if len(split) < MIN_QUERIES:
         reason = f"{len(split)} held-out events to learn from: too few"
-        return RankerChoice("sum", {"sum": SumRanker()}, queries=len(split), reason=reason)
-    train_model = fit(split.train, als)
+        return RankerChoice("sum", {"sum": SumRanker()}, queries=len(split), reason=reason), None
+    train_model = fit(split.train, als, warm)
     train_fold = FoldIn(snap.item_ids, train_model.item_factors, als, realtime)
     train_arrays = rank_arrays(
         train_fold, split.train.seen, ev.cols[: split.cut], ev.weights[: split.cut],
         split.rules, weights,
     )  # fmt: skip
     queries = training_queries(split, train_arrays, train_fold, train_model.user_factors)
-    return fit_rankers(queries, params)
+    return fit_rankers(queries, params), train_model

@@ -67,3 +67,40 @@ def test_the_sum_stays_without_enough_queries():
     choice = fit_rankers(queries, RankerParams())
     assert choice.chosen == "sum" and "too few" in choice.reason
     assert set(choice.rankers) == {"sum"}
+
+
+def test_the_holdout_fit_starts_from_the_last_one_which_saw_no_held_out_event():
+    from recommendation_service.training.ranker_refit import fit_rank_stage
+    from recommendation_service.training.successors import successors
+
+    events = series_events(n_users=200, per_user=40, noise=0.05)
+    window = SlidingWindow(6_000)
+    trainer = ALSTrainer(SMALL_ALS)
+    calls = []
+
+    def fit(snapshot, params, warm=None):
+        calls.append(warm)
+        return trainer.fit(snapshot, params, warm=warm)
+
+    stages, cuts = [], []
+    for end in (6_000, 6_400):  # a refit, then another after fewer events than it held out
+        window.add_many(events[6_000 if stages else 0 : end])
+        snap = window.snapshot()
+        model = trainer.fit(snap)
+        fold = FoldIn(snap.item_ids, model.item_factors, SMALL_ALS, RealtimeParams())
+        rules, weights = successors(snap, SequenceParams(), SequenceWeights()).scorer()
+        params = RankerParams(trees=10)
+        stages.append(fit_rank_stage(snap, fold, rules, weights, fit, SMALL_ALS, fold.params,
+                                     SequenceParams(), params,
+                                     warm=stages[-1].holdout_model if stages else None))
+        cut = HoldOut(snap, params.holdout, params.max_queries).cut
+        cuts.append((snap.events.ts[cut - 1], snap.events.ts[cut]))  # newest fitted, oldest held
+    first, second = stages
+    assert calls == [None, first.holdout_model] and first.holdout_model is not None
+    # What the first hold-out fit learnt from is older than anything the second holds out.
+    assert first.holdout_model.snapshot.n_events < len(first.holdout_model.snapshot.events.ts)
+    assert cuts[0][0] < cuts[1][1]
+    assert second.holdout_model is not None and second.fitted_now
+    kept = fit_rank_stage(snap, fold, rules, weights, fit, SMALL_ALS, fold.params,
+                          SequenceParams(), params, keep=second.choice)  # fmt: skip
+    assert kept.holdout_model is None and len(calls) == 2

@@ -92,8 +92,10 @@ class TrainingWorker:
         #: The last tuning's outcome, reused by the refits between tunings.
         self.tuned: TuneResult | None = None
         self.ranker = ranker if ranker is not None and ranker.enabled else None
-        #: The last fitted rankers, kept by the refits between ranker fits.
+        #: The last fitted rankers, kept by the refits between ranker fits, and the hold-out
+        #: fit they were learnt on (the next one starts from it).
         self._rankers: RankerChoice | None = None
+        self._holdout_warm = None
         # (offsets, model, fold, index, assoc, tuning, successors, probe, rank stage) of a fit
         # whose publish failed.
         self._unpublished: tuple | None = None
@@ -247,9 +249,11 @@ class TrainingWorker:
         rules, weights = (None, SequenceWeights()) if succ is None else succ.scorer()
         stage = fit_rank_stage(
             snapshot, fold, rules, weights, self.trainer.fit, model.params, realtime,
-            self.sequence, params, keep=None if due else self._rankers,
+            self.sequence, params, keep=None if due else self._rankers, warm=self._holdout_warm,
         )  # fmt: skip
         self._rankers = stage.choice
+        if stage.holdout_model is not None:
+            self._holdout_warm = stage.holdout_model
         return stage
 
     def _settings(self, snapshot: WindowSnapshot):
