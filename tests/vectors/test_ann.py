@@ -62,6 +62,13 @@ def test_a_split_index_scans_its_largest_norm_rows_exactly_and_graphs_the_rest(t
         exact = top_n(rows @ query, 10)
         cols, _ = search(loaded, rows, query, np.empty(0, np.int64), 10, 64)
         assert len(set(cols.tolist()) & set(exact.tolist())) >= 9
+    # The head's rows are copied once per matrix: rows a live update changed are scored anew.
+    assert loaded.head_rows(rows) is loaded.head_rows(rows)
+    changed = rows.copy()
+    changed[loaded.head] *= -1
+    query = rows[giants[0]]
+    cols, scores = search(loaded, changed, query, np.empty(0, np.int64), 10, 64)
+    assert giants[0] not in cols.tolist() and np.allclose(scores, changed[cols] @ query)
 
 
 def _fold(model):
