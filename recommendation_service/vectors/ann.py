@@ -144,8 +144,8 @@ class ANNIndex:
         return self._head
 
     def head_rows(self, matrix: np.ndarray) -> np.ndarray | None:
-        """The head's rows of ``matrix``, copied once per matrix (a version's rows, or rows a
-        live update extended)."""
+        """The head's rows of ``matrix``, copied once per matrix: a version's scoring rows never
+        change (new items live beside them), and another matrix gets its own copy."""
         if self._head is None:
             return None
         cached = self._head_rows

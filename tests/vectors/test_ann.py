@@ -62,7 +62,7 @@ def test_a_split_index_scans_its_largest_norm_rows_exactly_and_graphs_the_rest(t
         exact = top_n(rows @ query, 10)
         cols, _ = search(loaded, rows, query, np.empty(0, np.int64), 10, 64)
         assert len(set(cols.tolist()) & set(exact.tolist())) >= 9
-    # The head's rows are copied once per matrix: rows a live update changed are scored anew.
+    # The head's rows are copied once per matrix: another matrix's rows are scored as they are.
     assert loaded.head_rows(rows) is loaded.head_rows(rows)
     changed = rows.copy()
     changed[loaded.head] *= -1
