@@ -255,8 +255,7 @@ def evaluate(
         warm[:] = [model]  # the next refit starts from these factors, as the builder's does
         fitted = _Fitted(model, realtime, config.sequence, weights)
         if config.ranker is not None and config.ranker.enabled:
-            # As the builder: rankers fitted at every ``every``-th refit and every tuned one.
-            due = not rankers or retuned or len(refit_seconds) % config.ranker.every == 0
+            due = config.ranker.due(len(refit_seconds), retuned, bool(rankers))  # as the builder
             stage = fit_rank_stage(
                 snap, fitted.fold, fitted.rules, fitted.weights or SequenceWeights(), trainer.fit,
                 als, realtime, config.sequence, config.ranker,

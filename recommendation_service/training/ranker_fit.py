@@ -75,6 +75,12 @@ class RankerParams:
         if not 1 <= self.trees <= 1000 or not 1 <= self.depth <= 8:
             raise ValueError("ranker trees must be 1..1000 and depth 1..8")
 
+    def due(self, refits: int, retuned: bool, have_rankers: bool) -> bool:
+        """Whether the refit after ``refits`` earlier ones fits rankers: the first, every
+        ``every``-th, and every tuned one (new settings change what the features mean); the
+        builder and ``recsvc evaluate``'s replay both ask this."""
+        return not have_rankers or retuned or refits % self.every == 0
+
 
 @dataclass
 class RankerChoice:

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .sorted_lookup import positions
 from .top_n import top_n
 
 logger = logging.getLogger(__name__)
@@ -323,10 +324,7 @@ def _head_candidates(head, rows, vector, seen, n, allowed) -> list[int]:
     if head is None or not len(head):
         return []
     scores = rows @ vector
-    if len(seen):
-        # The user's few seen items looked up among the head's sorted columns.
-        at = np.minimum(np.searchsorted(head, seen), len(head) - 1)
-        scores[at[head[at] == seen]] = -np.inf
+    scores[positions(head, seen)] = -np.inf  # the user's few seen items, among the head's
     if allowed is not None:
         scores[~allowed[head]] = -np.inf
     best = top_n(scores, n)

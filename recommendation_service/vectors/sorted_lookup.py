@@ -7,12 +7,26 @@ from __future__ import annotations
 import numpy as np
 
 
+def _matches(sorted_values: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per query (``sorted_values`` non-empty): where it would sit, and whether it is there."""
+    at = np.minimum(np.searchsorted(sorted_values, queries), len(sorted_values) - 1)
+    return at, sorted_values[at] == queries
+
+
 def contains(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Per query, whether it is in ``sorted_values`` (ascending)."""
     if not len(sorted_values) or not len(queries):
         return np.zeros(len(queries), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_values, queries), len(sorted_values) - 1)
-    return sorted_values[at] == queries
+    return _matches(sorted_values, queries)[1]
+
+
+def positions(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """The positions in ``sorted_values`` (ascending) of the queries it holds (``queries`` in
+    any order)."""
+    if not len(sorted_values) or not len(queries):
+        return np.zeros(0, dtype=np.int64)
+    at, hit = _matches(sorted_values, queries)
+    return at[hit]
 
 
 def lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -21,8 +35,7 @@ def lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndar
     out = np.zeros((len(queries), *values.shape[1:]), dtype=np.result_type(values, np.float32))
     if not len(keys) or not len(queries):
         return out
-    at = np.minimum(np.searchsorted(keys, queries), len(keys) - 1)
-    hit = keys[at] == queries
+    at, hit = _matches(keys, queries)
     out[hit] = values[at[hit]]
     return out
 

@@ -245,7 +245,7 @@ class TrainingWorker:
         params = self.ranker
         if params is None or snapshot.events is None or snapshot.events.weights is None:
             return None
-        due = self._rankers is None or retuned or self.trainings % params.every == 0
+        due = params.due(self.trainings, retuned, self._rankers is not None)
         rules, weights = (None, SequenceWeights()) if succ is None else succ.scorer()
         stage = fit_rank_stage(
             snapshot, fold, rules, weights, self.trainer.fit, model.params, realtime,
