@@ -84,7 +84,7 @@ class ModelBuilder:
         self.trainer = TrainingWorker(
             trainer, self.store, self.snapshot, config.realtime, self._on_published,
             config.ann, config.associations, config.tuning, sequence=config.sequence,
-            ranker=config.ranker,
+            ranker=config.ranker, niceness=config.train_niceness,
         )  # fmt: skip
         self.metrics = BuilderMetrics()
         self.quality = LiveQuality(config.live_quality)

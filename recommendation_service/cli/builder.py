@@ -199,8 +199,15 @@ def cpus_of(text: str) -> frozenset[int] | None:
     "--nice",
     default=BuilderConfig.niceness,
     type=click.IntRange(0, 19),
-    help="Scheduling niceness of the builder's consumer (its training thread always runs at "
-    "19), so catch-ups and refits yield the CPU to servers on the same host.",
+    help="Scheduling niceness of the builder's consumer, so catch-ups yield the CPU to servers "
+    "on the same host.",
+)
+@opt(
+    "--train-nice",
+    default=None,
+    type=click.IntRange(0, 19),
+    help="Scheduling niceness of refits, tuning and index builds, at least --nice (default: "
+    "--nice's). At 19 a host whose servers keep every core busy hardly ever refits.",
 )
 @opt(
     "--cpus",
@@ -269,6 +276,7 @@ def builder(**opts) -> None:
             associations=association_params(opts),
             metrics_host=opts["metrics_host"],
             niceness=opts["nice"],
+            train_niceness=opts["train_nice"],
             cpus=cpus_of(opts["cpus"]),
             metrics_port=opts["metrics_port"],
             live_quality=LiveQualityParams(budget=opts["live_quality_budget"]),

@@ -248,6 +248,13 @@ tuning_option_list = [
         help="Tune at every k-th refit; the refits between reuse the last choice.",
     ),
     opt(
+        "--tune-backoff",
+        default=TuneParams.backoff,
+        type=click.IntRange(1),
+        help="While tunings keep choosing the same settings, the gap between them doubles, "
+        "up to this many times --tune-every (1: a fixed gap).",
+    ),
+    opt(
         "--tune-holdout",
         default=TuneParams.holdout,
         type=click.FloatRange(0.01, 0.49),
@@ -321,6 +328,7 @@ def tune_params(opts, off_by_default: bool = False) -> TuneParams:
         return TuneParams(
             enabled=enabled,
             every=opts["tune_every"],
+            backoff=opts["tune_backoff"],
             holdout=opts["tune_holdout"],
             pinned=frozenset(pinned),
         )

@@ -97,9 +97,14 @@ class BuilderConfig:
         Where the ``spark`` trainer writes each snapshot for the executors (a path they can
         read too; None: the temporary directory, right for ``local[*]``).
     niceness
-        Scheduling niceness of the builder's consumer (0..19); its training thread (refits,
-        tuning, index builds) always runs at 19. On a host shared with servers, catch-ups and
-        refits then yield the CPU to request handling; alone on a host it changes nothing.
+        Scheduling niceness of the builder's consumer (0..19). On a host shared with servers,
+        catch-ups then yield the CPU to request handling; alone on a host it changes nothing.
+    train_niceness
+        Scheduling niceness of the training thread (refits, tuning, index builds), at least
+        ``niceness``; None: ``niceness``. At 19 a host whose servers keep every core busy
+        refits almost never (fold-ins go on, the refitted model ages); at the consumer's
+        niceness refits keep landing under such load, at the servers' cost (docs/deployment.md
+        gives the measured trade).
     cpus
         CPUs the builder (and its training threads) may run on; None: any.
     erasures_topic
@@ -141,6 +146,7 @@ class BuilderConfig:
     spark_master: str = "local[2]"
     spark_scratch_dir: Path | None = None
     niceness: int = 5
+    train_niceness: int | None = None
     cpus: frozenset[int] | None = None
     erasures_topic: str = ""
     lease: str = "directory"
@@ -157,6 +163,10 @@ class BuilderConfig:
                 "the interactions topic")  # fmt: skip
         require(self.trainer in ("implicit", "spark"), "trainer must be implicit or spark")
         require(0 <= self.niceness <= 19, "nice must be 0..19")
+        if self.train_niceness is None:
+            object.__setattr__(self, "train_niceness", self.niceness)
+        require(self.niceness <= self.train_niceness <= 19,
+                "train-nice must be nice..19 (training never outranks the consumer)")  # fmt: skip
         require(self.cpus is None or bool(self.cpus), "cpus must name at least one CPU")
         require(self.window >= 1, "window must be >= 1 event")
         require(0.01 <= self.update_interval <= 60, "update-interval must be 0.01..60 s")

@@ -42,6 +42,7 @@ from ..training.ranker_refit import fit_rank_stage
 from ..training.successors import SequenceParams, successors
 from ..training.trained_model import TrainedModel
 from ..training.tuning import ALS_KNOBS, TuneParams, TuneResult, tune
+from ..training.tuning_schedule import TuningSchedule
 from ..vectors.sequences import SequenceWeights, sequence_scores
 from ..vectors.top_n import top_n
 from .baselines import item_knn, knn_scores, top_of
@@ -226,6 +227,7 @@ def evaluate(
     rankers: list[dict] = []
     fitted_choice: list[RankerChoice] = []
     holdout_warm: list = []  # the last hold-out fit of the rank stage, as the builder keeps
+    schedule = TuningSchedule(config.tuning)  # which refits tune, as in the builder
 
     def refit() -> _Fitted:
         # As the builder's training worker: tune (when on and due), then fit the whole window.
@@ -234,12 +236,13 @@ def evaluate(
         als, realtime = config.als, config.realtime
         retuned = False
         if config.tuning.enabled:
-            if not tuned or len(refit_seconds) % config.tuning.every == 0:
+            if not tuned or schedule.due(len(refit_seconds)):
                 retuned = True
                 tuned[:] = [
                     tune(snap, config.als, config.realtime, config.tuning, trainer.fit,
-                         config.sequence)
+                         config.sequence, incumbent=tuned[0] if tuned else None)
                 ]  # fmt: skip
+                schedule.record(len(refit_seconds), tuned[0])
             als, realtime = tuned[0].als, tuned[0].realtime
             seq = tuned[0].sequence
             key = tuple(

@@ -13,8 +13,10 @@ boost, half-life, similarity weight) and the sequence term's weight and depth, w
 refit to try (the trials' sequential rules come from the training part alone). A candidate
 replaces the best so far only if it is better by more than two standard errors of the paired
 difference, so noise on a small hold-out never moves the settings, and settings the user pinned
-on the command line are never searched. The model published is then fitted on the whole window with
-the winner's settings.
+on the command line are never searched. A tuning after the first starts from the settings being
+served (the last one's winner), so the same rule keeps them against noise from one tuning to
+the next; its candidates remain the steps around the configured values. The model published is
+then fitted on the whole window with the winner's settings.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ class TuneParams:
         Off keeps the configured settings at every refit.
     every
         Tune at every ``every``-th refit; refits in between reuse the last winner.
+    backoff
+        While tunings keep choosing the same settings the gap between them doubles, up to
+        ``backoff`` times ``every`` (1: always ``every``; see tuning_schedule.py).
     holdout
         Share of the window's newest events held out to score candidates.
     max_events
@@ -71,6 +76,7 @@ class TuneParams:
 
     enabled: bool = True
     every: int = 5
+    backoff: int = 4
     holdout: float = 0.1
     max_events: int = 1000
     max_fits: int = 8
@@ -80,6 +86,8 @@ class TuneParams:
     def __post_init__(self) -> None:
         if self.every < 1 or not 0 < self.holdout < 0.5 or self.max_events < 10:
             raise ValueError("tuning needs every >= 1, 0 < holdout < 0.5 and max-events >= 10")
+        if self.backoff < 1:
+            raise ValueError("tune-backoff must be >= 1 (1: tune at every --tune-every-th refit)")
         if not 1 <= self.max_fits <= 8:
             raise ValueError("tuning fits at most 8 candidates (max-fits 1..8)")
         unknown = set(self.pinned) - set(ALS_KNOBS) - set(REALTIME_KNOBS) - set(SEQUENCE_KNOBS)
@@ -139,6 +147,15 @@ def _better(candidate: np.ndarray, best: np.ndarray, errors: float = 2.0) -> boo
     return diff.mean() > errors * se and diff.mean() > 0
 
 
+def _around(values: list, current) -> list:
+    """``values`` (steps around a configured value) without ``current``, each once."""
+    out = []
+    for v in values:
+        if v != current and v not in out:
+            out.append(v)
+    return out
+
+
 def _steps(value: float, factors: Iterable[float], integer: bool = False) -> list:
     out = []
     for f in factors:
@@ -155,11 +172,25 @@ def tune(
     params: TuneParams,
     fit: Callable[[WindowSnapshot, ALSParams], TrainedModel],
     sequence: SequenceParams | None = None,
+    incumbent: TuneResult | None = None,
 ) -> TuneResult:
-    """Search settings for ``snap`` starting from ``als``, ``realtime`` and ``sequence``'s
-    weights (the incumbent); without ``sequence`` there is no sequence term to tune."""
+    """Search settings for ``snap`` around the configured ``als``, ``realtime`` and
+    ``sequence``'s weights; without ``sequence`` there is no sequence term to tune.
+
+    The search starts from ``incumbent``'s winner (the last tuning's, the settings being
+    served; None: the configured ones), and a candidate replaces it only by the rule of
+    :func:`_better`: a noisy hold-out then keeps what is served instead of swinging between
+    two settings from one tuning to the next. Candidates are steps from the configured value
+    (and the configured value itself), not from the incumbent, so the settings never drift
+    further from the configuration than one search reaches.
+    """
     start = time.perf_counter()
-    result = TuneResult(als, realtime, None if sequence is None else sequence.weights)
+    weights = None if sequence is None else sequence.weights
+    if incumbent is None:
+        result = TuneResult(als, realtime, weights)
+    else:
+        seq = None if sequence is None else (incumbent.sequence or weights)
+        result = TuneResult(incumbent.als, incumbent.realtime, seq)
     if snap.events is None or snap.events.weights is None:
         result.skipped = "the snapshot carries no events"
         return result
@@ -217,33 +248,33 @@ def tune(
         if best_gains is None or _better(gains, best_gains):
             best_gains, best_model, result.als = gains, model, candidate
 
-    try_als(als)
+    try_als(result.als)
     search = {
-        "factors": (lambda v: _steps(v, (0.5, 0.25), integer=True)),
-        "regularization": (lambda v: _steps(v, (4.0, 0.25))),
-        "alpha": (lambda v: _steps(v, (1 / 3, 3.0))),
+        "factors": (lambda v: [v, *_steps(v, (0.5, 0.25), integer=True)]),
+        "regularization": (lambda v: [v, *_steps(v, (4.0, 0.25))]),
+        "alpha": (lambda v: [v, *_steps(v, (1 / 3, 3.0))]),
     }
     for knob in ALS_KNOBS:
         if knob in pinned:
             continue
-        incumbent = result.als
-        for value in search[knob](getattr(incumbent, knob)):
-            try_als(replace(incumbent, **{knob: value}))
+        best = result.als
+        for value in _around(search[knob](getattr(als, knob)), getattr(best, knob)):
+            try_als(replace(best, **{knob: value}))
     if best_model is None:
         result.skipped = "no candidate could be fitted"
         result.seconds = time.perf_counter() - start
         return result
     rt_search = {
-        "recent_boost": (lambda v: [v / 10, v * 4] if v else [10.0]),
-        "recent_half_life": (lambda v: _steps(v, (4.0,))),
-        "similarity_weight": (lambda v: [0.0, v * 4] if v else [0.05]),
+        "recent_boost": (lambda v: [v, v / 10, v * 4] if v else [v, 10.0]),
+        "recent_half_life": (lambda v: [v, v * 4]),
+        "similarity_weight": (lambda v: [v, 0.0, v * 4] if v else [v, 0.05]),
     }
     for knob in REALTIME_KNOBS:
         if knob in pinned:
             continue
-        incumbent = result.realtime
-        for value in rt_search[knob](getattr(incumbent, knob)):
-            candidate = replace(incumbent, **{knob: value})
+        best_rt = result.realtime
+        for value in _around(rt_search[knob](getattr(realtime, knob)), getattr(best_rt, knob)):
+            candidate = replace(best_rt, **{knob: value})
             gains = trial(result.als, candidate, best_model, 0.0)
             if _better(gains, best_gains):
                 best_gains, result.realtime = gains, candidate

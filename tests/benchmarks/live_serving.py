@@ -4,7 +4,7 @@ the builder stopped and with a trivial endpoint, in one run.
     .venv/bin/python -m tests.benchmarks.live_serving [--stream taste|pareto]
         [--items 100000] [--users 30000]
         [--window 300000] [--rate 1000] [--retrain-every 30000] [--seconds 60] [--rounds 2]
-        [--builder-nice 5] [--builder-cpus ""] [--server-ef N]
+        [--builder-nice 5] [--train-nice 19] [--builder-cpus ""] [--server-ef N]
 
 Needs ``wrk``. On one host: Apache Kafka (``recsvc broker``'s broker), a
 backlog of ``--window`` events over ``--items`` items (a stream of real_factors.py: ``taste``,
@@ -191,6 +191,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--builder-nice", type=int, default=None, help="default: the builder's")
+    parser.add_argument("--train-nice", type=int, default=None, help="default: the builder's")
     parser.add_argument("--builder-cpus", default="")
     parser.add_argument(
         "--server-ef",
@@ -218,6 +219,8 @@ def main() -> None:
         extra = ["--window", str(args.window), "--retrain-every", str(args.retrain_every)]
         if args.builder_nice is not None:
             extra += ["--nice", str(args.builder_nice)]
+        if args.train_nice is not None:
+            extra += ["--train-nice", str(args.train_nice)]
         if args.builder_cpus:
             extra += ["--cpus", args.builder_cpus]
         started = time.monotonic()

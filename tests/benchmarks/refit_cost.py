@@ -2,13 +2,17 @@
 
     .venv/bin/python -m tests.benchmarks.refit_cost [--stream pareto taste] [--refits 11]
         [--items 100000] [--users 30000] [--window 300000] [--retrain-every 30000]
+        [--compare warm|backoff]
 
 For each stream (real_factors.py: ``pareto`` heavy-tailed, ``taste`` clustered tastes), a
 window of ``--window`` events, then ``--refits`` refits each after ``--retrain-every`` more,
 run by the builder's own training worker with its defaults (tuning every 5th refit, the
 index compared across kinds at the first refit and every 10th, associations, sequential
 rules) and published to a temporary store: once with every refit from random factors
-(``--warm-iterations 0``, the releases before), once warm-started (the default). Reports
+(``--warm-iterations 0``, the releases before), once warm-started (the default); or, with
+``--compare backoff``, once tuning at every 5th refit whatever the tunings chose
+(``--tune-backoff 1``, the releases before) and once with the default backoff (the gap doubling
+while tunings agree; training/tuning_schedule.py), warm-started both times. Reports
 each refit's CPU seconds (all the process's threads: implicit's, FAISS's and numpy's) and
 wall seconds, which refits tuned, and the totals side by side. The first refit of each run
 has nothing to start from and is left out of the totals.
@@ -37,7 +41,14 @@ from recommendation_service.training.tuning import TuneParams
 from .real_factors import stream_events
 
 
-def run(stream: str, warm_iterations: int, args) -> list[dict]:
+def _winner(manifest: dict) -> str:
+    """What a tuning chose, in short (agreeing tunings back off)."""
+    w = manifest["tuning"]["winner"]
+    return (f"factors {w['factors']}, reg {w['regularization']:g}, alpha {w['alpha']:g}, "
+            f"boost {w['recent_boost']:g}, sequence {w.get('sequence_weight', 0):g}")  # fmt: skip
+
+
+def run(stream: str, warm_iterations: int, backoff: int, args) -> list[dict]:
     events = stream_events(stream, args.window + args.refits * args.retrain_every,
                            args.users, args.items, seed=3)  # fmt: skip
     window = SlidingWindow(args.window)
@@ -50,7 +61,7 @@ def run(stream: str, warm_iterations: int, args) -> list[dict]:
             ALSTrainer(replace(ALSParams(), warm_iterations=warm_iterations)),
             store,
             lambda: (window.snapshot(), {}),
-            tuning=TuneParams(),
+            tuning=TuneParams(backoff=backoff),
             sequence=SequenceParams(),
         )
         for refit in range(args.refits):
@@ -60,16 +71,19 @@ def run(stream: str, warm_iterations: int, args) -> list[dict]:
             cpu, wall = time.process_time(), time.perf_counter()
             worker._train_once()
             manifest = worker.last_manifest
+            tuned = bool((manifest.get("tuning") or {}).get("tuned_at_this_refit"))
             rows.append(
                 {
                     "refit": refit + 1,
                     "cpu_s": round(time.process_time() - cpu, 2),
                     "wall_s": round(time.perf_counter() - wall, 2),
-                    "tuned": bool((manifest.get("tuning") or {}).get("tuned_at_this_refit")),
+                    "tuned": tuned,
                     "index": (manifest.get("ann") or {}).get("kind"),
+                    "winner": _winner(manifest) if tuned else None,
                 }
             )
-            print(stream, f"warm_iterations={warm_iterations}", json.dumps(rows[-1]), flush=True)
+            print(stream, f"warm_iterations={warm_iterations} backoff={backoff}",
+                  json.dumps(rows[-1]), flush=True)  # fmt: skip
     return rows
 
 
@@ -81,25 +95,31 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=300_000)
     parser.add_argument("--retrain-every", type=int, default=30_000)
     parser.add_argument("--refits", type=int, default=11)
+    parser.add_argument("--compare", choices=("warm", "backoff"), default="warm")
     parser.add_argument("--json-out", type=Path, default=Path("refit_cost.json"))
     args = parser.parse_args()
     results = {}
     # As in the builder: implicit's own threads, no BLAS threads on top.
     with threadpool_limits(1, "blas"):
         for stream in args.stream:
-            for warm in (0, ALSParams.warm_iterations):
-                results[f"{stream} warm_iterations={warm}"] = run(stream, warm, args)
-    print(f"\n{'stream, refits from':<34}{'CPU s':>8}{'wall s':>8}{'tuned CPU s':>13}"
+            if args.compare == "warm":
+                for warm in (0, ALSParams.warm_iterations):
+                    label = "random" if warm == 0 else "the last refit"
+                    results[f"{stream}, from {label}"] = run(stream, warm, TuneParams.backoff, args)
+            else:
+                for backoff in (1, TuneParams.backoff):
+                    label = "every 5th" if backoff == 1 else f"backoff {backoff}"
+                    results[f"{stream}, tuning {label}"] = run(
+                        stream, ALSParams.warm_iterations, backoff, args
+                    )
+    print(f"\n{'stream, ' + args.compare:<34}{'CPU s':>8}{'wall s':>8}{'tuned CPU s':>13}"
           f"{'untuned CPU s':>15}")  # fmt: skip
     for name, rows in results.items():
         later = rows[1:]
         tuned = [r["cpu_s"] for r in later if r["tuned"]]
         plain = [r["cpu_s"] for r in later if not r["tuned"]]
-        label = name.replace("warm_iterations=0", "random").replace(
-            f"warm_iterations={ALSParams.warm_iterations}", "the last refit"
-        )
         print(
-            f"{label:<34}{sum(r['cpu_s'] for r in later):>8.1f}"
+            f"{name:<34}{sum(r['cpu_s'] for r in later):>8.1f}"
             f"{sum(r['wall_s'] for r in later):>8.1f}"
             f"{(sum(tuned) / len(tuned) if tuned else 0):>13.1f}"
             f"{(sum(plain) / len(plain) if plain else 0):>15.1f}"

@@ -46,3 +46,23 @@ def test_an_unexpected_refit_failure_is_logged_and_retried(tmp_path, caplog):
         worker.stop()
     assert worker.trainer.calls == 2 and worker.unexpected_failures == 0
     assert "refit failed unexpectedly" in caplog.text
+
+
+def test_tunings_back_off_while_they_agree(tmp_path):
+    # The same window at every refit: each tuning starts from the last one's winner and
+    # keeps it, so the gap doubles (1, 2, 4) up to backoff x every.
+    window = SlidingWindow(10_000)
+    for event in planted_events(1500):
+        window.add(event)
+    worker = TrainingWorker(
+        ALSTrainer(SMALL_ALS), ModelStore(tmp_path), lambda: (window.snapshot(), {}),
+        tuning=TuneParams(every=1, backoff=4, max_fits=2),
+    )  # fmt: skip
+    tuned, gaps = [], []
+    for _ in range(12):
+        worker._train_once()
+        tuning = worker.last_manifest["tuning"]
+        tuned.append(tuning["tuned_at_this_refit"])
+        gaps.append(tuning["schedule"]["gap"])
+    assert [k for k, t in enumerate(tuned) if t] == [0, 1, 3, 7, 11]
+    assert gaps[-1] == 4 and gaps[:2] == [1, 2]

@@ -5,6 +5,7 @@ from click.testing import CliRunner
 
 from recommendation_service.cli import main
 from recommendation_service.cli.reference import markdown_table, option_variables
+from recommendation_service.config.builder import BuilderConfig
 from recommendation_service.config.kafka import KafkaSettings, parse_kafka_options
 from recommendation_service.errors import ConfigError
 
@@ -43,6 +44,19 @@ def test_environment_variables_set_options(tmp_path):
         env={"RECSVC_BUILDER_RETRAIN_EVERY": "-5", "RECSVC_BUILDER_MODEL_DIR": str(tmp_path)},
     )
     assert result.exit_code == 2 and "retrain-every must be >= 1" in result.output
+
+
+def test_training_never_outranks_the_consumer(tmp_path):
+    # A thread cannot take back priority it gave up without privileges: a training thread
+    # meant to run before the consumer would silently run at the consumer's niceness.
+    result = CliRunner().invoke(
+        main, ["builder", "--model-dir", str(tmp_path), "--nice", "10", "--train-nice", "5"]
+    )
+    assert result.exit_code == 2 and "train-nice must be nice..19" in result.output
+    # Unset, it follows --nice: raising --nice alone is never refused.
+    config = BuilderConfig(kafka=KafkaSettings(), model_dir=tmp_path, niceness=10)
+    assert config.train_niceness == 10
+    assert BuilderConfig(kafka=KafkaSettings(), model_dir=tmp_path).train_niceness == 5
 
 
 def test_every_option_reads_the_variable_the_readme_documents(monkeypatch):

@@ -402,8 +402,9 @@ def test_the_builder_runs_at_its_niceness_on_its_cpus(broker, topic, tmp_path):
     from ..processes import stop
 
     cpu = min(os.sched_getaffinity(0))
-    proc = start_builder(broker.bootstrap_servers, topic, tmp_path, "--nice", "7", "--cpus",
-                         str(cpu), "--group-id", f"g-{uuid.uuid4().hex}")  # fmt: skip
+    proc = start_builder(broker.bootstrap_servers, topic, tmp_path, "--nice", "7",
+                         "--train-nice", "12", "--cpus", str(cpu),
+                         "--group-id", f"g-{uuid.uuid4().hex}")  # fmt: skip
     def threads():
         nice, allowed = [], []
         for task in Path(f"/proc/{proc.pid}/task").iterdir():
@@ -419,9 +420,9 @@ def test_the_builder_runs_at_its_niceness_on_its_cpus(broker, topic, tmp_path):
         wait_until(lambda: (tmp_path / "builder_status.json").exists(), what="the builder")
         # The training thread lowers its own priority once it starts, which may be
         # a moment after the status file appears.
-        wait_until(lambda: 19 in threads()[0], timeout=20, what="the training thread at 19")
+        wait_until(lambda: 12 in threads()[0], timeout=20, what="the training thread at 12")
         nice, allowed = threads()
     finally:
         stop(proc)
-    assert min(nice) >= 7 and max(nice) == 19  # every thread; the training thread at 19
+    assert min(nice) >= 7 and max(nice) == 12  # every thread; the training thread at 12
     assert set(allowed) == {str(cpu)}

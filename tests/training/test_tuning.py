@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,13 @@ from recommendation_service.training.als import ALSTrainer
 from recommendation_service.training.fold_in import FoldIn, RealtimeParams
 from recommendation_service.training.params import ALSParams
 from recommendation_service.training.successors import SequenceParams
-from recommendation_service.training.tuning import ALS_KNOBS, REALTIME_KNOBS, TuneParams, tune
+from recommendation_service.training.tuning import (
+    ALS_KNOBS,
+    REALTIME_KNOBS,
+    TuneParams,
+    TuneResult,
+    tune,
+)
 
 from ..conftest import category, planted_tastes
 from ..streams import series_events, shuffled
@@ -103,6 +111,34 @@ def test_noise_does_not_move_the_settings():
     result = tune(window.snapshot(), DEFAULTS, RealtimeParams(), TuneParams(), trainer.fit)
     assert result.skipped is None and len(result.trials) > 3
     assert result.als == DEFAULTS
+
+
+def test_noise_keeps_the_served_settings_too():
+    # The last tuning chose 32 factors: on a hold-out that favours nothing, the next tuning
+    # keeps them (no swing back to the configured 64), though it tries the configured value.
+    rng = np.random.default_rng(3)
+    window = SlidingWindow(20_000)
+    for k in range(8000):
+        window.add(Event(f"u{rng.integers(400)}", f"i{rng.integers(300)}", 1.0, float(k)))
+    served = TuneResult(replace(DEFAULTS, factors=32), RealtimeParams(recent_boost=4.0))
+    trainer = ALSTrainer(DEFAULTS)
+    result = tune(window.snapshot(), DEFAULTS, RealtimeParams(), TuneParams(), trainer.fit,
+                  incumbent=served)  # fmt: skip
+    assert result.trials[0]["factors"] == 32 and result.trials[0]["recent_boost"] == 4.0
+    assert {t["factors"] for t in result.trials} >= {64, 32, 16}
+    assert result.als == served.als and result.realtime == served.realtime
+
+
+def test_a_second_tuning_from_the_first_one_agrees(taste_window):
+    _, window = taste_window
+    trainer = ALSTrainer(DEFAULTS)
+    snap = window.snapshot()
+    first = tune(snap, DEFAULTS, RealtimeParams(), TuneParams(), trainer.fit)
+    second = tune(snap, DEFAULTS, RealtimeParams(), TuneParams(), trainer.fit, incumbent=first)
+    assert first.als.factors < DEFAULTS.factors
+    assert second.as_dict()["winner"] == first.as_dict()["winner"]
+    # Its steps are the configured value's, so the way back to 64 stays open.
+    assert DEFAULTS.factors in {t["factors"] for t in second.trials}
 
 
 @pytest.mark.parametrize(

@@ -24,15 +24,13 @@ from ...training.ranker_refit import RankStage, fit_rank_stage
 from ...training.successors import SequenceParams, Successors, successors
 from ...training.trained_model import TrainedModel
 from ...training.tuning import TuneParams, TuneResult, tune
+from ...training.tuning_schedule import TuningSchedule
 from ...vectors.ann import ANNParams
 from ...vectors.sequences import SequenceWeights
 from .index_choice import IndexChoice
 from .write_failures import WriteFailures
 
 logger = logging.getLogger(__name__)
-
-#: Niceness of the training thread (and the ALS threads it starts): the lowest priority.
-TRAINING_NICENESS = 19
 
 SnapshotSource = Callable[[], tuple[WindowSnapshot, Mapping[str, Mapping[int, int]]]]
 PublishedHook = Callable[[dict, FoldIn, Successors | None, RankStage | None], None]
@@ -63,6 +61,9 @@ class TrainingWorker:
         Whether and how the rank stage's rankers are fitted (None: versions rank by the sum).
     max_backoff
         Upper bound of the wait between retries after a failed publish.
+    niceness
+        Scheduling niceness of the training thread and the ALS threads it starts (the
+        builder passes its ``--train-nice``; 19, the lowest priority, when used alone).
     """
 
     def __init__(
@@ -78,8 +79,10 @@ class TrainingWorker:
         max_backoff: float = 60.0,
         sequence: SequenceParams | None = None,
         ranker: RankerParams | None = None,
+        niceness: int = 19,
     ) -> None:
         self.trainer = trainer
+        self.niceness = niceness
         self.store = store
         self.take_snapshot = take_snapshot
         self.realtime = realtime or RealtimeParams()
@@ -87,6 +90,7 @@ class TrainingWorker:
         self.index_choice = IndexChoice(self.ann)
         self.assoc = assoc or AssociationParams()
         self.tuning = tuning or TuneParams(enabled=False)
+        self.tune_schedule = TuningSchedule(self.tuning)
         #: How sequential rules are learnt and weighted (None: versions carry none).
         self.sequence = sequence
         #: The last tuning's outcome, reused by the refits between tunings.
@@ -139,8 +143,9 @@ class TrainingWorker:
 
     def _run(self) -> None:
         # Refits, tuning and index builds are bulk work: on a host shared with servers they
-        # take only the CPU requests leave (alone on a host this changes nothing).
-        lower_thread_priority(TRAINING_NICENESS)
+        # take only the share of the CPU their niceness buys (alone on a host this changes
+        # nothing).
+        lower_thread_priority(self.niceness)
         while True:
             self._wanted.wait()
             if self._stop.is_set():
@@ -263,11 +268,14 @@ class TrainingWorker:
         weights = None if self.sequence is None else self.sequence.weights
         if not t.enabled:
             return self.trainer.params, self.realtime, weights, None
-        due = self.tuned is None or self.trainings % t.every == 0
+        due = self.tuned is None or self.tune_schedule.due(self.trainings)
         if due:
             self.tuned = tune(
-                snapshot, self.trainer.params, self.realtime, t, self.trainer.fit, self.sequence
-            )
+                snapshot, self.trainer.params, self.realtime, t, self.trainer.fit, self.sequence,
+                incumbent=self.tuned,
+            )  # fmt: skip
+            self.tune_schedule.record(self.trainings, self.tuned)
         report = self.tuned.as_dict()
         report["tuned_at_this_refit"] = due
+        report["schedule"] = self.tune_schedule.as_dict()
         return self.tuned.als, self.tuned.realtime, self.tuned.sequence or weights, report
