@@ -41,7 +41,7 @@ from ..training.ranker_fit import RankerChoice, RankerParams
 from ..training.ranker_refit import fit_rank_stage
 from ..training.successors import SequenceParams, successors
 from ..training.trained_model import TrainedModel
-from ..training.tuning import ALS_KNOBS, TuneParams, TuneResult, tune
+from ..training.tuning import ALS_KNOBS, TuneParams
 from ..training.tuning_schedule import TuningSchedule
 from ..vectors.sequences import SequenceWeights, sequence_scores
 from ..vectors.top_n import top_n
@@ -222,7 +222,6 @@ def evaluate(
         seen_users.add(e.user)
     refit_seconds: list[float] = []
     chosen: dict[tuple, int] = {}
-    tuned: list[TuneResult] = []
     warm: list[TrainedModel] = []
     rankers: list[dict] = []
     fitted_choice: list[RankerChoice] = []
@@ -236,15 +235,12 @@ def evaluate(
         als, realtime = config.als, config.realtime
         retuned = False
         if config.tuning.enabled:
-            if not tuned or schedule.due(len(refit_seconds)):
-                retuned = True
-                tuned[:] = [
-                    tune(snap, config.als, config.realtime, config.tuning, trainer.fit,
-                         config.sequence, incumbent=tuned[0] if tuned else None)
-                ]  # fmt: skip
-                schedule.record(len(refit_seconds), tuned[0])
-            als, realtime = tuned[0].als, tuned[0].realtime
-            seq = tuned[0].sequence
+            tuned, retuned = schedule.settings_for(
+                len(refit_seconds), snap, config.als, config.realtime, trainer.fit,
+                config.sequence,
+            )  # fmt: skip
+            als, realtime = tuned.als, tuned.realtime
+            seq = tuned.sequence
             key = tuple(
                 getattr(als if k in ALS_KNOBS else realtime, k) if k in CHOICE_KEYS[:6]
                 else (None if seq is None else getattr(seq, k.split("_")[1]))
@@ -252,8 +248,8 @@ def evaluate(
             )  # fmt: skip
             chosen[key] = chosen.get(key, 0) + 1
         weights = None if config.sequence is None else config.sequence.weights
-        if config.tuning.enabled and tuned[0].sequence is not None:
-            weights = tuned[0].sequence
+        if config.tuning.enabled and schedule.result.sequence is not None:
+            weights = schedule.result.sequence
         model = trainer.fit(snap, als, warm=warm[0] if warm else None)
         warm[:] = [model]  # the next refit starts from these factors, as the builder's does
         fitted = _Fitted(model, realtime, config.sequence, weights)

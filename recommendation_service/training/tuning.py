@@ -157,12 +157,9 @@ def _around(values: list, current) -> list:
 
 
 def _steps(value: float, factors: Iterable[float], integer: bool = False) -> list:
-    out = []
-    for f in factors:
-        v = max(8, round(value * f)) if integer else value * f
-        if v != value and v not in out:
-            out.append(v)
-    return out
+    """``value`` times each of ``factors`` (at least 8, rounded, when ``integer``), each
+    once, ``value`` itself left out."""
+    return _around([max(8, round(value * f)) if integer else value * f for f in factors], value)
 
 
 def tune(

@@ -11,9 +11,15 @@ share this one rule.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .tuning import TuneParams, TuneResult
+from ..data.window import WindowSnapshot
+from .fold_in import RealtimeParams
+from .params import ALSParams
+from .successors import SequenceParams
+from .trained_model import TrainedModel
+from .tuning import TuneParams, TuneResult, tune
 
 
 @dataclass
@@ -32,11 +38,17 @@ class TuningSchedule:
     gap: int = field(init=False)
     #: The refit number of the last tuning (None before the first).
     last: int | None = None
-    #: What the last tuning chose (None when it was skipped, or before the first).
-    winner: dict | None = None
+    #: The last tuning's outcome: the settings the refits until the next one use, and the
+    #: incumbent that one starts from (None before the first).
+    result: TuneResult | None = None
 
     def __post_init__(self) -> None:
         self.gap = self.params.every
+
+    @property
+    def winner(self) -> dict | None:
+        """What the last tuning chose (None when it was skipped, or before the first)."""
+        return _winner(self.result)
 
     def due(self, refit: int) -> bool:
         """Whether refit number ``refit`` (counted from 0) tunes."""
@@ -44,13 +56,35 @@ class TuningSchedule:
 
     def record(self, refit: int, result: TuneResult) -> None:
         """Note the tuning refit number ``refit`` ran, and set the gap to the next one."""
-        winner = None if result.skipped else result.as_dict()["winner"]
+        winner = _winner(result)
         if winner is not None and winner == self.winner:
             self.gap = min(2 * self.gap, self.params.every * self.params.backoff)
         else:
             self.gap = self.params.every
-        self.last, self.winner = refit, winner
+        self.last, self.result = refit, result
+
+    def settings_for(
+        self,
+        refit: int,
+        snap: WindowSnapshot,
+        als: ALSParams,
+        realtime: RealtimeParams,
+        fit: Callable[[WindowSnapshot, ALSParams], TrainedModel],
+        sequence: SequenceParams | None,
+    ) -> tuple[TuneResult, bool]:
+        """The tuning outcome refit number ``refit`` of ``snap`` uses, and whether it tuned:
+        when due, a tuning around the configured ``als``, ``realtime`` and ``sequence`` from
+        the last one's winner; else the last one's outcome."""
+        due = self.due(refit)
+        if due:
+            outcome = tune(snap, als, realtime, self.params, fit, sequence, incumbent=self.result)
+            self.record(refit, outcome)
+        return self.result, due
 
     def as_dict(self) -> dict:
         """For the manifest: the refits until the next tuning, counted from the last one."""
         return {"gap": self.gap, "every": self.params.every, "backoff": self.params.backoff}
+
+
+def _winner(result: TuneResult | None) -> dict | None:
+    return None if result is None or result.skipped else result.as_dict()["winner"]

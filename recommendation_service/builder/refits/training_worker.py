@@ -23,7 +23,7 @@ from ...training.ranker_fit import RankerChoice, RankerParams
 from ...training.ranker_refit import RankStage, fit_rank_stage
 from ...training.successors import SequenceParams, Successors, successors
 from ...training.trained_model import TrainedModel
-from ...training.tuning import TuneParams, TuneResult, tune
+from ...training.tuning import TuneParams
 from ...training.tuning_schedule import TuningSchedule
 from ...vectors.ann import ANNParams
 from ...vectors.sequences import SequenceWeights
@@ -90,11 +90,10 @@ class TrainingWorker:
         self.index_choice = IndexChoice(self.ann)
         self.assoc = assoc or AssociationParams()
         self.tuning = tuning or TuneParams(enabled=False)
+        #: Which refits tune, and the last tuning's outcome the refits between reuse.
         self.tune_schedule = TuningSchedule(self.tuning)
         #: How sequential rules are learnt and weighted (None: versions carry none).
         self.sequence = sequence
-        #: The last tuning's outcome, reused by the refits between tunings.
-        self.tuned: TuneResult | None = None
         self.ranker = ranker if ranker is not None and ranker.enabled else None
         #: The last fitted rankers, kept by the refits between ranker fits, and the hold-out
         #: fit they were learnt on (the next one starts from it).
@@ -268,14 +267,11 @@ class TrainingWorker:
         weights = None if self.sequence is None else self.sequence.weights
         if not t.enabled:
             return self.trainer.params, self.realtime, weights, None
-        due = self.tuned is None or self.tune_schedule.due(self.trainings)
-        if due:
-            self.tuned = tune(
-                snapshot, self.trainer.params, self.realtime, t, self.trainer.fit, self.sequence,
-                incumbent=self.tuned,
-            )  # fmt: skip
-            self.tune_schedule.record(self.trainings, self.tuned)
-        report = self.tuned.as_dict()
+        tuned, due = self.tune_schedule.settings_for(
+            self.trainings, snapshot, self.trainer.params, self.realtime, self.trainer.fit,
+            self.sequence,
+        )  # fmt: skip
+        report = tuned.as_dict()
         report["tuned_at_this_refit"] = due
         report["schedule"] = self.tune_schedule.as_dict()
-        return self.tuned.als, self.tuned.realtime, self.tuned.sequence or weights, report
+        return tuned.als, tuned.realtime, tuned.sequence or weights, report
